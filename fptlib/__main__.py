@@ -1,0 +1,5 @@
+import sys
+
+from fptlib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,114 @@
+"""Pure plotting functions: they draw what they are given, label bits, and refuse bad indices."""
+import io
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from fptlib.viz import (as_bertviz, bertviz_views, bit_labels, plot_attention, plot_attention_grid,
+                        plot_matching_comparison, plot_matching_scores, plot_matching_vs_length)
+
+matplotlib.use("Agg")
+
+
+def random_attn(layers=2, batch=3, heads=4, L=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(layers, batch, heads, L, L, generator=g).softmax(-1)
+
+
+def pixels(fig):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def test_bit_labels_from_zero_one_and_pm_one():
+    x = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    assert bit_labels(x) == ["a0:1", "a1:0", "b0:0", "b1:1"]
+    assert bit_labels(x * 2 - 1) == bit_labels(x)
+    assert bit_labels(x[:, None], n_bits=2) == bit_labels(x)
+    with pytest.raises(ValueError, match="pass x\\[example\\]"):
+        bit_labels(torch.zeros(2, 4), n_bits=2)
+
+
+def test_plot_attention_draws_the_chosen_matrix_with_bit_ticks():
+    attn = random_attn()
+    tokens = bit_labels(torch.tensor([1, 0, 1, 1, 0, 0, 1, 0, 1, 1.0]))
+    fig = plot_attention(attn, layer=1, head=2, example=0, tokens=tokens)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.images[0].get_array(), attn[1, 0, 2].numpy())
+    assert [t.get_text() for t in ax.get_xticklabels()] == tokens
+    assert [t.get_text() for t in ax.get_yticklabels()] == tokens
+    mean = plot_attention(attn, 1, 0, 2, mean_heads=True, colorbar=False)
+    np.testing.assert_allclose(mean.axes[0].images[0].get_array(), attn[1, 2].mean(0).numpy(), rtol=1e-6)
+    assert "mean of heads" in mean.axes[0].get_title()
+
+
+def test_plot_attention_other_head_is_another_picture():
+    attn = random_attn()
+    assert pixels(plot_attention(attn, 0, 0, 0)) != pixels(plot_attention(attn, 0, 1, 0))
+
+
+def test_plot_attention_into_given_axes_and_marks():
+    attn = random_attn(L=8)
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plot_attention(attn, 0, 0, 0, ax=ax, mark_bits=4) is fig
+    assert len(ax.patches) == 2 * 4   # two outlined cells per output position
+
+
+def test_plot_attention_errors_name_the_range():
+    attn = random_attn()
+    with pytest.raises(ValueError, match="head=4 is out of range.*0..3"):
+        plot_attention(attn, 0, 4, 0)
+    with pytest.raises(ValueError, match="layer=-1"):
+        plot_attention(attn, -1, 0, 0)
+    with pytest.raises(TypeError, match="example must be an int"):
+        plot_attention(attn, 0, 0, 0.5)
+    with pytest.raises(ValueError, match="tokens has 3 labels"):
+        plot_attention(attn, 0, 0, 0, tokens=["a", "b", "c"])
+
+
+def test_long_strings_thin_the_ticks():
+    attn = random_attn(layers=1, batch=1, heads=1, L=512)
+    fig = plot_attention(attn, 0, 0, 0, tokens=[str(i) for i in range(512)], colorbar=False)
+    assert 10 <= len(fig.axes[0].get_xticks()) <= 40
+
+
+def test_grid_has_one_panel_per_layer_and_head():
+    attn = random_attn(layers=3, heads=4)
+    fig = plot_attention_grid(attn, example=1, layers=[0, 2], heads=[1, 3])
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 4
+    np.testing.assert_allclose(panels[3].images[0].get_array(), attn[2, 1, 3].numpy())
+    assert len(plot_attention_grid(attn).axes) == 3 * 4 + 1   # + colorbar
+    with pytest.raises(ValueError, match="heads is empty"):
+        plot_attention_grid(attn, heads=[])
+
+
+def test_matching_score_plots():
+    score = torch.tensor([[0.1, 0.95], [0.5, 0.2]])
+    fig = plot_matching_scores(score, chance=0.2)
+    ax = fig.axes[0]
+    assert "chance 0.200" in ax.get_title()
+    assert sorted(t.get_text() for t in ax.texts) == sorted([".10", ".95", ".50", ".20"])
+    both = plot_matching_comparison({"pretrained": score, "random": score * 0.5}, chance=0.2)
+    assert [a.get_title().split("\n")[0] for a in both.axes if a.images] == ["pretrained", "random"]
+    lines = plot_matching_vs_length({"pretrained": {5: 0.9, 8: 0.8}}, {5: 0.2, 8: 0.125})
+    assert len(lines.axes[0].lines) == 2
+    with pytest.raises(ValueError, match="layers, heads"):
+        plot_matching_scores(torch.zeros(3))
+
+
+def test_bertviz_layout_and_html():
+    attn = random_attn()
+    per_layer = as_bertviz(attn, example=2)
+    assert len(per_layer) == 2 and per_layer[0].shape == (1, 4, 10, 10)
+    torch.testing.assert_close(per_layer[1][0], attn[1, 2])
+    tokens = bit_labels(torch.tensor([1, 0, 1, 1, 0, 0, 1, 0, 1, 1.0]))
+    head_html, model_html = bertviz_views(attn, tokens, example=0)
+    for html in (head_html, model_html):
+        assert "a0:1" in html.data and "b4:1" in html.data

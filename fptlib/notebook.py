@@ -93,14 +93,18 @@ def choose_profile(device: str, env: Mapping[str, str] | None = None) -> tuple[s
 
 
 def choose_device(env: Mapping[str, str] | None = None) -> str:
-    """``FPT_DEVICE`` if set, else ``cuda`` when available, else ``cpu``."""
-    import torch
-
+    """``FPT_DEVICE`` if set, else the library's rule (CUDA, then MPS, then CPU)."""
     env = os.environ if env is None else env
     asked = env.get("FPT_DEVICE", "").strip()
     if asked:
         return asked
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        from fptlib.env import pick_device
+    except ImportError:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(pick_device("auto"))
 
 
 def default_results_dir(env: Mapping[str, str] | None = None) -> Path:

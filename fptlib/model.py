@@ -1,0 +1,270 @@
+"""The Frozen Pretrained Transformer: new input layer -> frozen backbone -> new output layer.
+
+    x --(cut into tokens)--> input layer --> backbone (inputs_embeds) --> last k tokens --> output
+                             trained         LN + positions trained,      read off          trained
+                                             attention + MLP frozen
+
+Which groups train is a ``FreezeSpec`` (``fptlib.freeze``): the paper's default ``fpt`` trains
+the input and output layers, the layer norms and the positional embeddings.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from fptlib.backbones.base import Backbone
+from fptlib.freeze import GROUPS, FreezeSpec
+
+# The authors initialise the input layer orthogonally with gain 1.41 (about sqrt 2) and zero bias.
+INPUT_INIT_GAIN = 1.41
+
+
+class FrozenPretrainedTransformer(nn.Module):
+    """FPT around any ``Backbone``.
+
+    Exactly one of ``token_dim`` (continuous tokens: a linear input layer) and ``vocab_size``
+    (discrete tokens: an embedding table) is given. ``output_dim`` logits are produced for each of
+    the last ``output_tokens`` tokens. ``max_len`` is the longest sequence the model will see; if
+    it exceeds the backbone's learned positional table, ``extend_positions=True`` grows the table
+    (otherwise a ValueError names both lengths).
+    """
+
+    def __init__(self, backbone: Backbone, *, output_dim: int, token_dim: int | None = None,
+                 vocab_size: int | None = None, output_tokens: int = 1,
+                 freeze: "str | FreezeSpec" = "fpt", dropout: float = 0.1,
+                 max_len: int | None = None, extend_positions: bool = False,
+                 pad_id: int | None = None) -> None:
+        super().__init__()
+        if not isinstance(backbone, Backbone):
+            raise TypeError(f"backbone must be an fptlib Backbone (see fptlib.load_backbone), "
+                            f"not {type(backbone).__name__}")
+        if (token_dim is None) == (vocab_size is None):
+            raise ValueError("give exactly one of token_dim (continuous inputs, linear input "
+                             "layer) and vocab_size (discrete inputs, embedding table)")
+        for label, value in (("output_dim", output_dim), ("output_tokens", output_tokens),
+                             ("token_dim", token_dim), ("vocab_size", vocab_size),
+                             ("max_len", max_len)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        if max_len is not None and output_tokens > max_len:
+            raise ValueError(f"output_tokens={output_tokens} cannot exceed the sequence length "
+                             f"max_len={max_len}: the output layer reads the last k tokens")
+
+        self.backbone = backbone
+        self.token_dim, self.vocab_size, self.pad_id = token_dim, vocab_size, pad_id
+        self.output_tokens, self.output_dim = output_tokens, output_dim
+        self.max_len = max_len
+        hidden = backbone.hidden_size
+
+        if token_dim is not None:
+            self.input = nn.Linear(token_dim, hidden)
+            nn.init.orthogonal_(self.input.weight, gain=INPUT_INIT_GAIN)
+            nn.init.zeros_(self.input.bias)
+        else:
+            self.input = nn.Embedding(vocab_size, hidden, padding_idx=pad_id)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden, output_dim)
+
+        self.positions_extended = False
+        limit = backbone.max_positions
+        if max_len is not None and limit is not None and max_len > limit:
+            if not extend_positions:
+                raise ValueError(
+                    f"sequences of {max_len} tokens exceed {backbone.name}'s learned positional "
+                    f"table of {limit} rows; pass extend_positions=True to grow the table "
+                    f"(new rows start as copies of the pretrained ones and train with them), "
+                    f"or use shorter sequences")
+            backbone.extend_positions(max_len)
+            self.positions_extended = True
+
+        self.freeze = FreezeSpec.parse(freeze)
+        self.apply_freeze(self.freeze)
+
+    # ---- construction helpers ----------------------------------------------------------------
+    @classmethod
+    def for_task(cls, task, backbone: Backbone, freeze="fpt", **kwargs) -> "FrozenPretrainedTransformer":
+        """Build the model a task needs (token size or vocabulary, output tokens and size)."""
+        return cls(backbone, freeze=freeze, **{**task.model_kwargs(), **kwargs})
+
+    def param_group_map(self) -> dict[str, str]:
+        """Every parameter name of the model -> its group (see ``fptlib.freeze``)."""
+        groups = {f"backbone.{name}": group
+                  for name, group in self.backbone.parameter_groups().items()}
+        for name, _ in self.input.named_parameters():
+            groups[f"input.{name}"] = "input"
+        for name, _ in self.output.named_parameters():
+            groups[f"output.{name}"] = "output"
+        return groups
+
+    def apply_freeze(self, spec: "str | FreezeSpec") -> None:
+        """Set ``requires_grad`` from a freeze spec; the unused token table never trains."""
+        self.freeze = FreezeSpec.parse(spec)
+        groups = self.param_group_map()
+        for name, param in self.named_parameters():
+            group = groups[name]
+            param.requires_grad_(group != "unused" and self.freeze.trains(group))
+
+    # ---- forward ----------------------------------------------------------------------------
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Check the input and cut continuous inputs into tokens of ``token_dim``.
+
+        Continuous: float ``[B, N]`` or ``[B, L, M]`` with ``N`` / ``M`` a multiple of token_dim
+        becomes ``[B, N/token_dim, token_dim]`` (``[B, L*M/token_dim, token_dim]``).
+        Discrete: long ``[B, L]`` token ids, returned as they are.
+        """
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"input must be a torch.Tensor, not {type(x).__name__}")
+        if self.vocab_size is not None:
+            if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+                raise TypeError(f"this model embeds discrete tokens: give integer token ids of "
+                                f"shape [batch, length], not a {x.dtype} tensor")
+            if x.dim() != 2:
+                raise ValueError(f"token ids must have shape [batch, length]; got {tuple(x.shape)}")
+            return x.long()
+        if not x.is_floating_point():
+            raise TypeError(f"this model has a linear input layer: give a floating-point tensor "
+                            f"(e.g. x.float()), not {x.dtype}")
+        if x.dim() not in (2, 3):
+            raise ValueError(f"continuous input must be [batch, features] or [batch, tokens, "
+                             f"features]; got shape {tuple(x.shape)}")
+        last = x.shape[-1]
+        if last % self.token_dim:
+            raise ValueError(f"the input's last dimension ({last}) is not a multiple of the token "
+                             f"size ({self.token_dim}); pad the input or pick a token size that "
+                             f"divides {last}")
+        return x.reshape(x.shape[0], -1, self.token_dim)
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                output_attentions: bool = False):
+        """Logits ``[B, output_dim]`` (or ``[B, k, output_dim]`` when reading k > 1 tokens).
+
+        With ``output_attentions=True`` returns ``(logits, attentions)``: one ``[B, heads, L, L]``
+        tensor per layer. ``attention_mask`` (1 = real token) marks right padding: the output is
+        then read from the last *real* token(s) of each sequence.
+        """
+        tokens = self.tokens(x)
+        length = tokens.shape[1]
+        limit = self.backbone.max_positions
+        if limit is not None and length > limit:
+            raise ValueError(f"got {length} tokens but {self.backbone.name}'s positional table has "
+                             f"{limit} rows; build the model with max_len={length} and "
+                             f"extend_positions=True")
+        if self.output_tokens > length:
+            raise ValueError(f"the model reads the last {self.output_tokens} tokens but the input "
+                             f"has only {length}")
+        if attention_mask is not None and tuple(attention_mask.shape) != tuple(tokens.shape[:2]):
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
+                             f"[batch, tokens] = {tuple(tokens.shape[:2])}")
+
+        embeds = self.dropout(self.input(tokens))
+        out = self.backbone(embeds, attention_mask=attention_mask,
+                            output_attentions=output_attentions)
+        logits = self.output(self._last_tokens(out.hidden, attention_mask))
+        if self.output_tokens == 1:
+            logits = logits[:, 0]
+        return (logits, out.attentions) if output_attentions else logits
+
+    def forward_with_attentions(self, x, attention_mask=None):
+        return self.forward(x, attention_mask=attention_mask, output_attentions=True)
+
+    def _last_tokens(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        k = self.output_tokens
+        if mask is None:
+            return hidden[:, -k:]
+        lengths = mask.long().sum(dim=1)
+        if bool((lengths < k).any()):
+            raise ValueError(f"a sequence in the batch has fewer than {k} real tokens")
+        index = lengths[:, None] - k + torch.arange(k, device=hidden.device)
+        return hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
+
+    # ---- description ------------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        """What identifies this configuration (checkpoints from another one are refused)."""
+        bb = self.backbone
+        return {
+            "backbone": bb.name, "family": bb.family, "init": bb.init,
+            "hidden_size": bb.hidden_size, "num_layers": bb.num_layers,
+            "positions": bb.max_positions,
+            "token_dim": self.token_dim, "vocab_size": self.vocab_size,
+            "output_tokens": self.output_tokens, "output_dim": self.output_dim,
+            "max_len": self.max_len, "freeze": self.freeze.name,
+            "trained_groups": sorted(self.freeze.trained),
+        }
+
+    def describe(self, seq_len: int | None = None) -> "Description":
+        """Parameter counts per group, trainable or frozen, and the paper's trainable count.
+
+        The paper counts only the positional rows a task uses (``seq_len``, default the model's
+        ``max_len``) and of course not the unused token table; ``paper_trainable`` does the same.
+        """
+        return Description.of(self, seq_len or self.max_len)
+
+
+@dataclass
+class Description:
+    backbone: str
+    rows: list[tuple[str, int, int]]    # (group, total, trainable)
+    trainable: int
+    total: int
+    paper_trainable: int
+    seq_len: int | None
+    freeze: str
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, model: FrozenPretrainedTransformer, seq_len: int | None) -> "Description":
+        groups = model.param_group_map()
+        counts = {g: [0, 0] for g in (*GROUPS, "unused")}
+        paper = 0
+        for name, param in model.named_parameters():
+            group = groups[name]
+            counts[group][0] += param.numel()
+            if param.requires_grad:
+                counts[group][1] += param.numel()
+                if group == "positions" and seq_len is not None and param.dim() == 2:
+                    paper += min(seq_len, param.shape[0]) * param.shape[1]
+                else:
+                    paper += param.numel()
+        rows = [(g, total, train) for g, (total, train) in counts.items() if total]
+        notes = list(model.backbone.notes)
+        if model.backbone.max_positions is None and model.freeze.trains("positions"):
+            notes.append("the 'positions' group is empty for this backbone: training it "
+                         "changes nothing")
+        if counts["unused"][0]:
+            notes.append("'unused' is the backbone's token embedding table: inputs go through "
+                         "inputs_embeds, so it is never used nor trained")
+        return cls(
+            backbone=model.backbone.describe_source(), rows=rows,
+            trainable=sum(r[2] for r in rows), total=sum(r[1] for r in rows),
+            paper_trainable=paper, seq_len=seq_len, freeze=model.freeze.name, notes=notes)
+
+    def to_dict(self) -> dict:
+        return {
+            "backbone": self.backbone, "freeze": self.freeze, "seq_len": self.seq_len,
+            "groups": {g: {"total": t, "trainable": tr, "frozen": t - tr} for g, t, tr in self.rows},
+            "trainable": self.trainable, "total": self.total,
+            "paper_trainable": self.paper_trainable,
+            "paper_trainable_fraction": self.paper_trainable / self.total if self.total else math.nan,
+            "notes": self.notes,
+        }
+
+    def __str__(self) -> str:
+        lines = [f"{self.backbone}; freeze preset '{self.freeze}'",
+                 f"{'group':<12} {'total':>13} {'trainable':>13} {'frozen':>13}"]
+        for group, total, train in self.rows:
+            lines.append(f"{group:<12} {total:>13,} {train:>13,} {total - train:>13,}")
+        lines.append(f"{'all':<12} {self.total:>13,} {self.trainable:>13,} "
+                     f"{self.total - self.trainable:>13,}")
+        used = f"{self.seq_len} positional rows used" if self.seq_len else "all positional rows"
+        lines.append(f"trainable as the paper counts it ({used}): {self.paper_trainable:,} "
+                     f"= {100 * self.paper_trainable / self.total:.3f}% of all parameters")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+FPT = FrozenPretrainedTransformer

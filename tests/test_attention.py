@@ -134,5 +134,32 @@ def test_lstm_has_no_attention():
             self.rnn = nn.LSTM(4, 4)
     with pytest.raises(ValueError, match="LSTM"):
         extract_attentions(LSTMLike(), torch.zeros(1, 2, 4))
+    from fptlib.backbones.registry import load_backbone
+    with pytest.raises(ValueError, match="LSTM"):
+        extract_attentions(load_backbone("lstm", hidden_size=8, layers=1), torch.zeros(1, 2, 8))
     with pytest.raises(TypeError, match="nn.Module"):
         extract_attentions(lambda x: x, torch.zeros(1))
+
+
+# ------------------------------------------------------------------ the project's own backbones
+
+TINY = {
+    "gpt2": dict(n_layer=2, n_embd=32, n_head=4),
+    "minilm": dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, intermediate_size=64),
+    "smollm2": dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                    intermediate_size=64),
+}
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_extract_from_project_backbones(name):
+    from fptlib.backbones.registry import load_backbone
+    try:
+        bb = load_backbone(name, init="random", config_overrides=TINY[name])
+    except Exception as err:  # the config ships with an optional offline package
+        pytest.skip(f"{name} config not available offline: {err}")
+    mask = torch.ones(2, 6, dtype=torch.long)
+    attn = extract_attentions(bb, torch.randn(2, 6, bb.hidden_size), attention_mask=mask)
+    assert attn.shape == (2, 2, 4, 6, 6)
+    torch.testing.assert_close(attn.sum(-1), torch.ones(2, 2, 4, 6))
+    assert (attn.triu(1).abs().max() == 0) == bb.causal

@@ -1,0 +1,114 @@
+"""Tasks backed by a fixed set of examples (images, ListOps files, proteins).
+
+Each split is loaded once into CPU tensors (``Split``) and copied to the training device on first
+use, so batches are gathered by indexing a tensor that already lives on the GPU: no DataLoader,
+no worker processes, no host-to-device copy per step. Variable-length splits are stored padded
+to their longest example together with the true lengths; a batch is cut to its own longest
+example (per-batch padding) and carries a mask.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+from fptlib.tasks.base import Batch, Task, seeded_generator
+from fptlib.tasks.sampling import StepSampler
+
+
+@dataclass
+class Split:
+    """Examples of one split: ``x`` [N, ...], ``y`` [N], ``lengths`` [N] for padded sequences."""
+
+    x: Tensor
+    y: Tensor
+    lengths: Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def to(self, device) -> "Split":
+        lengths = None if self.lengths is None else self.lengths.to(device)
+        return Split(self.x.to(device), self.y.to(device), lengths)
+
+    @classmethod
+    def from_sequences(cls, sequences: list[list[int]], labels: list[int]) -> "Split":
+        """Token-id lists (ids < 256) stored right-padded with 0 as uint8, with their lengths."""
+        width = max(len(t) for t in sequences)
+        x = torch.zeros(len(sequences), width, dtype=torch.uint8)
+        for row, t in enumerate(sequences):
+            x[row, : len(t)] = torch.tensor(t, dtype=torch.uint8)
+        return cls(x, torch.tensor(labels), torch.tensor([len(t) for t in sequences]))
+
+    def take(self, n: int | None) -> "Split":
+        """The first ``n`` examples (all when ``n`` is None)."""
+        if n is None or n >= len(self):
+            return self
+        lengths = None if self.lengths is None else self.lengths[:n]
+        return Split(self.x[:n], self.y[:n], lengths)
+
+
+class DatasetTask(Task):
+    """A task whose examples are stored tensors; subclasses implement ``load_splits``.
+
+    ``prepare(x, train, generator)`` turns stored examples (e.g. uint8 images) into model input
+    on the device; image tasks normalise, augment and cut patches there.
+    """
+
+    bucketing: bool = True  # length-bucketed training batches for variable-length splits
+
+    def __init__(self):
+        self._splits: dict[str, Split] | None = None
+        self._on_device: dict[tuple[str, str], Split] = {}
+
+    # subclasses: return {"train": Split, "val": Split, <eval split>: Split, ...}
+    def load_splits(self) -> dict[str, Split]:
+        raise NotImplementedError
+
+    def prepare(self, x: Tensor, train: bool, generator: torch.Generator | None) -> Tensor:
+        return x
+
+    # -------------------------------------------------------------------------------------
+    def splits(self) -> dict[str, Split]:
+        if self._splits is None:
+            self._splits = self.load_splits()
+        return self._splits
+
+    def split(self, name: str, device="cpu") -> Split:
+        key = (name, str(torch.device(device)))
+        if key not in self._on_device:
+            self._on_device[key] = self.splits()[name].to(device)
+        return self._on_device[key]
+
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(s) for name, s in self.splits().items()}
+
+    def _batch(self, data: Split, idx: Tensor, train: bool, generator) -> Batch:
+        x, mask = data.x[idx], None
+        if data.lengths is not None:
+            lengths = data.lengths[idx]
+            width = int(lengths.max())
+            x = x[:, :width].long()
+            mask = (torch.arange(width, device=x.device)[None, :] < lengths[:, None]).long()
+        return Batch(self.prepare(x, train, generator), data.y[idx].long(), mask)
+
+    def train_batches(self, batch_size: int, device, seed: int, start_step: int = 0) -> Iterator[Batch]:
+        data = self.split("train", device)
+        lengths = data.lengths.cpu() if (self.bucketing and data.lengths is not None) else None
+        sampler = StepSampler(len(data), batch_size, seed, lengths=lengths)
+        step = start_step
+        while True:
+            idx = sampler.indices(step).to(data.y.device)
+            yield self._batch(data, idx, True, seeded_generator(device, seed, "augment", step))
+            step += 1
+
+    def eval_batches(self, split: str, batch_size: int, device, limit: int | None = None) -> Iterator[Batch]:
+        """The first ``limit`` examples of ``split`` in a fixed order (by length when padded)."""
+        data = self.split(self.check_split(split), device).take(limit)
+        order = torch.arange(len(data), device=data.y.device)
+        if data.lengths is not None:  # similar lengths together: less padding, same every call
+            order = torch.argsort(data.lengths, stable=True)
+        for idx in order.split(batch_size):
+            yield self._batch(data, idx, False, None)

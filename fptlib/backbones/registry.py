@@ -10,6 +10,8 @@ id, or a local folder of a GPT-2, BERT or LLaMA model. ``init`` is
 """
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from dataclasses import dataclass
 
@@ -90,15 +92,10 @@ def load_backbone(name: str, init: str = "pretrained", *, dropout: float = 0.1, 
                          f"{', '.join(FAMILIES)} families")
 
     if init == "random":
-        family, config = _config_for(name)
-        _apply_dropout(family, config, dropout)
+        _, config = _config_for(name)
         for key, value in overrides.items():
             setattr(config, key, value)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            body = build_body(family, config)
-        backbone = FAMILIES[family](body, name=name, init="random",
-                                    source="random initialisation from the config (no weights loaded)")
+        backbone = backbone_from_config(config, name=name, dropout=dropout, seed=seed)
     else:
         backbone = _load_pretrained(name, dropout, overrides)
         if init == "statistics":
@@ -108,12 +105,39 @@ def load_backbone(name: str, init: str = "pretrained", *, dropout: float = 0.1, 
     return backbone
 
 
+def backbone_from_config(config, name: str | None = None, *, dropout: float = 0.1,
+                         seed: int = 0) -> Backbone:
+    """A randomly initialised backbone from a transformers config (GPT-2, BERT or LLaMA family).
+
+    Nothing is downloaded; the global RNG is left as it was.
+    """
+    family = family_of(config)
+    config = copy.deepcopy(config)
+    _apply_dropout(family, config, dropout)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        body = build_body(family, config)
+    return FAMILIES[family](body, name=name or f"{family} ({config.num_hidden_layers} layers)",
+                            init="random",
+                            source="random initialisation from the config (no weights loaded)")
+
+
 def _looks_like_model_id(name: str) -> bool:
     return "/" in name or os.path.isdir(name)
 
 
 def _config_for(name: str):
-    """(family, config) without downloading weights: built-in for GPT-2 sizes, else read."""
+    """(family, config) without downloading weights: built-in for GPT-2 sizes, else read.
+
+    Returns a fresh copy each time (callers modify it); reading SmolLM2's config from its GGUF
+    file takes seconds, so the parsed config is cached.
+    """
+    family, config = _read_config(name)
+    return family, copy.deepcopy(config)
+
+
+@functools.lru_cache(maxsize=None)
+def _read_config(name: str):
     known = KNOWN.get(name)
     if known and known.gpt2_size:
         from transformers import GPT2Config

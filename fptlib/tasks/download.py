@@ -75,16 +75,17 @@ def reachable(url: str, timeout: float = 3.0) -> bool:
 def check_archive(path: Path) -> None:
     """Read a ``.tar.gz`` to the end: gzip checks its CRC-32 and length, tar its headers.
 
-    Raises ValueError naming the file when it is truncated or corrupt.
+    The gzip stream is read to its very end first (``tarfile`` alone stops at the end-of-archive
+    marker and may never reach the CRC). Raises ValueError naming the file when it is truncated
+    or corrupt.
     """
     try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
         with tarfile.open(path, "r:gz") as tar:
-            for member in tar:
-                if member.isfile():
-                    stream = tar.extractfile(member)
-                    while stream is not None and stream.read(1 << 20):
-                        pass
-    except (tarfile.TarError, EOFError, OSError, zlib.error, gzip.BadGzipFile) as err:
+            tar.getmembers()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise ValueError(f"{path} is not a complete .tar.gz archive ({err}); "
                          f"the download was corrupt or interrupted") from err
 

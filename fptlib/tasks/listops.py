@@ -30,11 +30,11 @@ import random
 import tempfile
 from pathlib import Path
 
-import torch
 
 from fptlib.tasks.base import paper_hparams
 from fptlib.tasks.dataset import DatasetTask, Split
-from fptlib.tasks.download import data_dir, data_dir_explained
+from fptlib.tasks.download import data_dir as resolve_data_dir
+from fptlib.tasks.download import data_dir_explained
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 END = "]"
@@ -302,7 +302,7 @@ class ListOps(DatasetTask):
                             f"first {self.max_len} tokens")
 
     def data_root(self) -> Path:
-        return data_dir(self.root)
+        return resolve_data_dir(self.root)
 
     def missing_lra_message(self) -> str:
         return (f"ListOps: LRA's released files {', '.join(LRA_FILES.values())} were not found "
@@ -347,7 +347,7 @@ class ListOps(DatasetTask):
 
     @classmethod
     def availability(cls, data_dir=None, **_) -> tuple[bool, str, str]:
-        found = lra_folder(globals()["data_dir"](data_dir))
+        found = lra_folder(resolve_data_dir(data_dir))
         if found:
             return True, f"LRA's released listops-1000 files in {found}", ""
         return True, "generated here (reimplemented LRA generator)", (

@@ -13,7 +13,7 @@ from fptlib.backbones import (BackboneUnavailable, backbone_names, default_backb
                               load_backbone)
 from fptlib.backbones import hub
 
-from conftest import tiny_backbone
+from fpt_testing import tiny_backbone
 
 
 @pytest.fixture

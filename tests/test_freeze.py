@@ -8,7 +8,7 @@ import torch
 from fptlib.freeze import PRESETS, FreezeSpec
 from fptlib.model import FPT
 
-from conftest import tiny_backbone
+from fpt_testing import tiny_backbone
 
 FAMILIES = ("gpt2", "bert", "llama", "lstm")
 

@@ -7,7 +7,7 @@ import torch
 from fptlib.backbones import load_backbone
 from fptlib.model import FPT, INPUT_INIT_GAIN
 
-from conftest import tiny_backbone
+from fpt_testing import tiny_backbone
 
 
 # ---- patching and shapes ---------------------------------------------------------------------

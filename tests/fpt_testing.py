@@ -1,0 +1,27 @@
+"""Test helpers importable from every test module (``from fpt_testing import ...``).
+
+Kept out of conftest.py: notebooks/ has a conftest.py too, and ``import conftest`` would be
+ambiguous.
+"""
+from __future__ import annotations
+
+
+def tiny_backbone(family: str, seed: int = 0):
+    """A 2-layer, 32-wide backbone of ``family`` with random weights (no download)."""
+    from transformers import BertConfig, GPT2Config, LlamaConfig
+
+    from fptlib.backbones import backbone_from_config, load_backbone
+
+    if family == "gpt2":
+        config = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=16)
+    elif family == "bert":
+        config = BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=64, vocab_size=16)
+    elif family == "llama":
+        config = LlamaConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
+                             num_key_value_heads=1, intermediate_size=64, vocab_size=16)
+    elif family == "lstm":
+        return load_backbone("lstm", init="random", hidden_size=32, layers=2, seed=seed)
+    else:
+        raise ValueError(family)
+    return backbone_from_config(config, name=f"tiny-{family}", seed=seed)

@@ -239,14 +239,14 @@ def balanced_order(y: torch.Tensor, seed: int) -> torch.Tensor:
     Shuffle, rank each example among the shuffled examples of its class, then order by rank:
     the first k examples take about k / classes from each class.
     """
-    perm = torch.randperm(len(y), generator=seeded_generator("cpu", seed, "carve"))
-    labels = y[perm]
-    grouped = torch.argsort(labels, stable=True)          # by class, shuffled within a class
-    counts = torch.bincount(labels)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty_like(perm)
-    rank[grouped] = torch.arange(len(y)) - starts[labels[grouped]]
-    return perm[torch.argsort(rank, stable=True)]
+    perm = torch.randperm(len(y), generator=seeded_generator("cpu", seed, "carve")).numpy()
+    labels = y.numpy()[perm]
+    grouped = np.argsort(labels, kind="stable")          # by class, shuffled within a class
+    counts = np.bincount(labels)
+    starts = np.cumsum(counts) - counts
+    rank = np.empty_like(perm)
+    rank[grouped] = np.arange(len(perm)) - starts[labels[grouped]]
+    return torch.from_numpy(perm[np.argsort(rank, kind="stable")])
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,8 @@ def tiny_backbone(family: str, seed: int = 0):
     from fptlib.backbones import backbone_from_config, load_backbone
 
     if family == "gpt2":
-        config = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=16)
+        config = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=16,
+                            bos_token_id=0, eos_token_id=0)
     elif family == "bert":
         config = BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
                             intermediate_size=64, max_position_embeddings=64, vocab_size=16)

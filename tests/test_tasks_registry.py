@@ -64,7 +64,7 @@ def test_every_task_honours_the_interface(name, opts, tmp_path):
     task = tasks.get(name, data_dir=tmp_path, **opts) if name in ("digits", "listops") else tasks.get(name, **opts)
     assert task.name == name and task.description and task.data_source
     kw = task.model_kwargs()
-    assert kw["n_classes_out"] == task.output_dim and kw["output_tokens"] == task.output_tokens
+    assert kw["output_dim"] == task.output_dim and kw["output_tokens"] == task.output_tokens
     assert ("vocab_size" in kw) == (task.input_kind == "discrete")
     info = task.info()
     assert json.loads(json.dumps(info))["name"] == name

@@ -101,12 +101,13 @@ class Task:
     # ---- model-facing -------------------------------------------------------------------
     def model_kwargs(self) -> dict:
         """Keyword arguments of ``FPT(...)`` that this task decides."""
-        kw = {"n_classes_out": self.output_dim, "output_tokens": self.output_tokens,
+        kw = {"output_dim": self.output_dim, "output_tokens": self.output_tokens,
               "max_len": self.max_len}
         if self.input_kind == "continuous":
             kw["token_dim"] = self.token_dim
         else:
             kw["vocab_size"] = self.vocab_size
+            kw["pad_id"] = self.pad_id
         return kw
 
     # ---- data ---------------------------------------------------------------------------

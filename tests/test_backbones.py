@@ -180,3 +180,47 @@ def test_describe_cli_bad_preset_is_a_clean_error(capsys):
 def test_tiny_backbones_of_every_family_build():
     for family in ("gpt2", "bert", "llama", "lstm"):
         assert tiny_backbone(family).hidden_size == 32
+
+
+# ---- the online path, exercised on files in the real formats -----------------------------------
+
+def _save_tiny(family, folder):
+    backbone = tiny_backbone(family)
+    backbone.model.save_pretrained(folder)
+    return backbone
+
+
+@pytest.mark.parametrize("family", ["gpt2", "bert", "llama"])
+def test_local_folder_in_hugging_face_format_loads(family, tmp_path, no_network):
+    saved = _save_tiny(family, tmp_path / family)
+    loaded = load_backbone(str(tmp_path / family))
+    assert loaded.family == family and loaded.init == "pretrained"
+    for (name, a), (_, b) in zip(saved.named_parameters(), loaded.named_parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_gpt2_from_the_hugging_face_cache(tmp_path, monkeypatch, no_network):
+    """A GPT-2 laid out as the hub cache lays it out is found and loaded without any network."""
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--openai-community--gpt2" / "snapshots" / ("0" * 40)
+    saved = _save_tiny("gpt2", snapshot)
+    (cache / "models--openai-community--gpt2" / "refs").mkdir(parents=True)
+    (cache / "models--openai-community--gpt2" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    assert hub.is_cached("openai-community/gpt2")
+    loaded = load_backbone("gpt2")
+    assert loaded.init == "pretrained" and "openai-community/gpt2" in loaded.source
+    assert torch.equal(loaded.model.wpe.weight, saved.model.wpe.weight)
+    stats = load_backbone("gpt2", init="statistics")
+    assert not torch.equal(stats.model.wpe.weight, saved.model.wpe.weight)
+
+
+def test_unsupported_family_is_named(tmp_path):
+    from transformers import T5Config
+
+    T5Config(num_layers=1, d_model=8, d_ff=8, num_heads=1, d_kv=8).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="gpt2, bert, llama"):
+        load_backbone(str(tmp_path), init="random")

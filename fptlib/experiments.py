@@ -1,0 +1,461 @@
+"""Named configurations for every table of the paper, at two profiles, and ``run(config)``.
+
+- ``quick``: minutes on a 2-core CPU with the default backbone (the bundled MiniLM where GPT-2
+  is not available): small sizes, a few hundred steps, for CI and a first contact. These numbers
+  show the *shape* of the paper's findings at toy scale; they are not the paper's numbers.
+- ``full``: the paper's settings (GPT-2, full-size tasks, long training), for a GPU.
+
+A ``RunConfig`` is a plain frozen dataclass. Its ``key`` is a stable hash of everything that
+changes the result (task and options, backbone and init, freeze preset, hyperparameters, seed)
+and of nothing else: the same run listed in two tables (FPT on Bit XOR is in table 1, the
+initialisation table and the ablation ladder) has one key, runs once, and is stored once.
+``run(config)`` returns the stored record when the results store already has that key.
+
+Where the paper's backbone (GPT-2) cannot be loaded, the tables use the default backbone
+(``fptlib.backbones.default_backbone``) and every record names the backbone it really used.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from fptlib import results
+
+PROFILES = ("quick", "full")
+
+# Per profile and task: task options and training settings. quick: ~10-40 s per run on 2 CPU
+# cores with MiniLM; full: the paper's task sizes, training long enough to converge (its
+# "steps to converge" table), evaluating on the test set (ListOps, Homology: validation).
+TASK_SETTINGS: dict[str, dict[str, dict]] = {
+    "quick": {
+        "bit-xor": dict(options={"n": 5, "eval_size": 256}, steps=200, batch_size=8, eval_every=50),
+        "bit-memory": dict(options={"n_bits": 40, "n_patterns": 5, "patch": 10, "eval_size": 128},
+                           steps=200, batch_size=8, eval_every=50),
+        "listops": dict(options={"min_length": 20, "max_length": 60, "n_train": 2000, "n_val": 256,
+                                 "n_test": 256}, steps=200, batch_size=8, eval_every=50),
+        # no MNIST offline: scikit-learn's real 8x8 digits stand in, and the records say so
+        "mnist": dict(task="digits", options={}, steps=200, batch_size=8, eval_every=50),
+        "cifar10": dict(options={}, steps=200, batch_size=8, eval_every=50, eval_limit=512),
+        "cifar10-lra": dict(options={}, steps=100, batch_size=8, eval_every=50, eval_limit=256),
+        "homology": dict(options={"max_len": 256}, steps=200, batch_size=8, eval_every=50, eval_limit=256, lr=1e-4),
+    },
+    "full": {
+        "bit-xor": dict(options={}, steps=20_000, batch_size=16, eval_every=500),
+        "bit-memory": dict(options={}, steps=40_000, batch_size=16, eval_every=1000),
+        "listops": dict(options={}, steps=20_000, batch_size=16, eval_every=1000),
+        "mnist": dict(options={}, steps=20_000, batch_size=16, eval_every=1000),
+        "cifar10": dict(options={}, steps=100_000, batch_size=16, eval_every=2500),
+        "cifar10-lra": dict(options={}, steps=100_000, batch_size=16, eval_every=2500),
+        "homology": dict(options={}, steps=100_000, batch_size=16, eval_every=2500, lr=1e-4),
+    },
+}
+# the tasks a table runs at each profile; full: the paper's seven
+QUICK_TASKS = ("bit-xor", "bit-memory", "listops", "mnist")
+FULL_TASKS = ("bit-memory", "bit-xor", "listops", "mnist", "cifar10", "cifar10-lra", "homology")
+# target accuracies for the compute table ("steps to converge"): reaching them counts as converged
+TARGETS = {"bit-xor": 0.99, "bit-memory": 0.99, "listops": 0.35, "mnist": 0.95, "cifar10": 0.6,
+           "cifar10-lra": 0.35, "homology": 0.1}
+LSTM_LR = 3e-4          # the paper's learning rate for LSTMs
+FULL_SIZE_NOTE = "quick profile: toy scale on CPU, not the paper's settings"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. Fields with compare=False are labels (where the run appears), not identity."""
+    task: str
+    backbone: str
+    init: str = "pretrained"           # pretrained | random | statistics | bit-memory (see bit_memory_backbone)
+    freeze: str = "fpt"
+    steps: int = 300
+    lr: float = 1e-3
+    batch_size: int = 16
+    grad_accum: int = 1
+    seed: int = 0
+    eval_every: int = 100
+    eval_limit: int | None = None
+    target_accuracy: float | None = None
+    task_options: tuple[tuple[str, Any], ...] = ()
+    layers: int | None = None          # keep only the first k blocks of the backbone
+    hidden_size: int | None = None     # the LSTM's width (default: the paper's 768)
+    backbone_overrides: tuple[tuple[str, Any], ...] = ()
+    dropout: float = 0.1
+    profile: str = field(default="quick", compare=False)
+    table: str = field(default="", compare=False)
+    row: str = field(default="", compare=False)
+    column: str = field(default="", compare=False)
+    target: float | None = field(default=None, compare=False)   # accuracy counted as converged (compute table)
+
+    @property
+    def key(self) -> str:
+        ident = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare}
+        digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        return f"{self.task}-{self.backbone}-{self.init}-{self.freeze.replace('+', 'p')}-{digest}"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["key"] = self.key
+        return d
+
+    def describe(self) -> str:
+        layers = f", {self.layers} layers" if self.layers else ""
+        return (f"{self.task} | {self.backbone} ({self.init}{layers}) | freeze {self.freeze} | "
+                f"{self.steps} steps, lr {self.lr:g}, batch {self.batch_size}, seed {self.seed}")
+
+
+# -- building configs -----------------------------------------------------------------------
+
+def resolve_backbone(backbone: str | None = None) -> str:
+    """A concrete backbone name: the argument, else the registry's default rule."""
+    if backbone and backbone != "default":
+        return backbone
+    from fptlib.backbones.registry import default_backbone
+    return default_backbone()[0]
+
+
+def base_config(task: str, profile: str, backbone: str, **changes) -> RunConfig:
+    """The profile's settings for a task, with ``changes`` applied."""
+    check_profile(profile)
+    if task not in TASK_SETTINGS[profile]:
+        raise ValueError(f"no {profile} settings for task {task!r}: known {sorted(TASK_SETTINGS[profile])}")
+    s = dict(TASK_SETTINGS[profile][task])
+    options = tuple(sorted(s.pop("options").items()))
+    task = s.pop("task", task)
+    kw = dict(task=task, backbone=backbone, task_options=options, profile=profile, **s)
+    kw.update(changes)
+    return RunConfig(**kw)
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: choose one of {PROFILES}")
+    return profile
+
+
+def _tasks(profile: str, quick: tuple[str, ...] = QUICK_TASKS) -> tuple[str, ...]:
+    return quick if profile == "quick" else FULL_TASKS
+
+
+# the quick profile keeps the notebooks' total CPU time small: the ablation tables use two tasks
+QUICK_ABLATION_TASKS = ("bit-xor", "mnist")
+
+
+def _label(cfg: RunConfig, table: str, row: str, column: str) -> RunConfig:
+    return dataclasses.replace(cfg, table=table, row=row, column=column)
+
+
+def _lstm(cfg: RunConfig, **changes) -> RunConfig:
+    """The paper's LSTM baseline in place of the transformer (lr 3e-4; quick: as wide as the backbone)."""
+    width = None if cfg.profile == "full" else 384
+    return dataclasses.replace(cfg, backbone="lstm", init="random", lr=LSTM_LR, hidden_size=width, **changes)
+
+
+def _table1(profile, bb):
+    out = []
+    for t in _tasks(profile):
+        base = base_config(t, profile, bb)
+        out.append(_label(base, "table1", "FPT", t))
+        # "Full transformer": the same architecture, randomly initialised, every weight trained
+        out.append(_label(dataclasses.replace(base, init="random", freeze="full"), "table1", "Full transformer", t))
+        out.append(_label(_lstm(base, freeze="full"), "table1", "Full LSTM", t))
+    return out
+
+
+def _init(profile, bb):
+    out = []
+    for t in _tasks(profile, QUICK_ABLATION_TASKS):
+        base = base_config(t, profile, bb)
+        out.append(_label(base, "init", "language", t))
+        out.append(_label(dataclasses.replace(base, init="random"), "init", "random", t))
+        if t != "bit-memory":
+            out.append(_label(dataclasses.replace(base, init="bit-memory"), "init", "Bit Memory pretrained", t))
+        out.append(_label(dataclasses.replace(base, init="statistics"), "init", "statistics only", t))
+    return out
+
+
+def _architecture(profile, bb):
+    t = "cifar10" if profile == "full" else "mnist"
+    base = base_config(t, profile, bb, init="random")
+    return [_label(base, "architecture", "frozen random transformer", "cifar10"),
+            _label(_lstm(base), "architecture", "frozen random LSTM", "cifar10")]
+
+
+def _compute(profile, bb):
+    out = []
+    for t in _tasks(profile, QUICK_ABLATION_TASKS):
+        # the runs of table 1 / the init table; steps to reach TARGETS[t] are read from their evaluations
+        base = dataclasses.replace(base_config(t, profile, bb), target=TARGETS[t])
+        out.append(_label(base, "compute", "language", t))
+        out.append(_label(dataclasses.replace(base, init="random"), "compute", "random", t))
+    return out
+
+
+def _model_size(profile, bb):
+    if profile == "full":
+        t = "cifar10"
+        sizes = (("small", "gpt2"), ("medium", "gpt2-medium"), ("large", "gpt2-large"))
+        return [_label(base_config(t, profile, name, init=init), "model_size", row, col)
+                for row, name in sizes for col, init in (("language", "pretrained"), ("random", "random"))]
+    # quick: depth of the bundled backbone stands in for size (2, 4, 6 of MiniLM's layers)
+    out = []
+    for row, k in (("small", 2), ("medium", 4), ("large", 6)):
+        for col, init in (("language", "pretrained"), ("random", "random")):
+            out.append(_label(base_config("bit-xor", profile, bb, init=init, layers=k), "model_size", row, col))
+    return out
+
+
+LADDER = (("output only", "output_only"), ("+ layer norm", "+layernorm"), ("+ input", "+input"),
+          ("+ positions", "fpt"))
+
+
+def _ladder(profile, bb):
+    out = []
+    for t in _tasks(profile, QUICK_ABLATION_TASKS):
+        for init, row_init in (("pretrained", "pretrained"), ("random", "random")):
+            for col, preset in LADDER:
+                cfg = base_config(t, profile, bb, init=init, freeze=preset)
+                out.append(_label(cfg, "ladder", f"{t} {row_init}", col))
+    return out
+
+
+def _layernorm(profile, bb):
+    t = "cifar10" if profile == "full" else "mnist"
+    return [_label(base_config(t, profile, bb, init=init, freeze=preset), "layernorm", init, col)
+            for init in ("pretrained", "random")
+            for col, preset in (("layer norm frozen", "input+output+positions"), ("layer norm trained", "fpt"))]
+
+
+def _more_than_fpt(profile, bb):
+    rows = (("FPT", "fpt"), ("+ feed-forward", "+feedforward"), ("+ attention", "+attention"), ("+ both", "+both"))
+    return [_label(base_config(t, profile, bb, freeze=preset), "more_than_fpt", row, t)
+            for t in _tasks(profile, QUICK_ABLATION_TASKS) for row, preset in rows]
+
+
+def _backbones(profile, bb):
+    names = (("GPT-2", "gpt2"), ("BERT", "bert-base")) if profile == "full" else (("GPT-2", bb),)
+    tasks = ("cifar10", "listops") if profile == "full" else ("listops",)
+    return [_label(base_config(t, profile, name), "backbones", row, t) for row, name in names for t in tasks]
+
+
+def _depth(profile, bb):
+    layers = (1, 2, 6) if profile == "full" else (1, 2, 6)
+    out = []
+    for k in layers:
+        for col, init in (("pretrained", "pretrained"), ("random", "random")):
+            out.append(_label(base_config("listops", profile, bb, init=init, layers=k, freeze="+layernorm"),
+                              "depth", f"{k} layer{'s' if k > 1 else ''}", col))
+    for col, init in (("pretrained", "pretrained"), ("random", "random")):
+        out.append(_label(base_config("listops", profile, bb, init=init, freeze="output_only"),
+                          "depth", "12 layers, output only", col))
+    return out
+
+
+def _lr_critique(profile, bb):
+    """One configuration per (model, task) at the profile's default lr; the sweep
+    (``fptlib.train.sweep``) varies lr and seeds around these and selects on validation."""
+    tasks = ("listops", "mnist", "cifar10", "cifar10-lra") if profile == "full" else ("listops", "mnist")
+    rows = (("frozen random", "random", "fpt"), ("frozen pretrained", "pretrained", "fpt"),
+            ("unfrozen random", "random", "full"), ("unfrozen pretrained", "pretrained", "full"))
+    return [_label(base_config(t, profile, bb, init=init, freeze=preset, batch_size=8), "lr_critique", row, t)
+            for t in tasks for row, init, preset in rows]
+
+
+TABLES: dict[str, Callable[[str, str], list[RunConfig]]] = {
+    "table1": _table1, "init": _init, "architecture": _architecture, "compute": _compute,
+    "model_size": _model_size, "ladder": _ladder, "layernorm": _layernorm, "more_than_fpt": _more_than_fpt,
+    "backbones": _backbones, "depth": _depth, "lr_critique": _lr_critique,
+}
+ALIASES = {"table2": "init", "lstm-vs-transformer": "architecture", "steps": "compute",
+           "param-groups": "ladder", "more-than-fpt": "more_than_fpt", "model-size": "model_size",
+           "lr-critique": "lr_critique"}
+
+
+def names() -> list[str]:
+    return list(TABLES)
+
+
+def canonical(name: str) -> str:
+    name = ALIASES.get(name, name)
+    if name not in TABLES:
+        raise ValueError(f"unknown experiment table {name!r}: known tables are {names()} "
+                         f"(aliases: {sorted(ALIASES)})")
+    return name
+
+
+def paper_table_for(name: str) -> str:
+    return canonical(name)
+
+
+def table(name: str, profile: str = "quick", backbone: str | None = None) -> list[RunConfig]:
+    """The run configurations of a paper table at a profile, each labelled with its row and column."""
+    return TABLES[canonical(name)](check_profile(profile), resolve_backbone(backbone))
+
+
+def all_configs(profile: str = "quick", backbone: str | None = None) -> list[RunConfig]:
+    """Every distinct run of every table (shared runs once)."""
+    seen: dict[str, RunConfig] = {}
+    for name in TABLES:
+        for cfg in table(name, profile, backbone):
+            seen.setdefault(cfg.key, cfg)
+    return list(seen.values())
+
+
+# -- running --------------------------------------------------------------------------------
+
+def weights_path(key: str, directory=None) -> Path:
+    return results.results_dir(directory) / "weights" / f"{key}.pt"
+
+
+MAX_SAVED_TRAINED = 30_000_000   # trained-parameter count above which weights are not kept
+
+
+def build(config: RunConfig, device: str | torch.device = "cpu", directory=None):
+    """(model, task) for a config, seeded by config.seed; the model is untrained."""
+    from fptlib import tasks as tasks_mod
+    from fptlib.backbones.registry import load_backbone
+    from fptlib.model import FPT
+    from fptlib.train.trainer import seed_everything
+
+    task = tasks_mod.get(config.task, **dict(config.task_options))
+    seed_everything(config.seed)
+    if config.init == "bit-memory":
+        backbone = bit_memory_backbone(config, directory=directory)
+    else:
+        backbone = load_backbone(config.backbone, init=config.init, dropout=config.dropout, seed=config.seed,
+                                 layers=config.layers, config_overrides=dict(config.backbone_overrides) or None,
+                                 hidden_size=config.hidden_size)
+    model = FPT.for_task(task, backbone, freeze=config.freeze, dropout=config.dropout)
+    return model.to(device), task
+
+
+def bit_memory_backbone(config: RunConfig, directory=None):
+    """The paper's "Bit Memory pretrained" initialisation: the same architecture, randomly
+    initialised, every weight trained on Bit Memory; its backbone then serves frozen for ``config``.
+    The pretraining is itself a stored run (and reused)."""
+    from fptlib.backbones.registry import load_backbone
+
+    pre = pretraining_config(config)
+    record = run(pre, directory=directory)
+    path = weights_path(record["key"], directory)
+    if not path.is_file():
+        raise FileNotFoundError(f"the Bit Memory pretraining run {pre.key} has a record but no weights at {path}: "
+                                f"delete its record in {results.results_dir(directory)} to train it again")
+    backbone = load_backbone(config.backbone, init="random", dropout=config.dropout, seed=config.seed,
+                             layers=config.layers, config_overrides=dict(config.backbone_overrides) or None)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    prefix = "backbone."
+    backbone.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, strict=False)
+    backbone.init = "bit-memory"
+    backbone.source = f"randomly initialised, then fully trained on Bit Memory (run {record['key']})"
+    return backbone
+
+
+def pretraining_config(config: RunConfig) -> RunConfig:
+    base = base_config("bit-memory", config.profile, config.backbone, init="random", freeze="full",
+                       seed=config.seed, layers=config.layers, backbone_overrides=config.backbone_overrides,
+                       dropout=config.dropout)
+    return dataclasses.replace(base, table="init", row="Bit Memory pretraining", column="bit-memory")
+
+
+def run(config: RunConfig, *, directory=None, force: bool = False, progress: bool = True,
+        device: str = "auto", checkpoint: bool | None = None) -> dict:
+    """Train ``config`` (or return its stored record) and return the results record.
+
+    ``checkpoint`` (default: on for the full profile) keeps a resumable checkpoint under
+    ``<results>/checkpoints/<key>/``: rerunning after an interruption continues where it stopped.
+    """
+    if not force:
+        done = results.get(config.key, directory)
+        if done is not None:
+            return done
+    record, _ = train(config, directory=directory, progress=progress, device=device, checkpoint=checkpoint)
+    return record
+
+
+def train(config: RunConfig, *, directory=None, progress: bool = True, device: str = "auto",
+          checkpoint: bool | None = None, store: bool = True):
+    """Always train; return (record, model). Stores the record (and small trained weights)."""
+    from fptlib import env
+    from fptlib.train.trainer import TrainConfig, Trainer
+
+    dev = env.pick_device(device)
+    model, task = build(config, dev, directory)
+    if checkpoint is None:
+        checkpoint = config.profile == "full"
+    ckpt_dir = results.results_dir(directory) / "checkpoints" / config.key if checkpoint else None
+    tc = TrainConfig(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum,
+                     eval_every=config.eval_every, eval_limit=config.eval_limit, seed=config.seed,
+                     target_accuracy=config.target_accuracy, device=str(dev), progress=progress,
+                     checkpoint_dir=str(ckpt_dir) if ckpt_dir else None)
+    result = Trainer(model, task, tc).fit()
+    notes = []
+    if config.profile == "quick":
+        notes.append(FULL_SIZE_NOTE)
+    if config.backbone != "lstm" and not config.backbone.startswith("gpt2"):
+        notes.append(f"backbone {config.backbone}, not the paper's GPT-2")
+    record = results.make_record(result, model, task, key=config.key, freeze=config.freeze, profile=config.profile,
+                                 label={"table": config.table, "row": config.row, "column": config.column},
+                                 notes=notes, extra={"run_config": config.to_dict()})
+    if store:
+        trained = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
+        if sum(p.numel() for p in trained.values()) <= MAX_SAVED_TRAINED:
+            path = weights_path(config.key, directory)
+            from fptlib.train.checkpoint import atomic_save
+            atomic_save(trained, path)
+            record["weights"] = str(path.name)
+        results.save(record, directory)
+    return record, model
+
+
+def load_model(config: RunConfig, device: str = "cpu", directory=None):
+    """The trained model of a finished run (rebuilt, then its trained weights loaded), with its task.
+    Raises FileNotFoundError when the run has no stored weights: ``run(config)`` first."""
+    path = weights_path(config.key, directory)
+    if not path.is_file():
+        raise FileNotFoundError(f"no trained weights for run {config.key} at {path}: call experiments.run(config) first")
+    model, task = build(config, device, directory)
+    state = torch.load(path, map_location=device, weights_only=True)
+    missing = set(state) - {n for n, _ in model.named_parameters()}
+    if missing:
+        raise ValueError(f"stored weights {path} do not fit the model of {config.key} (e.g. {sorted(missing)[:3]})")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+    model.eval()
+    return model, task
+
+
+def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None, directory=None,
+              progress: bool = True, device: str = "auto", log: Callable[[str], None] = print) -> list[dict]:
+    """Run every configuration of a table that the store does not have yet; return all records.
+    Runs whose data or backbone is not available here are skipped with a message."""
+    configs = table(name, profile, backbone)
+    records = []
+    for i, cfg in enumerate(configs, 1):
+        done = results.get(cfg.key, directory)
+        if done is not None:
+            log(f"[{i}/{len(configs)}] done already: {cfg.row} / {cfg.column} ({cfg.key})")
+            records.append(done)
+            continue
+        log(f"[{i}/{len(configs)}] running {cfg.row} / {cfg.column}: {cfg.describe()}")
+        try:
+            records.append(run(cfg, directory=directory, progress=progress, device=device))
+        except (FileNotFoundError, *_unavailable_errors()) as err:
+            log(f"    skipped, not available here: {err}")
+    return records
+
+
+def _unavailable_errors() -> tuple[type, ...]:
+    errors: list[type] = []
+    try:
+        from fptlib.backbones.hub import BackboneUnavailable
+        errors.append(BackboneUnavailable)
+    except ImportError:
+        pass
+    return tuple(errors) or (FileNotFoundError,)

@@ -1,0 +1,163 @@
+"""The paper's numbers, as data. Every value here is the paper's (or, for ``lr_critique``, the
+critique paper's), transcribed from /work/shared/reference/fpt-paper.md; nothing here was
+produced by this library. Tables render them in columns labelled with ``paper_label``.
+
+Sources: Lu, Grover, Abbeel, Mordatch, "Pretrained Transformers as Universal Computation Engines",
+arXiv 2103.05247 v2 (2021); Rothermel, Li, Rocktaschel, Foerster, arXiv 2107.12460 (2021).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SOURCE = "Lu et al. 2021, arXiv 2103.05247 v2"
+CRITIQUE_SOURCE = "Rothermel et al. 2021, arXiv 2107.12460"
+
+# the paper's seven tasks, by their fptlib task names, in the paper's column order
+TASKS = ("bit-memory", "bit-xor", "listops", "mnist", "cifar10", "cifar10-lra", "homology")
+TASK_TITLES = {"bit-memory": "Bit Memory", "bit-xor": "Bit XOR", "listops": "ListOps", "mnist": "MNIST",
+               "cifar10": "CIFAR-10", "cifar10-lra": "C10 LRA", "homology": "Homology"}
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    name: str
+    title: str
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+    values: dict[str, dict[str, float]]        # row -> column -> value (missing: not reported)
+    unit: str = "test accuracy %"
+    paper_label: str = "paper (GPT-2)"
+    source: str = SOURCE
+    notes: dict[tuple[str, str], str] = field(default_factory=dict)   # (row, column) -> remark
+    caption: str = ""
+
+    def value(self, row: str, column: str) -> float | None:
+        return self.values.get(row, {}).get(column)
+
+    def cell(self, row: str, column: str) -> str:
+        """The paper's value as text, with its remark (e.g. '89.0 (diverged)'), or '-'."""
+        v = self.value(row, column)
+        if v is None:
+            return "-"
+        text = f"{v:g}" if self.unit.startswith("steps") or self.unit.startswith("parameters") else f"{v:.1f}"
+        note = self.notes.get((row, column))
+        return f"{text} ({note})" if note else text
+
+
+TABLES: dict[str, PaperTable] = {}
+
+
+def _add(t: PaperTable) -> None:
+    TABLES[t.name] = t
+
+
+_add(PaperTable(
+    "table1", "Table 1: FPT vs fully trained transformer and LSTM", ("FPT", "Full transformer", "Full LSTM"), TASKS,
+    {"FPT": dict(zip(TASKS, (100, 100, 38.4, 98.0, 72.1, 38.6, 12.7))),
+     "Full transformer": dict(zip(TASKS, (100, 100, 38, 99.1, 70.3, 42, 9))),
+     "Full LSTM": dict(zip(TASKS, (60.9, 50.1, 17.1, 99.5, 73.6, 11.7, 12)))},
+    paper_label="paper (GPT-2)",
+    notes={("FPT", "cifar10"): "GPT-2 large; base 68.2", ("Full transformer", "cifar10"): "3-layer GPT-2",
+           ("Full transformer", "listops"): "Tay et al. 2020", ("Full transformer", "cifar10-lra"): "Tay et al. 2020",
+           ("Full transformer", "homology"): "Rao et al. 2019"},
+    caption="FPT: pretrained GPT-2 with attention and feed-forward frozen."))
+
+_add(PaperTable(
+    "init", "Table 2: initialisation of the frozen 12-layer transformer",
+    ("language", "random", "Bit Memory pretrained", "ViT", "statistics only"), TASKS,
+    {"language": dict(zip(TASKS, (100, 100, 38.4, 98.0, 68.2, 38.6, 12.7))),
+     "random": dict(zip(TASKS, (75.8, 100, 34.3, 91.7, 61.7, 36.1, 9.3))),
+     "Bit Memory pretrained": dict(zip(TASKS, (100, 100, 35.4, 97.8, 62.6, 36.7, 7.8))),
+     "ViT": dict(zip(TASKS, (100, 100, 37.4, 97.8, 72.5, 43.0, 7.5))),
+     "statistics only": dict(zip(TASKS, (100, 100, 37.4, 97.2, 56.5, 33.1, 11.0)))},
+    paper_label="paper (GPT-2 base)",
+    caption="Same frozen architecture, different weights: language (GPT-2), random, trained on Bit Memory, "
+            "ViT (ImageNet), or random with each layer's mean/std matched to GPT-2."))
+
+_add(PaperTable(
+    "architecture", "Frozen random transformer vs frozen random LSTM (CIFAR-10)",
+    ("frozen random transformer", "frozen random LSTM"), ("cifar10",),
+    {"frozen random transformer": {"cifar10": 62}, "frozen random LSTM": {"cifar10": 34}},
+    paper_label="paper (12-layer GPT-2 / 3-layer LSTM)"))
+
+_add(PaperTable(
+    "compute", "Gradient steps to converge (same learning rate and batch size)", ("language", "random"), TASKS,
+    {"language": dict(zip(TASKS, (1e4, 5e2, 2e3, 5e3, 4e5, 3e5, 1e5))),
+     "random": dict(zip(TASKS, (4e4, 2e4, 6e3, 2e4, 4e5, 6e5, 1e5)))},
+    unit="steps to converge", paper_label="paper (GPT-2 base)"))
+
+_add(PaperTable(
+    "model_size", "Model size (CIFAR-10): language-pretrained vs random, GPT-2 small/medium/large",
+    ("small", "medium", "large"), ("language", "random"),
+    {"small": {"language": 68.2, "random": 61.7}, "medium": {"language": 69.8, "random": 64.0},
+     "large": {"language": 72.1, "random": 65.7}},
+    paper_label="paper (GPT-2)",
+    caption="GPT-2 small: 12 layers, 117M parameters, 106K trained; medium: 24, 345M, 190K; "
+            "large: 36, 774M, 300K."))
+
+_LADDER = ("output only", "+ layer norm", "+ input", "+ positions")
+_add(PaperTable(
+    "ladder", "Which parameters to train (each column adds to the one before)",
+    tuple(f"{t} {i}" for i in ("pretrained", "random") for t in TASKS), _LADDER,
+    {**{f"{t} pretrained": dict(zip(_LADDER, v)) for t, v in zip(TASKS, (
+        (76, 94, 100, 100), (56, 98, 98, 100), (15, 36, 36, 38), (23, 96, 98, 98),
+        (25, 54, 60, 68), (17, 39, 39, 39), (2, 9, 10, 13)))},
+     **{f"{t} random": dict(zip(_LADDER, v)) for t, v in (
+         ("bit-xor", (50, 100, 100, 100)), ("listops", (17, 35, 36, 37)), ("mnist", (25, 83, 92, 92)),
+         ("cifar10", (20, 46, 56, 62)), ("cifar10-lra", (11, 34, 36, 36)))}},
+    paper_label="paper (GPT-2 base)"))
+
+_add(PaperTable(
+    "layernorm", "Layer norm frozen vs trained (CIFAR-10)", ("pretrained", "random"),
+    ("layer norm frozen", "layer norm trained"),
+    {"pretrained": {"layer norm frozen": 61.5, "layer norm trained": 68.2},
+     "random": {"layer norm frozen": 55.0, "layer norm trained": 61.7}},
+    paper_label="paper (GPT-2 base)"))
+
+_add(PaperTable(
+    "more_than_fpt", "Training more than FPT (pretrained GPT-2)",
+    ("FPT", "+ feed-forward", "+ attention", "+ both"), TASKS,
+    {"FPT": dict(zip(TASKS, (100, 100, 38.4, 98.0, 68.2, 38.6, 12.7))),
+     "+ feed-forward": dict(zip(TASKS, (100, 100, 36.0, 98.3, 76.6, 38.2, 13.1))),
+     "+ attention": dict(zip(TASKS, (100, 100, 36.8, 89.0, 47.7, 23.0, 10.9))),
+     "+ both": dict(zip(TASKS, (100, 100, 35.8, 93.1, 32.9, 21.0, 10.5)))},
+    paper_label="paper (GPT-2 base)",
+    notes={("+ attention", "mnist"): "diverged", ("+ attention", "cifar10"): "diverged",
+           ("+ both", "mnist"): "diverged"}))
+
+_add(PaperTable(
+    "backbones", "Other language backbones (CIFAR-10 / ListOps)", ("GPT-2", "BERT", "T5", "Longformer"),
+    ("cifar10", "listops"),
+    {"GPT-2": {"cifar10": 68.2, "listops": 38.4}, "BERT": {"cifar10": 68.8, "listops": 38.3},
+     "T5": {"cifar10": 64.7, "listops": 15.4}, "Longformer": {"cifar10": 66.8, "listops": 17.0}},
+    paper_label="paper (backbone of the row)"))
+
+_add(PaperTable(
+    "depth", "Depth on ListOps: output and layer norm trained; and output layer only",
+    ("1 layer", "2 layers", "6 layers", "12 layers, output only"), ("pretrained", "random"),
+    {"1 layer": {"pretrained": 17, "random": 17}, "2 layers": {"pretrained": 36, "random": 16},
+     "6 layers": {"pretrained": 38, "random": 35}, "12 layers, output only": {"pretrained": 33, "random": 17}},
+    paper_label="paper (GPT-2 layers)",
+    caption="Output-only on C10 LRA: 24.7. With frozen features cached, epochs after the first run "
+            "500 to 2000 times faster."))
+
+_add(PaperTable(
+    "lr_critique", "The critique: each model with its own swept learning rate",
+    ("frozen random", "frozen pretrained", "unfrozen random", "unfrozen pretrained"),
+    ("listops", "mnist", "cifar10", "cifar10-lra"),
+    {"frozen random": dict(zip(("listops", "mnist", "cifar10", "cifar10-lra"), (38.9, 98.0, 61.8, 44.2))),
+     "frozen pretrained": dict(zip(("listops", "mnist", "cifar10", "cifar10-lra"), (46.1, 98.5, 66.3, 54.7))),
+     "unfrozen random": dict(zip(("listops", "mnist", "cifar10", "cifar10-lra"), (57.6, 98.7, 77.8, 62.0))),
+     "unfrozen pretrained": dict(zip(("listops", "mnist", "cifar10", "cifar10-lra"), (56.3, 99.0, 77.7, 67.8)))},
+    paper_label="critique paper (GPT-2)", source=CRITIQUE_SOURCE,
+    caption="Learning rate swept 1e-6 to 1e-2, batch 8, validation early stopping, 3 seeds."))
+
+
+def get(name: str) -> PaperTable:
+    if name not in TABLES:
+        raise ValueError(f"unknown paper table {name!r}: known tables are {sorted(TABLES)}")
+    return TABLES[name]
+
+
+def names() -> list[str]:
+    return list(TABLES)

@@ -1,0 +1,418 @@
+"""The training loop: one model, one task, one TrainConfig -> a TrainResult.
+
+Built to be fast where it matters (a GPU) and sensible on a laptop CPU:
+- data comes from ``task.train_batches`` already on the device (bit tasks generate it there);
+- the loss and accuracy are summed on the device and read back only every ``log_every`` steps,
+  so the GPU never waits on the host between steps (the authors' loop calls ``.item()`` every step);
+- autocast: bf16 on CUDA cards that support it, fp16 with a gradient scaler on older ones
+  (Colab's T4), off on CPU where it was measured slower; ``torch.compile`` is opt-in on CPU;
+- the optimizer is Adam as in the paper (PyTorch defaults, no weight decay), fused on CUDA.
+
+It also keeps a run honest and recoverable: evaluation at intervals with the best and final
+metric per split, a stop at a step / time budget or a target accuracy, atomic checkpoints that
+resume to the same parameters as an uninterrupted run, and a clear stop on a NaN or infinite loss.
+
+``batch_size`` is the global batch of one forward pass; one optimizer step sees
+``batch_size * grad_accum`` examples. Under DDP each of the W processes takes its 1/W slice of
+the same global batch, so the update equals the one-process update (see ``distributed.py``).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fptlib import env
+from fptlib.train import checkpoint as ckpt
+from fptlib.train import distributed
+
+OPTIMIZERS = ("adam", "adamw")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Defaults follow the paper's appendix C (Adam, lr 1e-3, clip 1.0, batch 4)."""
+    steps: int = 1000
+    lr: float = 1e-3
+    optimizer: str = "adam"            # "adam" (the paper's) or "adamw"
+    weight_decay: float = 0.0
+    batch_size: int = 4                # examples per forward pass (global, over all DDP processes)
+    grad_accum: int = 1                # forward passes per optimizer step
+    grad_clip: float | None = 1.0      # max gradient norm; None disables
+    eval_every: int = 200              # optimizer steps between evaluations (0: only at the end)
+    eval_splits: tuple[str, ...] | None = None   # None: all of task.eval_splits
+    eval_limit: int | None = None      # max examples per split and evaluation (None: the whole split)
+    eval_batch_size: int | None = None  # None: max(batch_size, 32)
+    time_budget_s: float | None = None  # stop after this many seconds of training
+    target_accuracy: float | None = None  # stop once this accuracy is reached on target_split
+    target_split: str | None = None    # None: the first eval split
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"                  # "auto" | "bf16" | "fp16" | "off"
+    compile: bool | str = "auto"       # "auto": only on CUDA runs of >= 5000 steps (compiling costs minutes)
+    log_every: int = 20                # steps between host reads of loss/accuracy (history, bar, NaN check)
+    checkpoint_dir: str | None = None  # folder for checkpoint.pt; None: no checkpoints
+    checkpoint_every: int | None = None  # None: at every evaluation
+    resume: bool = True                # continue from checkpoint_dir's checkpoint when there is one
+    progress: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.eval_splits, list):
+            self.eval_splits = tuple(self.eval_splits)
+        self.validate()
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}: choose one of {OPTIMIZERS}")
+        for name in ("steps", "batch_size", "grad_accum", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}")
+        if self.eval_every < 0:
+            raise ValueError(f"TrainConfig.eval_every must be >= 0 (0: evaluate only at the end), got {self.eval_every}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"TrainConfig.grad_clip must be > 0 or None (no clipping), got {self.grad_clip}")
+        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
+            raise ValueError(f"target_accuracy is a fraction in (0, 1], got {self.target_accuracy}")
+        if self.compile not in (True, False, "auto"):
+            raise ValueError(f"TrainConfig.compile must be True, False or 'auto', got {self.compile!r}")
+
+    def identity(self) -> dict:
+        """The settings that shape the trajectory of parameters; a checkpoint must match them.
+        Steps, budgets, evaluation, device and logging may change between a run and its resume."""
+        keys = ("lr", "optimizer", "weight_decay", "batch_size", "grad_accum", "grad_clip", "seed", "amp")
+        return {k: getattr(self, k) for k in keys}
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["eval_splits"] = list(self.eval_splits) if self.eval_splits else None
+        return d
+
+
+@dataclass
+class TrainResult:
+    """What a run produced. ``history``: train loss/accuracy averaged over each logging interval;
+    ``evals``: every evaluation; ``final`` and ``best`` (with its step): per eval split."""
+    steps: int
+    samples: int
+    wall_s: float
+    train_s: float
+    history: list[dict] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+    final: dict[str, dict] = field(default_factory=dict)
+    best: dict[str, dict] = field(default_factory=dict)
+    stopped: str = "steps"              # "steps" | "time" | "target"
+    steps_to_target: int | None = None
+    resumed_from: int | None = None
+    device: str = "cpu"
+    amp: str = "off"
+    config: dict = field(default_factory=dict)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.train_s if self.train_s > 0 else float("nan")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def model_identity(model: torch.nn.Module) -> dict:
+    """model.config_dict() when the model has one (FPT does), else its parameter shapes."""
+    if hasattr(model, "config_dict"):
+        return model.config_dict()
+    return {"class": type(model).__name__,
+            "parameters": {n: [list(p.shape), p.requires_grad] for n, p in model.named_parameters()}}
+
+
+def task_identity(task) -> dict:
+    keys = ("name", "data_source", "options", "input_kind", "token_dim", "vocab_size", "max_len",
+            "output_tokens", "output_dim")
+    return {k: getattr(task, k, None) for k in keys}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """``Trainer(model, task, TrainConfig(...)).fit()`` -> TrainResult. Keyword overrides of the
+    config are accepted too: ``Trainer(model, task, steps=300, lr=1e-3)``."""
+
+    def __init__(self, model: torch.nn.Module, task, config: TrainConfig | None = None, **overrides: Any):
+        if config is None:
+            config = TrainConfig(**overrides)
+        elif overrides:
+            config = dataclasses.replace(config, **overrides)
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        self.config = config
+        self.task = task
+        self.dist = distributed.context()
+        self.device = distributed.device_for(self.dist, config.device)
+        self.splits = tuple(config.eval_splits or getattr(task, "eval_splits", ()) or ())
+        unknown = [s for s in self.splits if s not in getattr(task, "eval_splits", self.splits)]
+        if unknown:
+            raise ValueError(f"unknown eval split(s) {unknown} for task {getattr(task, 'name', task)!r}: "
+                             f"it has {list(task.eval_splits)}")
+        self.target_split = config.target_split or (self.splits[0] if self.splits else None)
+        if config.target_accuracy is not None and self.target_split not in self.splits:
+            raise ValueError(f"target_split {self.target_split!r} is not evaluated: choose one of {list(self.splits)}")
+        if config.batch_size % self.dist.world_size:
+            raise ValueError(f"batch_size {config.batch_size} must be divisible by the number of processes "
+                             f"({self.dist.world_size}): each takes an equal slice of the global batch")
+
+        self.model = model.to(self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError("the model has no trainable parameters: check the freeze preset (e.g. 'fpt')")
+        self.amp_dtype = env.amp_dtype(config.amp, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.optimizer = self._make_optimizer()
+        self.forward_model = distributed.wrap(self.model, self.dist, self.device)
+        if self._want_compile():
+            self.forward_model = torch.compile(self.forward_model)
+
+    # -- setup ------------------------------------------------------------------------------
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        kwargs = dict(lr=c.lr, weight_decay=c.weight_decay)
+        if self.device.type == "cuda":
+            kwargs["fused"] = True      # one kernel for all parameters
+        cls = torch.optim.Adam if c.optimizer == "adam" else torch.optim.AdamW
+        return cls(self.params, **kwargs)
+
+    def _want_compile(self) -> bool:
+        c = self.config.compile
+        if c == "auto":
+            return self.device.type == "cuda" and self.config.steps >= 5000
+        return bool(c)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def identity(self) -> dict:
+        return {"model": model_identity(self.model), "task": task_identity(self.task),
+                "train": self.config.identity()}
+
+    def _call(self, model, batch):
+        if batch.mask is not None:
+            return model(batch.x, attention_mask=batch.mask)
+        return model(batch.x)
+
+    # -- evaluation -------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, split: str, limit: int | None = None) -> dict[str, float]:
+        """Mean loss and accuracy over a split (weighted by examples), in eval mode. Runs under
+        a forked RNG so that evaluating never changes the training trajectory."""
+        c = self.config
+        bs = c.eval_batch_size or max(c.batch_size, 32)
+        was_training = self.model.training
+        self.model.eval()
+        devices = [self.device] if self.device.type == "cuda" else []
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        acc_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        n = 0
+        with torch.random.fork_rng(devices=devices):
+            for batch in self.task.eval_batches(split, bs, self.device, limit=limit if limit is not None else c.eval_limit):
+                batch = batch.to(self.device)
+                with self._autocast():
+                    logits = self._call(self.model, batch)
+                logits = logits.float()
+                k = batch.y.shape[0]
+                loss_sum += self.task.loss(logits, batch.y).double() * k
+                acc_sum += self.task.accuracy(logits, batch.y).double() * k
+                n += k
+        self.model.train(was_training)
+        if n == 0:
+            raise ValueError(f"split {split!r} of task {getattr(self.task, 'name', '?')!r} produced no examples")
+        return {"loss": loss_sum.item() / n, "accuracy": acc_sum.item() / n, "examples": n}
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _checkpoint_path(self) -> Path | None:
+        d = self.config.checkpoint_dir
+        return Path(d) / ckpt.CHECKPOINT_NAME if d else None
+
+    def save_checkpoint(self, state: dict) -> Path | None:
+        path = self._checkpoint_path()
+        if path is None or not self.dist.is_main:
+            return None
+        payload = {
+            "format": 1, "identity": _jsonable(self.identity()), "fingerprint": ckpt.frozen_fingerprint(self.model),
+            "trained": ckpt.trained_state(self.model), "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": ckpt.rng_state(), **state,
+        }
+        return ckpt.atomic_save(payload, path)
+
+    def _try_resume(self) -> dict | None:
+        path = self._checkpoint_path()
+        if path is None or not self.config.resume or not path.is_file():
+            return None
+        saved = ckpt.load(path)
+        ckpt.check_compatible(path, saved["identity"], _jsonable(self.identity()),
+                              saved["fingerprint"], ckpt.frozen_fingerprint(self.model))
+        ckpt.load_trained_state(self.model, saved["trained"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scaler.load_state_dict(saved["scaler"])
+        ckpt.set_rng_state(saved["rng"])
+        return saved
+
+    # -- the loop ---------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        c, task, dev = self.config, self.task, self.device
+        seed_everything(c.seed)
+        state = {"step": 0, "samples": 0, "wall_s": 0.0, "train_s": 0.0, "history": [], "evals": [],
+                 "best": {}, "steps_to_target": None}
+        saved = self._try_resume()
+        resumed_from = None
+        if saved is not None:
+            state.update({k: saved[k] for k in state})
+            resumed_from = state["step"]
+        step = state["step"]
+        history, evals, best = state["history"], state["evals"], state["best"]
+        per_step = c.batch_size * c.grad_accum
+        ckpt_every = c.checkpoint_every or c.eval_every
+
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        batches = task.train_batches(c.batch_size, dev, c.seed, start_step=step * c.grad_accum)
+        bar = tqdm(total=c.steps, initial=min(step, c.steps), desc=getattr(task, "name", "train"),
+                   disable=not (c.progress and self.dist.is_main), dynamic_ncols=True, leave=True)
+        loss_sum = torch.zeros((), device=dev)
+        acc_sum = torch.zeros((), device=dev)
+        first_bad = torch.full((), -1, dtype=torch.long, device=dev)
+        window = 0
+        stopped = "steps"
+        t_start = time.perf_counter() - state["wall_s"]
+        self._t_start = t_start
+        t_train = time.perf_counter()
+        train_s = state["train_s"]
+
+        def log_now():
+            nonlocal window, train_s
+            values = torch.stack([loss_sum, acc_sum, first_bad.float()]).tolist()   # the one host sync
+            if values[2] >= 0:
+                bar.close()
+                raise NonFiniteLossError(self._nan_message(int(values[2])))
+            if window:
+                entry = {"step": step, "samples": state["samples"], "wall_s": time.perf_counter() - t_start,
+                         "loss": values[0] / window, "accuracy": values[1] / window}
+                history.append(entry)
+                bar.set_postfix(loss=f"{entry['loss']:.4f}", acc=f"{entry['accuracy']:.3f}", refresh=False)
+            loss_sum.zero_(); acc_sum.zero_()
+            window = 0
+            bar.update(step - bar.n)
+
+        try:
+            while step < c.steps:
+                for micro in range(c.grad_accum):
+                    batch = distributed.shard(next(batches), self.dist).to(dev)
+                    sync = micro == c.grad_accum - 1
+                    with distributed.maybe_no_sync(self.forward_model, sync), self._autocast():
+                        logits = self._call(self.forward_model, batch)
+                        loss = task.loss(logits.float(), batch.y)
+                    self.scaler.scale(loss / c.grad_accum).backward()
+                    loss = loss.detach()
+                    loss_sum += loss
+                    acc_sum += task.accuracy(logits.detach().float(), batch.y)
+                    bad = (~torch.isfinite(loss)) & (first_bad < 0)
+                    first_bad.copy_(torch.where(bad, torch.full_like(first_bad, step + 1), first_bad))
+                window += c.grad_accum
+                if c.grad_clip is not None:
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.params, c.grad_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                step += 1
+                state["samples"] += per_step
+                state["step"] = step
+
+                do_eval = self.splits and c.eval_every and step % c.eval_every == 0 and step < c.steps
+                do_ckpt = self._checkpoint_path() is not None and ckpt_every and step % ckpt_every == 0
+                out_of_time = c.time_budget_s is not None and time.perf_counter() - t_start >= c.time_budget_s
+                if step % c.log_every == 0 or step == c.steps or do_eval or do_ckpt or out_of_time:
+                    log_now()
+                if do_eval or do_ckpt or out_of_time:
+                    train_s += time.perf_counter() - t_train
+                    if do_eval and self._evaluate_all(step, state, evals, best):
+                        stopped = "target"
+                    if do_ckpt or stopped != "steps" or out_of_time:
+                        self._save(state, t_start, train_s)
+                    t_train = time.perf_counter()
+                    if stopped == "target":
+                        break
+                    if out_of_time:
+                        stopped = "time"
+                        break
+        finally:
+            bar.close()
+        train_s += time.perf_counter() - t_train
+
+        # the final evaluation (unless the loop just did it at this step)
+        if self.splits and not (evals and evals[-1]["step"] == step):
+            self._evaluate_all(step, state, evals, best)
+        state["train_s"] = train_s
+        self._save(state, t_start, train_s)
+        final = {s: evals[-1][s] for s in self.splits} if evals else {}
+        return TrainResult(
+            steps=step, samples=state["samples"], wall_s=time.perf_counter() - t_start, train_s=train_s,
+            history=history, evals=evals, final=final, best=best, stopped=stopped,
+            steps_to_target=state["steps_to_target"], resumed_from=resumed_from, device=str(dev),
+            amp=str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off", config=c.to_dict())
+
+    def _evaluate_all(self, step: int, state: dict, evals: list, best: dict) -> bool:
+        """Evaluate every split, update best; True when the target accuracy is reached."""
+        entry = {"step": step, "samples": state["samples"], "wall_s": time.perf_counter() - self._t_start}
+        for split in self.splits:
+            entry[split] = self.evaluate(split)
+            if split not in best or entry[split]["accuracy"] > best[split]["accuracy"]:
+                best[split] = {**entry[split], "step": step}
+        evals.append(entry)
+        target = self.config.target_accuracy
+        if target is not None and entry[self.target_split]["accuracy"] >= target:
+            if state["steps_to_target"] is None:
+                state["steps_to_target"] = step
+            return True
+        return False
+
+    def _save(self, state: dict, t_start: float, train_s: float) -> None:
+        state["wall_s"] = time.perf_counter() - t_start
+        state["train_s"] = train_s
+        self.save_checkpoint(state)
+
+    def _nan_message(self, step: int) -> str:
+        c = self.config
+        amp = str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off"
+        return (f"the training loss became NaN or infinite at step {step} (lr={c.lr}, amp={amp}, "
+                f"grad_clip={c.grad_clip}). Likely causes: a learning rate too high (try lr={c.lr / 10:g}); "
+                f"fp16 overflow (use amp='bf16' or amp='off'); training attention or feed-forward weights, "
+                f"which the paper reports diverging on MNIST and CIFAR-10 (lower the lr); or NaN/inf values in "
+                f"the input data. Training stopped; no result was recorded for this run.")
+
+
+def _jsonable(obj):
+    """Normalise tuples to lists so a live identity compares equal to one loaded from a file."""
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj

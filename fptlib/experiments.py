@@ -291,9 +291,11 @@ def paper_table_for(name: str) -> str:
     return canonical(name)
 
 
-def table(name: str, profile: str = "quick", backbone: str | None = None) -> list[RunConfig]:
-    """The run configurations of a paper table at a profile, each labelled with its row and column."""
-    return TABLES[canonical(name)](check_profile(profile), resolve_backbone(backbone))
+def table(name: str, profile: str = "quick", backbone: str | None = None, **changes) -> list[RunConfig]:
+    """The run configurations of a paper table at a profile, each labelled with its row and column.
+    ``changes`` replace fields of every config (e.g. ``steps=50`` for a shorter smoke run)."""
+    configs = TABLES[canonical(name)](check_profile(profile), resolve_backbone(backbone))
+    return [dataclasses.replace(c, **changes) for c in configs] if changes else configs
 
 
 def all_configs(profile: str = "quick", backbone: str | None = None) -> list[RunConfig]:
@@ -363,7 +365,7 @@ def pretraining_config(config: RunConfig) -> RunConfig:
 
 
 def run(config: RunConfig, *, directory=None, force: bool = False, progress: bool = True,
-        device: str = "auto", checkpoint: bool | None = None) -> dict:
+        device: str = "auto", checkpoint: bool | str | None = None) -> dict:
     """Train ``config`` (or return its stored record) and return the results record.
 
     ``checkpoint`` (default: on for the full profile) keeps a resumable checkpoint under
@@ -378,8 +380,10 @@ def run(config: RunConfig, *, directory=None, force: bool = False, progress: boo
 
 
 def train(config: RunConfig, *, directory=None, progress: bool = True, device: str = "auto",
-          checkpoint: bool | None = None, store: bool = True):
-    """Always train; return (record, model). Stores the record (and small trained weights)."""
+          checkpoint: bool | str | None = None, store: bool = True):
+    """Always train; return (record, model). Stores the record (and small trained weights).
+    ``checkpoint``: True for ``<results>/checkpoints/<key>/``, a folder name, or False / None
+    (None: on for the full profile only)."""
     from fptlib import env
     from fptlib.train.trainer import TrainConfig, Trainer
 
@@ -387,7 +391,10 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     model, task = build(config, dev, directory)
     if checkpoint is None:
         checkpoint = config.profile == "full"
-    ckpt_dir = results.results_dir(directory) / "checkpoints" / config.key if checkpoint else None
+    if isinstance(checkpoint, (str, Path)):
+        ckpt_dir = Path(checkpoint)
+    else:
+        ckpt_dir = results.results_dir(directory) / "checkpoints" / config.key if checkpoint else None
     tc = TrainConfig(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum,
                      eval_every=config.eval_every, eval_limit=config.eval_limit, seed=config.seed,
                      target_accuracy=config.target_accuracy, device=str(dev), progress=progress,
@@ -401,7 +408,8 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     record = results.make_record(result, model, task, key=config.key, freeze=config.freeze, profile=config.profile,
                                  label={"table": config.table, "row": config.row, "column": config.column},
                                  notes=notes, extra={"run_config": config.to_dict()})
-    if store:
+    from fptlib.train.distributed import context
+    if store and context().is_main:        # under DDP only rank 0 writes
         trained = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
         if sum(p.numel() for p in trained.values()) <= MAX_SAVED_TRAINED:
             path = weights_path(config.key, directory)
@@ -432,10 +440,11 @@ def load_model(config: RunConfig, device: str = "cpu", directory=None):
 
 
 def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None, directory=None,
-              progress: bool = True, device: str = "auto", log: Callable[[str], None] = print) -> list[dict]:
+              progress: bool = True, device: str = "auto", log: Callable[[str], None] = print,
+              **changes) -> list[dict]:
     """Run every configuration of a table that the store does not have yet; return all records.
     Runs whose data or backbone is not available here are skipped with a message."""
-    configs = table(name, profile, backbone)
+    configs = table(name, profile, backbone, **changes)
     records = []
     for i, cfg in enumerate(configs, 1):
         done = results.get(cfg.key, directory)

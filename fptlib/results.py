@@ -193,8 +193,17 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:g}" if unit.startswith("steps") else f"{value:.1f}"
 
 
+def steps_to(record: dict, accuracy: float, split: str | None = None) -> int | None:
+    """The first evaluated step at which ``split`` (default: test if evaluated) reached ``accuracy``."""
+    for e in record.get("evals", []):
+        name = split or ("test" if "test" in e else next(k for k in e if isinstance(e[k], dict)))
+        if name in e and e[name]["accuracy"] >= accuracy:
+            return e["step"]
+    return None
+
+
 def table(name: str | None = None, profile: str = "quick", directory: str | os.PathLike | None = None,
-          records: list[dict] | None = None) -> str:
+          records: list[dict] | None = None, backbone: str | None = None, **changes: Any) -> str:
     """Markdown: with a table name, our runs of that experiment table beside the paper's numbers
     (one line per cell of the paper's table); without, a summary of every stored record."""
     if name is None:
@@ -202,7 +211,7 @@ def table(name: str | None = None, profile: str = "quick", directory: str | os.P
     from fptlib import experiments    # experiments imports results: import here
 
     ptable = paper.get(experiments.paper_table_for(name))
-    configs = experiments.table(name, profile)
+    configs = experiments.table(name, profile, backbone, **changes)
     by_key = {r["key"]: r for r in (records if records is not None else load(directory))}
     lines = []
     sources = set()
@@ -212,9 +221,9 @@ def table(name: str | None = None, profile: str = "quick", directory: str | os.P
         if rec is None:
             ours, detail = "not run", ""
         elif ptable.unit.startswith("steps"):
-            ours = _fmt(rec.get("steps_to_target"), ptable.unit) if rec.get("steps_to_target") else \
-                f"not reached in {rec['steps']}"
-            detail = describe_source(rec)
+            reached = steps_to(rec, cfg.target) if cfg.target is not None else rec.get("steps_to_target")
+            ours = _fmt(reached, ptable.unit) if reached else f"not reached in {rec['steps']}"
+            detail = describe_source(rec) + (f"; target {100 * cfg.target:g}%" if cfg.target else "")
         else:
             ours, detail = _fmt(metric(rec, which="final"), ptable.unit), describe_source(rec)
         if rec is not None:

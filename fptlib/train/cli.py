@@ -1,0 +1,229 @@
+"""``python -m fptlib demo | train | reproduce | sweep | results``.
+
+- ``demo``: the README's main job. FPT on Bit XOR with the default backbone, a progress bar,
+  the final accuracy, and the first layers' attention saved as a picture.
+- ``train``: one run from the command line; ``--json`` prints its results record.
+- ``reproduce TABLE --profile quick|full``: every run of a paper table, skipping finished ones.
+- ``sweep``: a learning-rate sweep with validation-based selection over seeds.
+- ``results [TABLE]``: the stored records as markdown, beside the paper's numbers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def _parse_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def parse_options(items: list[str] | None) -> tuple[tuple[str, object], ...]:
+    """``["n=8", "patch=10"]`` -> (("n", 8), ("patch", 10))."""
+    out = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ValueError(f"option {item!r} must look like NAME=VALUE (e.g. --option n=8)")
+        key, value = item.split("=", 1)
+        out[key.strip()] = _parse_value(value.strip())
+    return tuple(sorted(out.items()))
+
+
+def _config_from_args(args):
+    """A RunConfig: the profile's settings for the task (when it has some), then the flags."""
+    import dataclasses
+
+    from fptlib import experiments
+    backbone = experiments.resolve_backbone(args.backbone)
+    if args.task in experiments.TASK_SETTINGS[args.profile]:
+        cfg = experiments.base_config(args.task, args.profile, backbone)
+    else:
+        cfg = experiments.RunConfig(task=args.task, backbone=backbone, profile=args.profile)
+    changes = {k: v for k, v in dict(init=args.init, freeze=args.freeze, steps=args.steps, lr=args.lr,
+                                     batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed,
+                                     eval_every=args.eval_every, layers=args.layers,
+                                     dropout=args.dropout).items() if v is not None}
+    if args.option:
+        changes["task_options"] = tuple(sorted({**dict(cfg.task_options), **dict(parse_options(args.option))}.items()))
+    if args.backbone_override:
+        changes["backbone_overrides"] = parse_options(args.backbone_override)
+    return dataclasses.replace(cfg, **changes)
+
+
+def _add_run_flags(p, task_required=True):
+    p.add_argument("--task", required=task_required, help="task name (python -m fptlib tasks lists them)")
+    p.add_argument("--backbone", default=None, help="backbone name (default: the registry's rule)")
+    p.add_argument("--init", default=None, help="pretrained | random | statistics | bit-memory")
+    p.add_argument("--freeze", default=None, help="freeze preset, e.g. fpt, output_only, +layernorm, full")
+    p.add_argument("--profile", default="quick", choices=("quick", "full"), help="base settings (default quick)")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--grad-accum", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--eval-every", type=int, default=None)
+    p.add_argument("--layers", type=int, default=None, help="keep only the first k blocks of the backbone")
+    p.add_argument("--dropout", type=float, default=None, help="dropout of the backbone and input (default 0.1)")
+    p.add_argument("--option", action="append", metavar="NAME=VALUE", help="task option (repeatable)")
+    p.add_argument("--backbone-override", action="append", metavar="NAME=VALUE",
+                   help="backbone config field, e.g. n_layer=2 (random init; repeatable)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--results-dir", default=None, help="results store (default: $FPT_RESULTS_DIR or <repo>/results)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    from fptlib import experiments
+    cfg = _config_from_args(args)
+    if not args.json:
+        print(f"training: {cfg.describe()}", flush=True)
+    record, _ = experiments.train(cfg, directory=args.results_dir, progress=not args.no_progress,
+                                  device=args.device, checkpoint=args.checkpoint_dir or False,
+                                  store=not args.no_store)
+    from fptlib.train.distributed import context
+    if not context().is_main:
+        return 0
+    if args.json:
+        print(json.dumps(record, indent=1))
+    else:
+        _print_summary(record)
+    return 0
+
+
+def _print_summary(record: dict) -> None:
+    from fptlib import results
+    for split, m in record["final"].items():
+        print(f"final {split} accuracy: {100 * m['accuracy']:.1f}% (loss {m['loss']:.4f})")
+    print(f"{record['steps']} steps, {record['samples']} samples, {record['wall_time_s']:.1f} s on "
+          f"{record['hardware']}; backbone {results.describe_source(record)}")
+    if record.get("key"):
+        print(f"record: {record['key']}")
+
+
+def cmd_demo(args) -> int:
+    import dataclasses
+
+    from fptlib import experiments
+    backbone = experiments.resolve_backbone(args.backbone)
+    cfg = experiments.base_config("bit-xor", "quick", backbone, row="demo", column="bit-xor")
+    cfg = dataclasses.replace(cfg, steps=args.steps)
+    print(f"FPT demo: {cfg.describe()}", flush=True)
+    record, model = experiments.train(cfg, directory=args.results_dir, progress=not args.no_progress,
+                                      device=args.device, checkpoint=False)
+    _print_summary(record)
+    path = save_attention_picture(model, cfg, Path(args.out))
+    print(f"attention of every layer and head on one example: {path}")
+    return 0
+
+
+def save_attention_picture(model, cfg, out: Path) -> Path:
+    """Attention of one Bit XOR test example, every layer x head, written atomically to a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from fptlib import tasks
+    from fptlib.attention import extract_attentions
+    from fptlib.viz import bit_labels, plot_attention_grid
+
+    task = tasks.get(cfg.task, **dict(cfg.task_options))
+    batch = next(task.eval_batches("test", 4, "cpu"))
+    attn = extract_attentions(model.cpu(), batch.x)
+    fig = plot_attention_grid(attn, example=0, tokens=bit_labels(batch.x, task.n))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png.tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def cmd_reproduce(args) -> int:
+    from fptlib import experiments, results
+    changes = {"steps": args.steps} if args.steps else {}
+    if args.backbone_override:
+        changes["backbone_overrides"] = parse_options(args.backbone_override)
+    experiments.reproduce(args.table, args.profile, backbone=args.backbone, directory=args.results_dir,
+                          progress=not args.no_progress, device=args.device, **changes)
+    print()
+    print(results.table(args.table, args.profile, directory=args.results_dir, backbone=args.backbone, **changes))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from fptlib.train import sweep
+    cfg = _config_from_args(args)
+    lrs = tuple(args.lrs) if args.lrs else (sweep.QUICK_LRS if args.profile == "quick" else sweep.CRITIQUE_LRS)
+    res = sweep.sweep(cfg, lrs=lrs, seeds=tuple(args.seeds), directory=args.results_dir,
+                      progress=not args.no_progress, device=args.device)
+    print()
+    print(res.markdown())
+    return 0
+
+
+def cmd_results(args) -> int:
+    from fptlib import results
+    if args.table:
+        print(results.table(args.table, args.profile, directory=args.results_dir, backbone=args.backbone))
+    else:
+        print(results.table(None, directory=args.results_dir))
+    return 0
+
+
+def register(subparsers) -> None:
+    from fptlib import experiments
+
+    p = subparsers.add_parser("demo", help="FPT on Bit XOR with the default backbone; saves an attention picture")
+    p.add_argument("--backbone", default=None)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--out", default="fpt_demo_attention.png", help="PNG for the attention picture")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = subparsers.add_parser("train", help="train one model on one task and store its result")
+    _add_run_flags(p)
+    p.add_argument("--json", action="store_true", help="print the results record as JSON")
+    p.add_argument("--checkpoint-dir", default=None, help="resumable checkpoints here (rerun to resume)")
+    p.add_argument("--no-store", action="store_true", help="do not write the record to the results store")
+    p.set_defaults(func=cmd_train)
+
+    tables = ", ".join(experiments.names())
+    p = subparsers.add_parser("reproduce", help="run a paper table's experiments (skips finished runs)")
+    p.add_argument("table", help=f"one of: {tables}")
+    p.add_argument("--profile", default="quick", choices=experiments.PROFILES)
+    p.add_argument("--backbone", default=None)
+    p.add_argument("--steps", type=int, default=None, help="override every run's steps (a shorter smoke run)")
+    p.add_argument("--backbone-override", action="append", metavar="NAME=VALUE",
+                   help="backbone config field for every run, e.g. n_layer=2 (random inits; repeatable)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = subparsers.add_parser("sweep", help="learning-rate sweep, validation-based selection, several seeds")
+    _add_run_flags(p)
+    p.add_argument("--lrs", type=float, nargs="+", default=None, help="learning rates (default by profile)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.set_defaults(func=cmd_sweep)
+
+    p = subparsers.add_parser("results", help="stored results as markdown, beside the paper's numbers")
+    p.add_argument("table", nargs="?", default=None, help=f"a paper table ({tables}); none: every record")
+    p.add_argument("--profile", default="quick", choices=experiments.PROFILES)
+    p.add_argument("--backbone", default=None)
+    p.add_argument("--results-dir", default=None)
+    p.set_defaults(func=cmd_results)

@@ -47,7 +47,7 @@ def _new_ax(ax: Axes | None, figsize=(4.2, 3.8)) -> Axes:
     return Figure(figsize=figsize, layout="constrained").add_subplot()
 
 
-def _check_index(name: str, value, size: int) -> int:
+def check_index(name: str, value, size: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if not 0 <= value < size:
@@ -96,12 +96,12 @@ def plot_attention(attn: Tensor, layer: int, head: int, example: int, tokens: Se
     """
     attn = check_attentions(attn)
     n_layers, batch, n_heads, L, _ = attn.shape
-    _check_index("layer", layer, n_layers)
-    _check_index("example", example, batch)
+    check_index("layer", layer, n_layers)
+    check_index("example", example, batch)
     if mean_heads:
         matrix, what = attn[layer, example].mean(0), "mean of heads"
     else:
-        matrix, what = attn[layer, example, _check_index("head", head, n_heads)], f"head {head}"
+        matrix, what = attn[layer, example, check_index("head", head, n_heads)], f"head {head}"
     ax = _new_ax(ax)
     image = ax.imshow(matrix.numpy(), cmap=CMAP, vmin=0.0,
                       vmax=float(matrix.max()) if vmax is None else vmax, interpolation="nearest")
@@ -122,7 +122,7 @@ def _pick(name: str, chosen, size: int) -> list[int]:
     chosen = list(chosen)
     if not chosen:
         raise ValueError(f"{name} is empty: pass None for all {name} or a list of indices")
-    return [_check_index(name[:-1], c, size) for c in chosen]
+    return [check_index(name[:-1], c, size) for c in chosen]
 
 
 def plot_attention_grid(attn: Tensor, example: int = 0, tokens: Sequence[str] | None = None,
@@ -135,7 +135,7 @@ def plot_attention_grid(attn: Tensor, example: int = 0, tokens: Sequence[str] | 
     """
     attn = check_attentions(attn)
     n_layers, batch, n_heads, L, _ = attn.shape
-    _check_index("example", example, batch)
+    check_index("example", example, batch)
     rows, cols = _pick("layers", layers, n_layers), _pick("heads", heads, n_heads)
     fig = Figure(figsize=(1.3 * len(cols) + 1.2, 1.3 * len(rows) + 0.8), layout="constrained")
     axes = fig.subplots(len(rows), len(cols), squeeze=False)
@@ -223,7 +223,7 @@ def plot_matching_vs_length(best: Mapping[str, Mapping[int, float]], chance: Map
 def as_bertviz(attn: Tensor, example: int = 0) -> list[Tensor]:
     """One example's attentions in bertviz's layout: a per-layer list of ``[1, heads, L, L]``."""
     attn = check_attentions(attn)
-    _check_index("example", example, attn.shape[1])
+    check_index("example", example, attn.shape[1])
     return [layer[example:example + 1] for layer in attn]
 
 

@@ -1,0 +1,134 @@
+"""The explorer on a trained tiny model: every slider setting draws, the widget redraws on change."""
+import itertools
+
+import pytest
+import torch
+
+from fptlib import explorer as ex
+from fptlib.explorer import KINDS, XorAttention, XorModels, explorer, figure_png, render, summary_rows
+from fptlib.viz import plot_attention
+
+N = 3          # bits per string: 6 tokens
+
+
+def tiny_model(init_seed, n=N):
+    from fptlib.backbones.registry import load_backbone
+    from fptlib.model import FPT
+    bb = load_backbone("gpt2", init="random", seed=init_seed, config_overrides=dict(n_layer=2, n_embd=32, n_head=4))
+    return FPT(bb, output_dim=2, token_dim=1, output_tokens=n, max_len=2 * n)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """A tiny 2-layer, 4-head GPT-2-shaped model trained briefly on Bit XOR, plus two others."""
+    from fptlib.tasks.bits import BitXOR
+    from fptlib.train.trainer import TrainConfig, Trainer
+    out = {}
+    for n in (N, N + 1):
+        trained = tiny_model(0, n)
+        Trainer(trained, BitXOR(n=n, eval_size=64),
+                TrainConfig(steps=20, batch_size=8, eval_every=0, progress=False, device="cpu")).fit()
+        models = XorModels(n, {KINDS[0]: trained, KINDS[1]: tiny_model(1, n), KINDS[2]: tiny_model(0, n)},
+                           accuracy={KINDS[0]: 0.75, KINDS[1]: 0.5, KINDS[2]: None})
+        out[n] = ex.xor_attention(models, examples=3)
+    return out
+
+
+def test_attention_data_shapes(data):
+    item = data[N]
+    assert item.shape == (2, 3, 4)
+    assert item.x.shape == (3, 2 * N)
+    for attn in item.attentions.values():
+        assert attn.shape == (2, 3, 4, 2 * N, 2 * N)
+        torch.testing.assert_close(attn.sum(-1), torch.ones(2, 3, 4, 2 * N))
+    assert item.causal is True
+    assert item.tokens(0)[0].startswith("a0:") and item.tokens(0)[N].startswith("b0:")
+    # the three models saw the same inputs, so untrained == pretrained start only if same init
+    assert not torch.equal(item.attentions[KINDS[0]], item.attentions[KINDS[1]])
+
+
+def test_plot_attention_over_whole_slider_range_of_trained_model(data):
+    item = data[N]
+    attn = item.attentions[KINDS[0]]
+    layers, examples, heads = item.shape
+    for layer, head, example, mean in itertools.product(range(layers), range(heads), range(examples),
+                                                        (False, True)):
+        fig = plot_attention(attn, layer, head, example, tokens=item.tokens(example), mean_heads=mean)
+        shown = fig.axes[0].images[0].get_array()
+        want = attn[layer, example].mean(0) if mean else attn[layer, example, head]
+        torch.testing.assert_close(torch.as_tensor(shown), want)
+
+
+def test_render_over_every_setting(data):
+    """Every slider position of one length with all models; each model choice and length once."""
+    layers, examples, heads = data[N].shape
+    settings = [(N, layer, head, example, mean, KINDS) for layer, head, example, mean in
+                itertools.product(range(layers), range(heads), range(examples), (False, True))]
+    settings += [(n, 1, 3, 2, False, kinds) for n in data for kinds in (KINDS[:1], (KINDS[1], KINDS[2]))]
+    for n, layer, head, example, mean, kinds in settings:
+        fig = render(data, n, layer, head, example, mean, kinds)
+        panels = [a for a in fig.axes if a.images]
+        assert len(panels) == len(kinds)
+        assert f"n={n}, example {example}" in fig.get_suptitle()
+        assert panels[-1].get_title().startswith(kinds[-1])
+        assert ("mean of heads" if mean else f"head {head}") in panels[0].get_title()
+
+
+def test_render_bad_settings(data):
+    with pytest.raises(ValueError, match="measured lengths"):
+        render(data, 99)
+    with pytest.raises(ValueError, match="at least one model"):
+        render(data, N, kinds=())
+    with pytest.raises(ValueError, match="head=4 is out of range"):
+        render(data, N, head=4)
+
+
+def test_widget_callback_redraws_on_each_change(data, monkeypatch):
+    calls = []
+    real = ex.render
+
+    def spy(d, **settings):
+        calls.append(settings)
+        return real(d, **settings)
+    monkeypatch.setattr(ex, "render", spy)
+    box = explorer(data)
+    c = box.controls
+    assert (c["layer"].max, c["head"].max, c["example"].max) == (1, 3, 2)
+    start = len(calls)
+    pictures = []
+    for head in range(4):
+        c["head"].value = head
+        pictures.append(figure_png(real(data, **calls[-1])))
+    assert [s["head"] for s in calls[start:]] == [1, 2, 3]
+    assert len(set(pictures)) == 4          # every head is a different picture
+    c["mean_heads"].value = True
+    assert calls[-1]["mean_heads"] is True and c["head"].disabled
+    c["n_bits"].value = N + 1
+    assert calls[-1]["n_bits"] == N + 1
+    c["kinds"].value = (KINDS[1],)
+    assert calls[-1]["kinds"] == (KINDS[1],)
+    # the callback itself, called directly, with no model selected prints the reason
+    box.draw(n_bits=N, layer=0, head=0, example=0, mean_heads=False, kinds=())
+
+
+def test_summary_and_conclusion_come_from_the_data(data):
+    rows = summary_rows(data)
+    assert len(rows) == 2 * 3
+    item = data[N]
+    scores = item.scores()
+    row = next(r for r in rows if r["n"] == N and r["model"] == KINDS[1])
+    assert row["best share"] == pytest.approx(float(scores[KINDS[1]].max()))
+    assert row["chance"] == pytest.approx(item.chance)
+    text = ex.conclusion(data, "tiny-gpt2")
+    assert "tiny-gpt2" in text and f"{row['best share']:.2f}" in text
+
+
+def test_xor_configs_change_only_length_and_init():
+    cfgs = ex.xor_configs(8, "quick", backbone="minilm")
+    pre, rnd = cfgs[KINDS[0]], cfgs[KINDS[1]]
+    assert (pre.init, rnd.init) == ("pretrained", "random")
+    assert dict(pre.task_options)["n"] == 8 and pre.task_options == rnd.task_options
+    assert pre.key != rnd.key and pre.steps == rnd.steps
+    assert ex.xor_configs(8, "quick", backbone="minilm")[KINDS[0]].key == pre.key   # stable: reused
+    with pytest.raises(ValueError, match="n_bits"):
+        ex.xor_configs(0)

@@ -213,28 +213,30 @@ def table(name: str | None = None, profile: str = "quick", directory: str | os.P
     ptable = paper.get(experiments.paper_table_for(name))
     configs = experiments.table(name, profile, backbone, **changes)
     by_key = {r["key"]: r for r in (records if records is not None else load(directory))}
-    lines = []
-    sources = set()
+    lines = []          # (row, column, paper, ours, source, run details)
     for cfg in configs:
         rec = by_key.get(cfg.key)
         row, col = cfg.row, cfg.column
+        source = details = ""
         if rec is None:
-            ours, detail = "not run", ""
-        elif ptable.unit.startswith("steps"):
-            reached = steps_to(rec, cfg.target) if cfg.target is not None else rec.get("steps_to_target")
-            ours = _fmt(reached, ptable.unit) if reached else f"not reached in {rec['steps']}"
-            detail = describe_source(rec) + (f"; target {100 * cfg.target:g}%" if cfg.target else "")
+            ours = "not run"
         else:
-            ours, detail = _fmt(metric(rec, which="final"), ptable.unit), describe_source(rec)
-        if rec is not None:
-            sources.add(detail)
-            detail = f"{detail}; {rec['steps']} steps, seed {rec.get('seed')}"
-        lines.append((row, paper.TASK_TITLES.get(col, col), ptable.cell(row, col), ours, detail))
-    if len(sources) == 1:
+            source = describe_source(rec)
+            details = f"{rec['steps']} steps, seed {rec.get('seed')}"
+            if ptable.unit.startswith("steps"):
+                reached = steps_to(rec, cfg.target) if cfg.target is not None else rec.get("steps_to_target")
+                ours = _fmt(reached, ptable.unit) if reached else f"not reached in {rec['steps']}"
+                details += f", target {100 * cfg.target:g}%" if cfg.target else ""
+            else:
+                ours = _fmt(metric(rec, which="final"), ptable.unit)
+        lines.append((row, paper.TASK_TITLES.get(col, col), ptable.cell(row, col), ours, source, details))
+    sources = {line[4] for line in lines if line[4]}
+    if len(sources) == 1:       # one backbone and data source: say it once, in the header
         ours_label = f"this run ({sources.pop()})"
-        lines = [(a, b, c, d, e.split("; ", 1)[-1]) for a, b, c, d, e in lines]
+        lines = [(*line[:4], line[5]) for line in lines]
     else:
         ours_label = "this run"
+        lines = [(*line[:4], "; ".join(x for x in line[4:] if x)) for line in lines]
     head = [f"**{ptable.title}** ({ptable.unit}; profile `{profile}`)", "",
             f"| setting | column | {ptable.paper_label} | {ours_label} | what produced it |",
             "|---|---|---|---|---|"]

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from fptlib.train import CheckpointMismatch, NonFiniteLossError, TrainConfig, Trainer
-from test_train_toy import ToyModel, ToyTask
+from test_train_toy import ToyModel, ToyTask, one_thread, tiny_config  # noqa: F401
 
 
 def _cfg(**kw):
@@ -96,3 +96,22 @@ def test_adamw_bf16_autocast_on_cpu_is_opt_in_and_runs():
     assert Trainer(ToyModel(), ToyTask(), _cfg()).amp_dtype is None     # auto: off on CPU
     r = t.fit()
     assert r.amp == "bfloat16" and r.steps == 4
+
+
+def test_real_fpt_resume_matches_uninterrupted_run(tmp_path):
+    """The real FPT (tiny random GPT-2, dropout on) on the real bit-xor task: stop at 3, resume to 6."""
+    from fptlib import experiments
+    cfg = tiny_config(dropout=0.1)
+    tc = _cfg(steps=6, eval_every=3, batch_size=8)
+
+    straight, task = experiments.build(cfg)
+    Trainer(straight, task, tc).fit()
+    first, task = experiments.build(cfg)
+    Trainer(first, task, tc, steps=3, checkpoint_dir=str(tmp_path)).fit()
+    resumed, task = experiments.build(cfg)
+    r = Trainer(resumed, task, tc, checkpoint_dir=str(tmp_path)).fit()
+    assert r.resumed_from == 3
+    trained = [n for n, p in straight.named_parameters() if p.requires_grad]
+    assert any(n.startswith("input") for n in trained) and any("wpe" in n for n in trained)
+    for (n, a), (_, b) in zip(straight.named_parameters(), resumed.named_parameters()):
+        assert torch.equal(a, b), n

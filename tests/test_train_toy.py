@@ -82,3 +82,27 @@ def test_toy_task_is_deterministic_in_seed_and_step():
     a = [b.x for _, b in zip(range(3), t.train_batches(4, "cpu", seed=1))]
     b = next(t.train_batches(4, "cpu", seed=1, start_step=2)).x
     assert torch.equal(a[2], b) and not torch.equal(a[0], a[1])
+
+
+# -- shared by the trainer / experiments / results / CLI tests -------------------------------
+import pytest  # noqa: E402
+
+# a tiny randomly initialised GPT-2 (no download): the real FPT code path at test speed
+TINY_GPT2 = (("n_embd", 32), ("n_head", 2), ("n_layer", 2))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two OpenMP threads were measured 10-80x
+    slower for small models (they spin while the other core is busy)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(task="bit-xor", **changes):
+    from fptlib import experiments
+    base = experiments.base_config(task, "quick", "gpt2", init="random", backbone_overrides=TINY_GPT2,
+                                   steps=6, eval_every=3, dropout=0.0)
+    return experiments.dataclasses.replace(base, **changes)

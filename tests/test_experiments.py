@@ -1,0 +1,84 @@
+"""Experiments: every paper table has configs at both profiles, keys are stable and shared,
+run() reuses the store, trained models reload, and the Bit-Memory-pretrained init works."""
+import dataclasses
+
+import pytest
+import torch
+
+from fptlib import experiments, paper, results
+from fptlib.train import TrainConfig, Trainer
+from test_train_toy import one_thread, tiny_config  # noqa: F401
+
+
+@pytest.mark.parametrize("profile", experiments.PROFILES)
+def test_every_table_has_labelled_configs_matching_the_paper(profile):
+    for name in experiments.names():
+        configs = experiments.table(name, profile, backbone="minilm")
+        ptable = paper.get(experiments.paper_table_for(name))
+        assert configs, name
+        for c in configs:
+            assert c.profile == profile and c.table == name
+            assert c.row in ptable.rows, (name, c.row)
+            assert c.column in ptable.columns, (name, c.column)
+            assert ptable.value(c.row, c.column) is not None, (name, c.row, c.column)
+    full = experiments.table("table1", "full", backbone="gpt2")
+    assert {c.column for c in full} == set(paper.TASKS)
+    assert all(c.steps >= 20_000 for c in full)
+
+
+def test_keys_are_stable_shared_across_tables_and_ignore_labels():
+    t1 = {(c.row, c.column): c for c in experiments.table("table1", "quick", backbone="minilm")}
+    init = {(c.row, c.column): c for c in experiments.table("init", "quick", backbone="minilm")}
+    ladder = {(c.row, c.column): c for c in experiments.table("ladder", "quick", backbone="minilm")}
+    fpt_xor = t1[("FPT", "bit-xor")]
+    assert fpt_xor.key == init[("language", "bit-xor")].key == ladder[("bit-xor pretrained", "+ positions")].key
+    assert fpt_xor.key != t1[("Full transformer", "bit-xor")].key
+    assert dataclasses.replace(fpt_xor, lr=3e-4).key != fpt_xor.key
+    assert fpt_xor.key == experiments.table("table1", "quick", backbone="minilm")[0].key   # stable
+    assert fpt_xor.key.startswith("bit-xor-minilm-pretrained-fpt-")
+    # quick MNIST is scikit-learn's digits, labelled as the paper's MNIST column, never named MNIST
+    mnist = t1[("FPT", "mnist")]
+    assert mnist.task == "digits" and mnist.column == "mnist"
+    assert len(experiments.all_configs("quick", backbone="minilm")) < sum(
+        len(experiments.table(n, "quick", backbone="minilm")) for n in experiments.names())
+
+
+def test_unknown_names_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown experiment table 'table9'.*table1"):
+        experiments.table("table9")
+    with pytest.raises(ValueError, match="unknown profile 'slow'"):
+        experiments.table("table1", "slow", backbone="minilm")
+    assert experiments.table("table2", "quick", backbone="minilm")[0].table == "init"   # alias
+
+
+def test_run_trains_once_then_reuses_the_record_and_reloads_the_model(tmp_path, monkeypatch):
+    cfg = tiny_config()
+    rec = experiments.run(cfg, directory=tmp_path, progress=False)
+    assert rec["key"] == cfg.key and results.get(cfg.key, tmp_path)["created_at"] == rec["created_at"]
+    assert rec["backbone"]["name"] == "gpt2" and rec["backbone"]["init"] == "random"
+    assert rec["run_config"]["backbone_overrides"] and rec["steps"] == 6
+
+    def no_training(*a, **k):
+        raise AssertionError("run() trained although the store had the record")
+    monkeypatch.setattr(experiments, "train", no_training)
+    assert experiments.run(cfg, directory=tmp_path)["created_at"] == rec["created_at"]
+
+    model, task = experiments.load_model(cfg, directory=tmp_path)
+    again = Trainer(model, task, TrainConfig(batch_size=cfg.batch_size, device="cpu")).evaluate("test")
+    assert again["accuracy"] == pytest.approx(rec["final"]["test"]["accuracy"], abs=1e-9)
+    with pytest.raises(FileNotFoundError, match="experiments.run"):
+        experiments.load_model(dataclasses.replace(cfg, seed=5), directory=tmp_path)
+
+
+def test_bit_memory_pretrained_init_trains_then_freezes_the_backbone(tmp_path):
+    cfg = tiny_config(init="bit-memory", steps=2, eval_every=0)
+    pre = experiments.pretraining_config(cfg)
+    assert pre.task == "bit-memory" and pre.freeze == "full" and pre.init == "random"
+    model, _ = experiments.build(cfg, directory=tmp_path)
+    assert model.backbone.init == "bit-memory"
+    stored = torch.load(experiments.weights_path(pre.key, tmp_path), weights_only=True)
+    name = next(n for n in stored if n.endswith("h.0.attn.c_attn.weight"))
+    own = dict(model.named_parameters())[name]
+    assert torch.equal(own, stored[name]) and not own.requires_grad, name
+    random_model, _ = experiments.build(dataclasses.replace(cfg, init="random"))
+    assert not torch.equal(dict(random_model.named_parameters())[name], own)

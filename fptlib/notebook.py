@@ -46,13 +46,12 @@ class NotebookContext:
     def summary(self) -> str:
         """The lines ``setup()`` prints (stable across runs on the same kind of machine)."""
         lines = [
-            f"profile    : {self.profile}",
+            f"profile    : {self.profile} (quick without a GPU, full with one; FPT_PROFILE chooses)",
             f"device     : {self.device}",
             f"backbone   : {self.backbone} ({self.backbone_reason})",
             f"results    : {_display_path(self.results_dir)}",
             f"seed       : {self.seed}",
         ]
-        lines += [f"note       : {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -115,13 +114,8 @@ def default_results_dir(env: Mapping[str, str] | None = None) -> Path:
     try:  # the results store owns the default when it defines one
         from fptlib import results as _results
 
-        for name in ("default_dir", "default_results_dir"):
-            fn = getattr(_results, name, None)
-            if callable(fn):
-                return Path(fn())
-        if getattr(_results, "RESULTS_DIR", None):
-            return Path(_results.RESULTS_DIR)
-    except ImportError:
+        return Path(_results.results_dir())
+    except (ImportError, AttributeError):
         pass
     root = repo_root()
     return (root / "results") if root is not None else Path.cwd() / "results"
@@ -284,20 +278,42 @@ def paper_vs_run(entries: Iterable[Mapping[str, Any]], *, title: str | None = No
 
 
 def _series(history: Any, key: str) -> tuple[list[float], list[float]]:
-    """``(steps, values)`` of ``key`` from a history in any of the shapes the trainer may give:
-    a list of dicts with ``step``; a dict of lists with ``step``; or an object with ``.history``.
+    """``(steps, values)`` of ``key`` from a run in any of the shapes the library gives:
+
+    * a results record (a dict with ``evals``): ``key`` names an evaluation split (``"val"``,
+      ``"test"``) whose accuracy is taken, or ``"loss"`` / ``"accuracy"`` of the training history;
+    * a list of dicts with ``step`` (a trainer history or evals; nested ``{"accuracy": ...}``
+      values are read through);
+    * a dict of lists with ``step``; an object with ``.history`` (a TrainResult).
     """
-    if hasattr(history, "history") and not isinstance(history, Mapping):
-        history = history.history
-    if isinstance(history, Mapping) and "history" in history and not isinstance(history.get("step"), list):
-        history = history["history"]
+    if isinstance(history, Mapping) and ("evals" in history or "history" in history) \
+            and not isinstance(history.get("step"), list):
+        evals = history.get("evals") or []
+        if any(key in e for e in evals):
+            history = evals
+        else:
+            history = history.get("history") or []
+    elif hasattr(history, "history") and not isinstance(history, Mapping):
+        evals = getattr(history, "evals", None) or []
+        history = evals if any(key in e for e in evals) else history.history
     if isinstance(history, Mapping):
         steps = list(history.get("step", []))
         vals = list(history.get(key, []))
         pairs = [(s, v) for s, v in zip(steps, vals) if v is not None]
     else:
         pairs = [(h.get("step"), h.get(key)) for h in history if h.get(key) is not None]
+    pairs = [(s, v["accuracy"] if isinstance(v, Mapping) else v) for s, v in pairs]
     return [float(s) for s, _ in pairs], [float(v) for _, v in pairs]
+
+
+def eval_split(record: Mapping[str, Any], prefer: Sequence[str] = ("val", "test")) -> str | None:
+    """The evaluation split a record's curve is drawn from: ``val`` when evaluated, else ``test``,
+    else the first split it has."""
+    splits = list((record.get("final") or {}).keys())
+    for s in prefer:
+        if s in splits:
+            return s
+    return splits[0] if splits else None
 
 
 def plot_curves(histories: Mapping[str, Any], key: str = "val_acc", *, ax=None,
@@ -343,3 +359,285 @@ def steps_to_target(history: Any, target: float, key: str = "val_acc") -> float 
         if (v / 100 if v > 1 else v) >= target:
             return s
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# runs: train or load, and say what produced each number
+
+
+def run(config, *, progress: bool = True, quiet: bool = False) -> dict:
+    """``experiments.run(config)`` that says whether the run was loaded from the results store or
+    trained now. Returns the results record (with ``history`` and ``evals``)."""
+    from fptlib import experiments, results
+
+    done = results.get(config.key)
+    if not quiet:
+        what = "loaded from the results store" if done is not None else "training"
+        print(f"{what}: {config.describe()}", flush=True)
+    return done if done is not None else experiments.run(config, progress=progress)
+
+
+def run_many(configs: Mapping[str, Any], *, progress: bool = True) -> dict[str, dict]:
+    """``{label: record}`` for ``{label: RunConfig}``, training only what the store lacks."""
+    return {label: run(cfg, progress=progress) for label, cfg in configs.items()}
+
+
+def produced_by(record: Mapping[str, Any], *, data: bool = False) -> str:
+    """What produced a record's numbers, e.g. ``minilm (pretrained), fpt, 300 steps, seed 0``."""
+    bb = record.get("backbone") or {}
+    cfg = record.get("run_config") or {}
+    layers = cfg.get("layers")
+    parts = [f"{bb.get('name', '?')} ({bb.get('init', '?')}{f', {layers} layers' if layers else ''})",
+             f"freeze {record.get('freeze', '?')}"]
+    hp = record.get("hyperparameters") or {}
+    if hp.get("lr") is not None:
+        parts.append(f"lr {hp['lr']:g}")
+    parts.append(f"{record.get('steps', '?')} steps")
+    parts.append(f"seed {record.get('seed', '?')}")
+    if data:
+        parts.append(str(record.get("data_source", "?")))
+    return ", ".join(parts)
+
+
+def accuracy(record: Mapping[str, Any], split: str | None = None, which: str = "final") -> float | None:
+    """A record's accuracy as a fraction: ``which`` is ``final`` or ``best``; ``split`` defaults to
+    ``test`` when the run was evaluated on it (the paper reports test accuracy), else the last."""
+    values = record.get(which) or {}
+    if not values:
+        return None
+    if split is None:
+        split = "test" if "test" in values else list(values)[-1]
+    entry = values.get(split)
+    return None if entry is None else entry.get("accuracy")
+
+
+def reached(record: Mapping[str, Any], target: float, split: str | None = None) -> float | None:
+    """Steps until the evaluation accuracy on ``split`` (default: :func:`eval_split`) first reached
+    ``target`` (a fraction); None when it never did within the run."""
+    return steps_to_target(record, target, key=split or eval_split(record) or "val")
+
+
+def describe_setting(config, task=None) -> str:
+    """Lines saying exactly what a configuration trains: task and its data, backbone and its
+    initialisation, what is frozen, the training budget, and how it differs from the paper."""
+    from fptlib import tasks as _tasks
+
+    task = task if task is not None else _tasks.get(config.task, **dict(config.task_options))
+    options = ", ".join(f"{k}={v}" for k, v in config.task_options) or "the paper's sizes"
+    lines = [
+        f"task        : {config.task} ({options})",
+        f"data        : {getattr(task, 'data_source', '?')}",
+        f"tokens      : {getattr(task, 'max_len', '?')} tokens of "
+        + (f"dim {task.token_dim}" if getattr(task, "token_dim", None) else f"vocabulary {getattr(task, 'vocab_size', '?')}"),
+        f"backbone    : {config.backbone} ({config.init}"
+        + (f", first {config.layers} layers" if config.layers else "") + ")",
+        f"trained     : {config.freeze} (the paper's FPT preset is 'fpt')",
+        f"training    : {config.steps} steps, batch {config.batch_size}, lr {config.lr:g}, seed {config.seed}, "
+        f"evaluation every {config.eval_every} steps",
+    ]
+    if config.backbone not in ("lstm",) and not config.backbone.startswith("gpt2"):
+        lines.append(f"note        : the paper used GPT-2; this run uses {config.backbone} instead")
+    if config.profile == "quick":
+        lines.append("note        : quick profile: toy scale for a CPU, not the paper's settings")
+    return "\n".join(lines)
+
+
+def results_table(runs: Mapping[str, Mapping[str, Any]], paper: Mapping[str, Any] | None = None, *,
+                  target: float | None = None, title: str | None = None, split: str | None = None) -> Table:
+    """One row per labelled run: the paper's number for that setting (labelled as the paper's),
+    this run's final and best accuracy, optionally the steps to ``target``, and what produced it.
+
+    ``paper``: ``{label: value}`` or ``{label: (value, "paper's model")}``; missing labels show '-'.
+    """
+    paper = paper or {}
+    rows = []
+    for label, rec in runs.items():
+        p = paper.get(label)
+        p_val, p_model = (p if isinstance(p, tuple) else (p, "GPT-2"))
+        row = {"setting": label, "paper (%)": as_percent(p_val),
+               "paper's model": p_model if p_val is not None else "-",
+               "this run, final (%)": as_percent(accuracy(rec, split)),
+               "this run, best (%)": as_percent(accuracy(rec, split, "best"))}
+        if target is not None:
+            s = reached(rec, target)
+            row[f"steps to {target * 100:g}%"] = int(s) if s is not None else f"> {rec.get('steps')}"
+        row["this run: produced by"] = produced_by(rec)
+        rows.append(row)
+    return Table(rows, title=title)
+
+
+def plot_runs(runs: Mapping[str, Mapping[str, Any]], *, split: str | None = None, target: float | None = None,
+              title: str | None = None, ax=None, logx: bool = False):
+    """Evaluation accuracy against step, one line per labelled run (records from :func:`run`)."""
+    first = next(iter(runs.values()), {})
+    split = split or eval_split(first) or "val"
+    return plot_curves(dict(runs), key=split, ax=ax, title=title, target=target, logx=logx,
+                       ylabel=f"{split} accuracy (%)", percent=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# the course's configurations: the experiments' profile settings plus the notebooks' quick sizes
+
+# Extra shrinking for the quick profile, on top of fptlib.experiments' quick settings, so that the
+# whole series runs in under 25 minutes on a 2-core CPU. Only applied when the profile is quick;
+# the full profile uses the experiments' (the paper's) settings unchanged.
+QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
+    # finer evaluation: "steps to a target" (notebook 08) needs more than three points
+    "bit-xor": dict(eval_every=25),
+    # 32x32 in 8x8 patches: 16 tokens of 64 values (the paper: 4x4 patches, 64 tokens)
+    "mnist": dict(task_options=dict(patch_size=8)),
+    "fashion-mnist": dict(task_options=dict(patch_size=7), eval_limit=512),
+    "cifar10": dict(task_options=dict(patch_size=8)),
+    # one pixel per token, as in C10 LRA; offline: 8x8 digits, so 64 tokens of dimension 1
+    "digits": dict(task_options=dict(patch_size=1), steps=200, batch_size=8, eval_every=50),
+}
+# tasks the experiments have no settings for: borrow those of a paper task
+SETTINGS_OF = {"fashion-mnist": "mnist", "mnist-5k": "mnist", "digits": "cifar10-lra"}
+
+
+def config(ctx: NotebookContext | str, task: str, **changes):
+    """The ``RunConfig`` a notebook trains: ``experiments.base_config`` for the profile, the quick
+    overrides above when the profile is quick, then ``changes``. ``task_options`` may be a dict."""
+    import dataclasses
+
+    from fptlib import experiments
+
+    profile = ctx if isinstance(ctx, str) else ctx.profile
+    backbone = changes.pop("backbone", None) or (experiments.resolve_backbone(None) if isinstance(ctx, str)
+                                                 else ctx.backbone)
+    base = experiments.base_config(SETTINGS_OF.get(task, task), profile, backbone)
+    if base.task != task:  # borrowed settings, or the experiments' own offline stand-in task
+        base = dataclasses.replace(base, task=task, task_options=())
+    merged: dict[str, Any] = {}
+    if profile == "quick":
+        merged.update(QUICK_OVERRIDES.get(task, {}))
+    extra_opts = dict(merged.pop("task_options", {}))
+    extra_opts.update(dict(changes.pop("task_options", {}) or {}))
+    merged.update(changes)
+    if extra_opts:
+        options = dict(base.task_options)
+        options.update(extra_opts)
+        merged["task_options"] = tuple(sorted(options.items()))
+    return dataclasses.replace(base, **merged)
+
+
+def task_available(name: str) -> tuple[bool, str]:
+    """``(ready, how)`` for a task's data on this machine now (``fptlib.tasks.available``)."""
+    from fptlib import tasks as _tasks
+
+    info = _tasks.available().get(name, {})
+    return bool(info.get("ready")), short_paths(info.get("source") if info.get("ready") else info.get("how", ""))
+
+
+def short_paths(text: str) -> str:
+    """Replace machine-specific folders (site-packages, the checkout) by short names, so that
+    printed output is the same on every machine set up the same way."""
+    import site
+    import sysconfig
+
+    text = str(text)
+    prefixes = [(sysconfig.get_paths().get("purelib", ""), "<site-packages>")]
+    prefixes += [(p, "<site-packages>") for p in getattr(site, "getsitepackages", lambda: [])()]
+    root = repo_root()
+    if root is not None:
+        prefixes.append((str(root), "<repo>"))
+    for prefix, name in prefixes:
+        if prefix and prefix in text:
+            text = text.replace(prefix, name)
+    return text
+
+
+def train_accuracy(record: Mapping[str, Any]) -> float | None:
+    """The last logged training accuracy of a run (averaged over its last logging interval)."""
+    hist = record.get("history") or []
+    return hist[-1].get("accuracy") if hist else None
+
+
+def show_patches(config_or_task, n: int = 4, split: str = "test"):
+    """Draw ``n`` images of an image task the way the model sees them: cut into patch tokens
+    (thin white lines between patches), with the token count and size in the title."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    task = config_or_task
+    if not hasattr(task, "eval_batches"):
+        from fptlib import tasks as _tasks
+
+        task = _tasks.get(config_or_task.task, **dict(config_or_task.task_options))
+    batch = next(task.eval_batches(split, n, "cpu"))
+    x = batch.x.float()                                       # [n, tokens, p*p*c]
+    p = int(getattr(task, "patch"))
+    side = int(round(x.shape[1] ** 0.5))
+    channels = x.shape[2] // (p * p)
+    x = x.reshape(x.shape[0], side, side, p, p, channels)     # b h w p1 p2 c (the einops layout)
+    gap = 1 if p > 1 else 0
+    size = side * (p + gap)
+    fig, axes = plt.subplots(1, x.shape[0], figsize=(2.2 * x.shape[0], 2.6), squeeze=False)
+    for ax, img, y in zip(axes[0], x, batch.y):
+        canvas = torch.ones(size, size, channels)
+        lo, hi = img.min(), img.max()
+        img = (img - lo) / (hi - lo + 1e-8)
+        for i in range(side):
+            for j in range(side):
+                canvas[i * (p + gap):i * (p + gap) + p, j * (p + gap):j * (p + gap) + p] = img[i, j]
+        ax.imshow(canvas.squeeze(-1).numpy(), cmap="gray" if channels == 1 else None)
+        ax.set_title(f"label {int(y)}", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"{task.name}: {side * side} tokens of {p}x{p}x{channels} = {x.shape[3] * x.shape[4] * channels} values",
+                 fontsize=10)
+    return fig
+
+
+def sweep_each(configs: Mapping[str, Any], lrs: Sequence[float], seeds: Sequence[int] = (0,), *,
+               progress: bool = True) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """``fptlib.train.sweep.sweep`` for each labelled configuration (its own learning rate chosen on
+    validation). A learning rate whose run diverges (NaN loss) is dropped, with a message, and the
+    sweep continues without it. Returns ``({label: SweepResult}, {label: [diverged lrs]})``."""
+    from fptlib.train.sweep import sweep
+    from fptlib.train.trainer import NonFiniteLossError
+
+    results: dict[str, Any] = {}
+    diverged: dict[str, list[float]] = {}
+    for label, cfg in configs.items():
+        remaining = list(lrs)
+        diverged[label] = []
+        while remaining:
+            try:
+                results[label] = sweep(cfg, lrs=remaining, seeds=tuple(seeds), progress=progress)
+                break
+            except NonFiniteLossError as err:
+                bad = next((lr for lr in remaining if f"lr={lr}" in str(err)), remaining[-1])
+                print(f"{label}: lr {bad:g} diverged (NaN loss); dropped from its sweep")
+                diverged[label].append(bad)
+                remaining.remove(bad)
+    return results, diverged
+
+
+# ---------------------------------------------------------------------------------------------
+# what this machine has: backbones and data (notebook 00)
+
+
+def backbone_table() -> Table:
+    """Every known backbone: family, what it is, and whether its pretrained weights load here now."""
+    from fptlib.backbones import KNOWN, hub_reachable, pretrained_available
+
+    online = hub_reachable()
+    rows = []
+    for known in KNOWN.values():
+        ok, how = pretrained_available(known.name, check_hub=online)
+        rows.append({"backbone": known.name, "family": known.family, "what it is": known.description,
+                     "pretrained weights here": "yes" if ok else "no",
+                     "how / why not": short_paths(how)})
+    return Table(rows, title=f"Backbones (Hugging Face hub reachable: {'yes' if online else 'no'})")
+
+
+def task_table() -> Table:
+    """The paper's seven tasks and the offline image sets: ready or not, and from which source."""
+    from fptlib import tasks as _tasks
+
+    rows = []
+    for name, info in _tasks.available().items():
+        rows.append({"task": name, "ready here": "yes" if info["ready"] else "no",
+                     "data it would use now": short_paths(info["source"]),
+                     "how to get it": short_paths(info["how"]) or "-"})
+    return Table(rows, title="Tasks and their data on this machine")

@@ -137,7 +137,7 @@ def save_attention_picture(model, cfg, out: Path) -> Path:
     task = tasks.get(cfg.task, **dict(cfg.task_options))
     batch = next(task.eval_batches("test", 4, "cpu"))
     attn = extract_attentions(model.cpu(), batch.x)
-    fig = plot_attention_grid(attn, example=0, tokens=bit_labels(batch.x, task.n))
+    fig = plot_attention_grid(attn, example=0, tokens=bit_labels(batch.x[0], task.n))
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png.tmp")
     os.close(fd)

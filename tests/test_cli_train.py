@@ -1,0 +1,77 @@
+"""The command line: train --json, reproduce (end to end, then skipping finished runs), sweep,
+results, demo, and clear errors."""
+import json
+
+import pytest
+
+from fptlib.cli import main
+from fptlib.train import sweep
+from test_train_toy import one_thread, tiny_config  # noqa: F401
+
+TINY = ["--backbone", "gpt2", "--backbone-override", "n_layer=2", "--backbone-override", "n_embd=32",
+        "--backbone-override", "n_head=2"]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("FPT_RESULTS_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_train_json_prints_the_record(store, capsys):
+    code = main(["train", "--task", "bit-xor", *TINY, "--init", "random", "--steps", "4", "--eval-every", "2",
+                 "--option", "n=3", "--json", "--no-progress"])
+    assert code == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["task"] == "bit-xor" and rec["backbone"] == {**rec["backbone"], "name": "gpt2", "init": "random"}
+    assert rec["steps"] == 4 and [e["step"] for e in rec["evals"]] == [2, 4]
+    assert "length 3" in rec["data_source"] and rec["hardware"].startswith("cpu")
+    assert (store / f"{rec['key']}.json").is_file()
+
+
+def test_reproduce_runs_a_table_then_skips_finished_runs(store, capsys):
+    argv = ["reproduce", "architecture", "--profile", "quick", "--steps", "2", *TINY, "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("running") == 2 and "| frozen random LSTM | CIFAR-10 | 34.0 |" in out
+    records = sorted(store.glob("*.json"))
+    assert len(records) == 2
+    stamps = [p.stat().st_mtime_ns for p in records]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("done already") == 2 and "running" not in out
+    assert [p.stat().st_mtime_ns for p in records] == stamps
+    assert main(["results", "architecture", "--profile", "quick", "--backbone", "gpt2"]) == 0
+    assert "not run" in capsys.readouterr().out      # those runs had 2 steps, not the profile's
+
+
+def test_sweep_selects_on_validation(tmp_path):
+    res = sweep.sweep(tiny_config(steps=4, eval_every=2), lrs=(1e-3, 3e-2), seeds=(0,), directory=tmp_path,
+                      progress=False, log=lambda *_: None)
+    assert [r["lr"] for r in res.rows] == [1e-3, 3e-2]
+    assert res.best_lr == max(res.rows, key=lambda r: r["val_mean"])["lr"]
+    assert "**chosen**" in res.markdown()
+    rec = {"key": "k", "evals": [{"step": 2, "val": {"accuracy": 0.9}, "test": {"accuracy": 0.5}},
+                                 {"step": 4, "val": {"accuracy": 0.7}, "test": {"accuracy": 0.99}}]}
+    assert sweep.early_stopped(rec) == (0.9, 0.5, 2)       # the test number never picks
+    with pytest.raises(ValueError, match="no evaluations on split 'val'"):
+        sweep.early_stopped({"key": "k", "evals": []})
+
+
+def test_demo_trains_and_saves_an_attention_picture(store, tmp_path, capsys):
+    out = tmp_path / "pics" / "attn.png"
+    assert main(["demo", *TINY[:2], "--steps", "3", "--out", str(out), "--no-progress"]) == 1   # gpt2 offline
+    capsys.readouterr()
+    assert main(["demo", "--backbone", "minilm", "--steps", "3", "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "final test accuracy" in text and str(out) in text
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(out.parent.glob("*.tmp"))
+
+
+def test_bad_arguments_are_clear_errors(store, capsys):
+    assert main(["reproduce", "table9"]) == 1
+    assert "unknown experiment table 'table9'" in capsys.readouterr().err
+    assert main(["train", "--task", "bit-xor", "--option", "n"]) == 1
+    assert "NAME=VALUE" in capsys.readouterr().err
+    assert main(["train", "--task", "nope", "--backbone", "minilm"]) == 1
+    assert "known tasks" in capsys.readouterr().err

@@ -53,7 +53,7 @@ class TrainConfig:
     grad_accum: int = 1                # forward passes per optimizer step
     grad_clip: float | None = 1.0      # max gradient norm; None disables
     eval_every: int = 200              # optimizer steps between evaluations (0: only at the end)
-    eval_splits: tuple[str, ...] | None = None   # None: all of task.eval_splits
+    eval_splits: tuple[str, ...] | None = None   # None: all of task.eval_splits; (): none
     eval_limit: int | None = None      # max examples per split and evaluation (None: the whole split)
     eval_batch_size: int | None = None  # None: max(batch_size, 32)
     time_budget_s: float | None = None  # stop after this many seconds of training
@@ -100,7 +100,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["eval_splits"] = list(self.eval_splits) if self.eval_splits else None
+        d["eval_splits"] = None if self.eval_splits is None else list(self.eval_splits)
         return d
 
 
@@ -166,7 +166,8 @@ class Trainer:
         self.task = task
         self.dist = distributed.context()
         self.device = distributed.device_for(self.dist, config.device)
-        self.splits = tuple(config.eval_splits or getattr(task, "eval_splits", ()) or ())
+        # eval_splits None: all of the task's; () : no evaluation at all (benchmarks)
+        self.splits = tuple(getattr(task, "eval_splits", ()) if config.eval_splits is None else config.eval_splits)
         unknown = [s for s in self.splits if s not in getattr(task, "eval_splits", self.splits)]
         if unknown:
             raise ValueError(f"unknown eval split(s) {unknown} for task {getattr(task, 'name', task)!r}: "

@@ -73,7 +73,11 @@ def _add_run_flags(p, task_required=True):
     p.add_argument("--option", action="append", metavar="NAME=VALUE", help="task option (repeatable)")
     p.add_argument("--backbone-override", action="append", metavar="NAME=VALUE",
                    help="backbone config field, e.g. n_layer=2 (random init; repeatable)")
-    p.add_argument("--device", default="auto")
+    _add_common(p)
+
+
+def _add_common(p):
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--results-dir", default=None, help="results store (default: $FPT_RESULTS_DIR or <repo>/results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -190,9 +194,7 @@ def register(subparsers) -> None:
     p.add_argument("--backbone", default=None)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--out", default="fpt_demo_attention.png", help="PNG for the attention picture")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--results-dir", default=None)
-    p.add_argument("--no-progress", action="store_true")
+    _add_common(p)
     p.set_defaults(func=cmd_demo)
 
     p = subparsers.add_parser("train", help="train one model on one task and store its result")
@@ -210,9 +212,7 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=None, help="override every run's steps (a shorter smoke run)")
     p.add_argument("--backbone-override", action="append", metavar="NAME=VALUE",
                    help="backbone config field for every run, e.g. n_layer=2 (random inits; repeatable)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--results-dir", default=None)
-    p.add_argument("--no-progress", action="store_true")
+    _add_common(p)
     p.set_defaults(func=cmd_reproduce)
 
     p = subparsers.add_parser("sweep", help="learning-rate sweep, validation-based selection, several seeds")

@@ -34,11 +34,11 @@ PROFILES = ("quick", "full")
 # "steps to converge" table), evaluating on the test set (ListOps, Homology: validation).
 TASK_SETTINGS: dict[str, dict[str, dict]] = {
     "quick": {
-        "bit-xor": dict(options={"n": 5, "eval_size": 256}, steps=200, batch_size=8, eval_every=50),
-        "bit-memory": dict(options={"n_bits": 40, "n_patterns": 5, "patch": 10, "eval_size": 128},
+        "bit-xor": dict(options={"n": 5, "eval_size": 128}, steps=200, batch_size=8, eval_every=50),
+        "bit-memory": dict(options={"n_bits": 40, "n_patterns": 5, "patch": 10, "eval_size": 64},
                            steps=200, batch_size=8, eval_every=50),
-        "listops": dict(options={"min_length": 20, "max_length": 60, "n_train": 2000, "n_val": 256,
-                                 "n_test": 256}, steps=200, batch_size=8, eval_every=50),
+        "listops": dict(options={"min_length": 20, "max_length": 60, "n_train": 2000, "n_val": 200,
+                                 "n_test": 200}, steps=200, batch_size=8, eval_every=100),
         # no MNIST offline: scikit-learn's real 8x8 digits stand in, and the records say so
         "mnist": dict(task="digits", options={}, steps=200, batch_size=8, eval_every=50),
         "cifar10": dict(options={}, steps=200, batch_size=8, eval_every=50, eval_limit=512),
@@ -318,7 +318,7 @@ def weights_path(key: str, directory=None) -> Path:
     return results.results_dir(directory) / "weights" / f"{key}.pt"
 
 
-MAX_SAVED_TRAINED = 30_000_000   # trained-parameter count above which weights are not kept
+MAX_SAVED_TRAINED = 5_000_000    # trained parameters above which weights are not kept (fully trained runs)
 
 
 def build(config: RunConfig, device: str | torch.device = "cpu", directory=None):

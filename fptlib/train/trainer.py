@@ -55,7 +55,7 @@ class TrainConfig:
     eval_every: int = 200              # optimizer steps between evaluations (0: only at the end)
     eval_splits: tuple[str, ...] | None = None   # None: all of task.eval_splits; (): none
     eval_limit: int | None = None      # max examples per split and evaluation (None: the whole split)
-    eval_batch_size: int | None = None  # None: max(batch_size, 32)
+    eval_batch_size: int | None = None  # None: max(batch_size, 64)
     time_budget_s: float | None = None  # stop after this many seconds of training
     target_accuracy: float | None = None  # stop once this accuracy is reached on target_split
     target_split: str | None = None    # None: the first eval split
@@ -225,7 +225,7 @@ class Trainer:
         """Mean loss and accuracy over a split (weighted by examples), in eval mode. Runs under
         a forked RNG so that evaluating never changes the training trajectory."""
         c = self.config
-        bs = c.eval_batch_size or max(c.batch_size, 32)
+        bs = c.eval_batch_size or max(c.batch_size, 64)
         was_training = self.model.training
         self.model.eval()
         devices = [self.device] if self.device.type == "cuda" else []

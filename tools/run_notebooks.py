@@ -9,7 +9,7 @@
 Notebooks run in the kernel of this Python (the project's virtual environment), in their own
 folder, with ``FPT_PROFILE=quick`` unless ``--profile`` says otherwise, so the committed outputs
 are what ``pytest --nbval`` compares against. Execution stops at the first failing notebook (the
-file is left untouched) and the exit status is 1.
+file is left untouched; ``--keep-going`` goes on with the next) and the exit status is 1.
 """
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="start from an empty results store (moves results/*.json to a backup folder)")
     ap.add_argument("--check", action="store_true", help="execute without writing the notebooks back")
     ap.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds")
+    ap.add_argument("--keep-going", action="store_true", help="go on with the next notebook after a failure")
     args = ap.parse_args(argv)
 
     os.environ["FPT_PROFILE"] = args.profile
@@ -76,19 +77,24 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.move(str(r), backup / r.name)
             print(f"moved {len(records)} result records to {backup}")
 
-    total = 0.0
+    total, failed = 0.0, []
     for path in paths:
         print(f"{path.name:<40}", end=" ", flush=True)
         try:
             wall = execute(path, args.timeout, write=not args.check)
         except Exception as err:  # nbclient raises CellExecutionError with the traceback
-            print("FAILED")
+            print("FAILED", flush=True)
             print(str(err)[-4000:], file=sys.stderr)
-            return 1
+            if not args.keep_going:
+                return 1
+            failed.append(path.name)
+            continue
         total += wall
         print(f"{wall:7.1f} s", flush=True)
     print(f"{'total':<40} {total:7.1f} s ({total / 60:.1f} min)")
-    return 0
+    if failed:
+        print("failed:", ", ".join(failed))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

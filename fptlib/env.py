@@ -88,3 +88,19 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "fp16" and device.type != "cuda":
         raise ValueError("amp='fp16' needs a CUDA device (it uses a gradient scaler): use amp='bf16' or 'off' on CPU")
     return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def tune_cpu_threads(device: torch.device) -> str | None:
+    """On a CPU that other jobs keep busy, use one intra-op thread: with every core taken,
+    PyTorch's OpenMP threads wait on each other, and two threads were measured 10-80x slower
+    than one for small models on a shared 2-core machine. Respects an explicit OMP_NUM_THREADS.
+    Returns a note saying what was done, or None. Called by the command line, not the library."""
+    if device.type != "cpu" or os.environ.get("OMP_NUM_THREADS") or not hasattr(os, "getloadavg"):
+        return None
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    if torch.get_num_threads() > 1 and load >= cores - 0.5:
+        torch.set_num_threads(1)
+        return (f"the CPU is busy (load {load:.1f} on {cores} cores): using 1 thread "
+                f"(set OMP_NUM_THREADS to choose)")
+    return None

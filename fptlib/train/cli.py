@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -84,7 +85,15 @@ def _add_common(p):
 
 # -- commands ---------------------------------------------------------------------------------
 
+def _threads(device: str) -> None:
+    from fptlib import env
+    note = env.tune_cpu_threads(env.pick_device(device))
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
+
+
 def cmd_train(args) -> int:
+    _threads(args.device)
     from fptlib import experiments
     cfg = _config_from_args(args)
     if not args.json:
@@ -113,6 +122,7 @@ def _print_summary(record: dict) -> None:
 
 
 def cmd_demo(args) -> int:
+    _threads(args.device)
     import dataclasses
 
     from fptlib import experiments
@@ -156,6 +166,7 @@ def save_attention_picture(model, cfg, out: Path) -> Path:
 
 
 def cmd_reproduce(args) -> int:
+    _threads(args.device)
     from fptlib import experiments, results
     changes = {"steps": args.steps} if args.steps else {}
     if args.backbone_override:
@@ -168,6 +179,7 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    _threads(args.device)
     from fptlib.train import sweep
     cfg = _config_from_args(args)
     lrs = tuple(args.lrs) if args.lrs else (sweep.QUICK_LRS if args.profile == "quick" else sweep.CRITIQUE_LRS)

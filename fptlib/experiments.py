@@ -422,6 +422,8 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
             atomic_save(trained, path)
             record["weights"] = str(path.name)
         results.save(record, directory)
+    if context().enabled:                  # the other ranks wait for the files (Bit Memory weights)
+        torch.distributed.barrier()
     return record, model
 
 

@@ -113,13 +113,23 @@ def make_record(result, model, task, *, key: str | None = None, freeze: str | No
         "profile": profile,
         "label": label or {},
         "notes": list(notes),
-        "history": result.history,
+        "history": thin(result.history),
         "evals": result.evals,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if extra:
         record.update(extra)
     return record
+
+
+def thin(history: list[dict], keep: int = 1000) -> list[dict]:
+    """At most about ``keep`` evenly spaced entries (always the last): long runs log every few
+    steps, and a record should stay small enough to read."""
+    if len(history) <= keep:
+        return list(history)
+    stride = -(-len(history) // keep)
+    out = history[::stride]
+    return out if out[-1] is history[-1] else out + [history[-1]]
 
 
 def save(record: dict, directory: str | os.PathLike | None = None) -> Path:

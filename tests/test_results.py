@@ -73,3 +73,10 @@ def test_steps_to_target_reads_the_evaluations():
     rec = {"evals": [{"step": 50, "test": {"accuracy": 0.6}}, {"step": 100, "test": {"accuracy": 0.995}}]}
     assert results.steps_to(rec, 0.99) == 100 and results.steps_to(rec, 0.5) == 50
     assert results.steps_to(rec, 1.0) is None
+
+
+def test_long_histories_are_thinned_keeping_the_last_entry():
+    hist = [{"step": i} for i in range(1, 5001)]
+    out = results.thin(hist, keep=1000)
+    assert len(out) <= 1001 and out[0]["step"] == 1 and out[-1]["step"] == 5000
+    assert results.thin(hist[:10]) == hist[:10]

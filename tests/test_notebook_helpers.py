@@ -116,3 +116,114 @@ def test_plot_curves_draws_one_line_per_history():
     assert len(lines) == 3  # two curves + the target line
     assert list(lines[0].get_ydata()) == [50.0, 75.0]
     assert ax.get_legend() is not None and len(ax.get_legend().get_texts()) == 2
+
+
+# ---- records, configs and tables --------------------------------------------------------------
+
+def _record(accs=(0.5, 0.8, 0.95), test=0.9, key="k", lr=1e-3, steps=30):
+    evals = [{"step": 10 * (i + 1), "val": {"accuracy": a, "loss": 1.0}, "test": {"accuracy": a - 0.05}}
+             for i, a in enumerate(accs)]
+    return {"key": key, "backbone": {"name": "minilm", "init": "pretrained"}, "freeze": "fpt",
+            "hyperparameters": {"lr": lr}, "steps": steps, "seed": 0, "data_source": "generated bits",
+            "evals": evals, "history": [{"step": 10, "loss": 0.7, "accuracy": 0.6},
+                                        {"step": 30, "loss": 0.2, "accuracy": 0.97}],
+            "final": {"val": {"accuracy": accs[-1]}, "test": {"accuracy": test}},
+            "best": {"val": {"accuracy": max(accs)}, "test": {"accuracy": test}},
+            "run_config": {"layers": None}}
+
+
+def test_record_readers():
+    rec = _record()
+    assert nb.accuracy(rec) == 0.9                      # test preferred: the paper reports test
+    assert nb.accuracy(rec, "val") == 0.95
+    assert nb.eval_split(rec) == "val"
+    assert nb.reached(rec, 0.8) == 20.0 and nb.reached(rec, 0.99) is None
+    assert nb.train_accuracy(rec) == 0.97
+    assert nb._series(rec, "val") == ([10.0, 20.0, 30.0], [0.5, 0.8, 0.95])
+    assert nb._series(rec, "loss") == ([10.0, 30.0], [0.7, 0.2])   # not an eval split: training history
+    assert nb.produced_by(rec) == "minilm (pretrained), freeze fpt, lr 0.001, 30 steps, seed 0"
+    assert nb.produced_by({**rec, "run_config": {"layers": 2}}, data=True).startswith("minilm (pretrained, 2 layers)")
+    assert nb.produced_by(rec, data=True).endswith("generated bits")
+
+
+def test_results_table_pairs_paper_and_run():
+    t = nb.results_table({"FPT": _record(), "random": _record(accs=(0.5, 0.6, 0.7), test=0.7)},
+                         {"FPT": 100, "random": (75.8, "GPT-2 base")}, target=0.9)
+    lines = repr(t).splitlines()
+    assert lines[0].startswith("| setting | paper (%) | paper's model | this run, final (%)")
+    assert "| FPT | 100.0 | GPT-2 | 90.0 | 90.0 | 30 |" in lines[2]
+    assert "| random | 75.8 | GPT-2 base | 70.0 | 70.0 | > 30 |" in lines[3]
+
+
+def test_config_applies_quick_overrides_only_in_quick():
+    q = nb.config("quick", "bit-xor", backbone="minilm")
+    f = nb.config("full", "bit-xor", backbone="minilm")
+    assert q.eval_every == nb.QUICK_OVERRIDES["bit-xor"]["eval_every"]
+    from fptlib import experiments
+    assert f == experiments.base_config("bit-xor", "full", "minilm")
+    # changes win; task options merge into the experiments' options
+    c = nb.config("quick", "bit-xor", backbone="minilm", lr=3e-4, task_options={"n": 7})
+    assert c.lr == 3e-4 and dict(c.task_options)["n"] == 7
+    assert c.key != q.key
+    # a task without experiment settings borrows a paper task's, under its own name
+    d = nb.config("quick", "fashion-mnist", backbone="minilm")
+    assert d.task == "fashion-mnist" and dict(d.task_options)["patch_size"] == 7
+    # the same request gives the same key (runs are shared between notebooks through it)
+    assert nb.config("quick", "bit-xor", backbone="minilm").key == q.key
+
+
+def test_short_paths_hides_machine_folders():
+    import sysconfig
+
+    site = sysconfig.get_paths()["purelib"]
+    assert nb.short_paths(f"package folder {site}/pkg/model") == "package folder <site-packages>/pkg/model"
+    root = nb.repo_root()
+    if root is not None:
+        assert nb.short_paths(f"looked in {root}/data") == "looked in <repo>/data"
+
+
+def test_sweep_each_drops_a_diverging_lr(monkeypatch):
+    from fptlib.train import sweep as sweep_mod
+    from fptlib.train.trainer import NonFiniteLossError
+
+    calls = []
+
+    def fake_sweep(cfg, lrs, seeds, progress=True):
+        calls.append(tuple(lrs))
+        if 0.01 in lrs:
+            raise NonFiniteLossError("the training loss became NaN or infinite at step 3 (lr=0.01, amp=off)")
+        return types.SimpleNamespace(best_lr=max(lrs), rows=[{"lr": lr} for lr in lrs])
+
+    monkeypatch.setattr(sweep_mod, "sweep", fake_sweep)
+    results, diverged = nb.sweep_each({"a": object()}, lrs=(1e-3, 1e-2))
+    assert calls == [(1e-3, 1e-2), (1e-3,)]
+    assert diverged == {"a": [0.01]} and results["a"].best_lr == 1e-3
+
+
+def test_show_patches_reassembles_tokens():
+    import matplotlib
+    import torch
+
+    matplotlib.use("Agg")
+    from fptlib.tasks.base import Batch
+
+    class FakeImages:  # 4x4 grey images in 2x2 patches: 4 tokens of 4 values
+        name, patch = "fake", 2
+
+        def eval_batches(self, split, n, device):
+            yield Batch(torch.arange(n * 16, dtype=torch.float).reshape(n, 4, 4), torch.zeros(n, dtype=torch.long))
+
+    fig = nb.show_patches(FakeImages(), n=2)
+    assert len(fig.axes) == 2
+    assert "4 tokens of 2x2x1 = 4 values" in fig._suptitle.get_text()
+    canvas = fig.axes[0].get_images()[0].get_array()
+    assert canvas.shape == (6, 6)          # 2 patches of 2 pixels + 1-pixel gaps per side
+
+
+def test_describe_setting_says_what_runs():
+    cfg = nb.config("quick", "bit-xor", backbone="minilm")
+    text = nb.describe_setting(cfg)
+    assert "task        : bit-xor" in text and "backbone    : minilm (pretrained)" in text
+    assert "the paper used GPT-2; this run uses minilm instead" in text
+    assert "quick profile" in text
+    assert "the paper used GPT-2" not in nb.describe_setting(nb.config("quick", "bit-xor", backbone="gpt2"))

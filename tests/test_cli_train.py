@@ -45,6 +45,14 @@ def test_reproduce_runs_a_table_then_skips_finished_runs(store, capsys):
     assert "not run" in capsys.readouterr().out      # those runs had 2 steps, not the profile's
 
 
+def test_sweep_command_prints_the_selection(store, capsys):
+    assert main(["sweep", "--task", "bit-xor", *TINY, "--init", "random", "--steps", "2", "--eval-every", "1",
+                 "--lrs", "1e-3", "3e-3", "--seeds", "0", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "| 0.001" in out and "| 0.003" in out and out.count("**chosen**") == 1
+    assert len(list(store.glob("*.json"))) == 2
+
+
 def test_sweep_selects_on_validation(tmp_path):
     res = sweep.sweep(tiny_config(steps=4, eval_every=2), lrs=(1e-3, 3e-2), seeds=(0,), directory=tmp_path,
                       progress=False, log=lambda *_: None)

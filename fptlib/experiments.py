@@ -347,7 +347,7 @@ def bit_memory_backbone(config: RunConfig, directory=None):
     from fptlib.backbones.registry import load_backbone
 
     pre = pretraining_config(config)
-    record = run(pre, directory=directory)
+    record = run(pre, directory=directory, save_weights=True)
     path = weights_path(record["key"], directory)
     if not path.is_file():
         raise FileNotFoundError(f"the Bit Memory pretraining run {pre.key} has a record but no weights at {path}: "
@@ -370,7 +370,7 @@ def pretraining_config(config: RunConfig) -> RunConfig:
 
 
 def run(config: RunConfig, *, directory=None, force: bool = False, progress: bool = True,
-        device: str = "auto", checkpoint: bool | str | None = None) -> dict:
+        device: str = "auto", checkpoint: bool | str | None = None, save_weights: bool | None = None) -> dict:
     """Train ``config`` (or return its stored record) and return the results record.
 
     ``checkpoint`` (default: on for the full profile) keeps a resumable checkpoint under
@@ -380,15 +380,17 @@ def run(config: RunConfig, *, directory=None, force: bool = False, progress: boo
         done = results.get(config.key, directory)
         if done is not None:
             return done
-    record, _ = train(config, directory=directory, progress=progress, device=device, checkpoint=checkpoint)
+    record, _ = train(config, directory=directory, progress=progress, device=device, checkpoint=checkpoint,
+                      save_weights=save_weights)
     return record
 
 
 def train(config: RunConfig, *, directory=None, progress: bool = True, device: str = "auto",
-          checkpoint: bool | str | None = None, store: bool = True):
+          checkpoint: bool | str | None = None, store: bool = True, save_weights: bool | None = None):
     """Always train; return (record, model). Stores the record (and small trained weights).
     ``checkpoint``: True for ``<results>/checkpoints/<key>/``, a folder name, or False / None
-    (None: on for the full profile only)."""
+    (None: on for the full profile only). ``save_weights``: keep the trained parameters next to
+    the record (None: when there are at most MAX_SAVED_TRAINED of them)."""
     from fptlib import env
     from fptlib.train.trainer import TrainConfig, Trainer
 
@@ -416,7 +418,9 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     from fptlib.train.distributed import context
     if store and context().is_main:        # under DDP only rank 0 writes
         trained = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
-        if sum(p.numel() for p in trained.values()) <= MAX_SAVED_TRAINED:
+        if save_weights is None:
+            save_weights = sum(p.numel() for p in trained.values()) <= MAX_SAVED_TRAINED
+        if save_weights:
             path = weights_path(config.key, directory)
             from fptlib.train.checkpoint import atomic_save
             atomic_save(trained, path)

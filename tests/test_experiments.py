@@ -70,7 +70,8 @@ def test_run_trains_once_then_reuses_the_record_and_reloads_the_model(tmp_path, 
         experiments.load_model(dataclasses.replace(cfg, seed=5), directory=tmp_path)
 
 
-def test_bit_memory_pretrained_init_trains_then_freezes_the_backbone(tmp_path):
+def test_bit_memory_pretrained_init_trains_then_freezes_the_backbone(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiments, "MAX_SAVED_TRAINED", 0)    # pretraining weights are kept regardless
     cfg = tiny_config(init="bit-memory", steps=2, eval_every=0)
     pre = experiments.pretraining_config(cfg)
     assert pre.task == "bit-memory" and pre.freeze == "full" and pre.init == "random"

@@ -356,7 +356,13 @@ def bit_memory_backbone(config: RunConfig, directory=None):
                              layers=config.layers, config_overrides=dict(config.backbone_overrides) or None)
     state = torch.load(path, map_location="cpu", weights_only=True)
     prefix = "backbone."
-    backbone.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, strict=False)
+    result = backbone.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
+                                      strict=False)
+    groups = backbone.parameter_groups()
+    missing = [k for k in result.missing_keys if groups.get(k, "buffer") not in ("unused", "buffer")]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"the Bit Memory weights at {path} do not fit backbone {config.backbone}: missing "
+                         f"{missing[:3]}, unexpected {result.unexpected_keys[:3]}; delete {path} and its record")
     backbone.init = "bit-memory"
     backbone.source = f"randomly initialised, then fully trained on Bit Memory (run {record['key']})"
     return backbone

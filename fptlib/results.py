@@ -47,6 +47,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: b
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             write(f)
+        os.chmod(tmp, 0o644)           # mkstemp makes 0600; results are meant to be read by others
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

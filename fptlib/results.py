@@ -195,7 +195,8 @@ def describe_source(record: dict) -> str:
     bb = record.get("backbone", {})
     init = bb.get("init", "?")
     name = bb.get("name", "?")
-    return f"{name}{'' if init == 'pretrained' else ' ' + init}, {record.get('data_source', '?')}"
+    size = f" ({bb['num_layers']} layers, width {bb['hidden_size']})" if "num_layers" in bb and "hidden_size" in bb else ""
+    return f"{name}{'' if init == 'pretrained' else ' ' + init}{size}, {record.get('data_source', '?')}"
 
 
 def _fmt(value: float | None, unit: str) -> str:

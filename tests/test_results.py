@@ -51,7 +51,7 @@ def test_table_renders_our_runs_beside_the_papers(tmp_path):
     assert "paper (12-layer GPT-2 / 3-layer LSTM)" in md and "this run" in md
     line = next(l for l in md.splitlines() if l.startswith("| frozen random transformer"))
     assert "| 62.0 |" in line and f"| {ours} |" in line and "3 steps, seed 0" in line
-    assert "this run (gpt2 random, scikit-learn digits" in md
+    assert "this run (gpt2 random (2 layers, width 32), scikit-learn digits" in md
     assert "| frozen random LSTM | CIFAR-10 | 34.0 | not run |" in md
     summary = results.table(None, directory=tmp_path)
     assert cfg.key in summary and "| digits |" in summary

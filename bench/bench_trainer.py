@@ -52,6 +52,7 @@ def pick_task(name: str | None):
 
 def reference_loop(model, task, steps: int, warmup: int, batch_size: int, lr: float, device) -> float:
     """The authors' style: fp32, NumPy batches every step, .item() every step. Returns samples/s."""
+    torch.set_float32_matmul_precision("highest")     # plain fp32, as the authors' code ran
     model.to(device).train()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     stream = task.train_batches(batch_size, "cpu", seed=0)

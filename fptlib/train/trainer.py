@@ -179,6 +179,9 @@ class Trainer:
             raise ValueError(f"batch_size {config.batch_size} must be divisible by the number of processes "
                              f"({self.dist.world_size}): each takes an equal slice of the global batch")
 
+        if self.device.type == "cuda":
+            # TF32 tensor cores for what stays in fp32 (Ampere and newer); the usual choice for training
+            torch.set_float32_matmul_precision("high")
         self.model = model.to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:

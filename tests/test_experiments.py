@@ -83,3 +83,12 @@ def test_bit_memory_pretrained_init_trains_then_freezes_the_backbone(tmp_path, m
     assert torch.equal(own, stored[name]) and not own.requires_grad, name
     random_model, _ = experiments.build(dataclasses.replace(cfg, init="random"))
     assert not torch.equal(dict(random_model.named_parameters())[name], own)
+
+
+def test_full_settings_follow_the_tasks_paper_hyperparameters():
+    from fptlib import tasks
+    for name in ("bit-xor", "bit-memory", "listops"):
+        hp = tasks.get(name).hparams
+        s = experiments.TASK_SETTINGS["full"][name]
+        assert s["batch_size"] == hp["batch_size"] and s.get("lr", 1e-3) == hp["lr"], name
+    assert experiments.TASK_SETTINGS["full"]["homology"]["lr"] == 1e-4

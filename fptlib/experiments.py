@@ -243,7 +243,9 @@ def _more_than_fpt(profile, bb):
 
 
 def _backbones(profile, bb):
-    names = (("GPT-2", "gpt2"), ("BERT", "bert-base")) if profile == "full" else (("GPT-2", bb),)
+    # quick: the default backbone in the row of its family (MiniLM is a small BERT, not GPT-2)
+    names = (("GPT-2", "gpt2"), ("BERT", "bert-base")) if profile == "full" else \
+        ((("BERT" if bb in ("minilm", "bert-base") else "GPT-2"), bb),)
     tasks = ("cifar10", "listops") if profile == "full" else ("listops",)
     return [_label(base_config(t, profile, name), "backbones", row, t) for row, name in names for t in tasks]
 

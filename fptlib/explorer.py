@@ -34,6 +34,7 @@ KINDS = (PRETRAINED, RANDOM, UNTRAINED)
 # the paper's 256 (512 tokens: within GPT-2's 1024 and MiniLM's 512 learned positions)
 LENGTHS = {"quick": (5, 8), "full": (5, 16, 64, 256)}
 EXAMPLES = 8                    # inputs kept per string length for the pictures and the scores
+LONG_EXAMPLES, LONG_FROM = 2, 64  # from n=64 on, keep 2: GPT-2 at n=256 holds 150 MB per example per model
 
 
 # ----------------------------------------------------------------------------- training
@@ -137,8 +138,14 @@ def xor_inputs(n_bits: int, examples: int = EXAMPLES) -> Tensor:
     return next(iter(task.eval_batches("test", examples, "cpu"))).x
 
 
-def xor_attention(trained: XorModels, examples: int = EXAMPLES) -> XorAttention:
-    """Run every model of ``trained`` on the same inputs; keep all attentions."""
+def xor_attention(trained: XorModels, examples: int | None = None) -> XorAttention:
+    """Run every model of ``trained`` on the same inputs; keep all attentions.
+
+    ``examples`` defaults to ``EXAMPLES``, and to ``LONG_EXAMPLES`` for long strings, since all
+    layers x heads x L x L weights of three models are kept in memory.
+    """
+    if examples is None:
+        examples = EXAMPLES if trained.n_bits < LONG_FROM else LONG_EXAMPLES
     x = xor_inputs(trained.n_bits, examples)
     attentions = {kind: extract_attentions(model, x) for kind, model in trained.models.items()}
     causal = is_causal(next(iter(trained.models.values())))

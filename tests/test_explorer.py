@@ -140,3 +140,12 @@ def test_length_5_runs_are_the_course_bit_xor_runs():
     cfgs = ex.xor_configs(5, "quick", backbone="minilm")
     assert cfgs[KINDS[0]].key == config("quick", "bit-xor", backbone="minilm").key
     assert cfgs[KINDS[1]].key == config("quick", "bit-xor", backbone="minilm", init="random").key
+
+
+def test_long_strings_keep_fewer_examples():
+    n = ex.LONG_FROM
+    item = ex.xor_attention(XorModels(n, {KINDS[2]: tiny_model(0, n)}))
+    assert item.shape[1] == ex.LONG_EXAMPLES
+    assert item.attentions[KINDS[2]].shape[-1] == 2 * n
+    fig = render({n: item}, n, kinds=(KINDS[2],))
+    assert 10 <= len(fig.axes[0].get_xticks()) <= 40        # 128 tokens: ticks thinned

@@ -252,27 +252,6 @@ def as_percent(x: float | None) -> float | None:
     return x * 100.0 if x <= 1.0 else x
 
 
-def paper_vs_run(entries: Iterable[Mapping[str, Any]], *, title: str | None = None) -> Table:
-    """Rows of ``{"setting", "paper", "this run", "produced by"}``: the paper's number, labelled
-    as the paper's, beside this run's, labelled with what produced it.
-
-    Each entry: ``setting`` (str), ``paper`` (percent or None), ``run`` (fraction or percent or
-    None), ``produced_by`` (e.g. "minilm, pretrained, quick, 300 steps"), optional ``paper_model``
-    (what the paper's number came from, default "GPT-2").
-    """
-    rows = []
-    for e in entries:
-        rows.append({
-            "setting": e["setting"],
-            "paper (%)": as_percent(e.get("paper")),
-            "paper's model": e.get("paper_model", "GPT-2") if e.get("paper") is not None else "-",
-            "this run (%)": as_percent(e.get("run")),
-            "this run: produced by": e.get("produced_by", "-"),
-        })
-    columns = ["setting", "paper (%)", "paper's model", "this run (%)", "this run: produced by"]
-    return Table(rows, columns, title=title)
-
-
 # ---------------------------------------------------------------------------------------------
 # learning curves
 
@@ -387,7 +366,8 @@ def produced_by(record: Mapping[str, Any], *, data: bool = False) -> str:
     bb = record.get("backbone") or {}
     cfg = record.get("run_config") or {}
     layers = cfg.get("layers")
-    parts = [f"{bb.get('name', '?')} ({bb.get('init', '?')}{f', {layers} layers' if layers else ''})",
+    depth = f", {layers} layer{'s' if layers != 1 else ''}" if layers else ""
+    parts = [f"{bb.get('name', '?')} ({bb.get('init', '?')}{depth})",
              f"freeze {record.get('freeze', '?')}"]
     hp = record.get("hyperparameters") or {}
     if hp.get("lr") is not None:
@@ -449,7 +429,7 @@ def results_table(runs: Mapping[str, Mapping[str, Any]], paper: Mapping[str, Any
     """One row per labelled run: the paper's number for that setting (labelled as the paper's),
     this run's final and best accuracy, optionally the steps to ``target``, and what produced it.
 
-    ``paper``: ``{label: value}`` or ``{label: (value, "paper's model")}``; missing labels show '-'.
+    ``paper``: ``{label: value}`` or ``{label: (value, "the paper's model or setting")}``; missing labels show '-'.
     """
     paper = paper or {}
     rows = []
@@ -457,7 +437,7 @@ def results_table(runs: Mapping[str, Mapping[str, Any]], paper: Mapping[str, Any
         p = paper.get(label)
         p_val, p_model = (p if isinstance(p, tuple) else (p, "GPT-2"))
         row = {"setting": label, "paper (%)": as_percent(p_val),
-               "paper's model": p_model if p_val is not None else "-",
+               "paper's setting": p_model if p_val is not None else "-",
                "this run, final (%)": as_percent(accuracy(rec, split)),
                "this run, best (%)": as_percent(accuracy(rec, split, "best"))}
         if target is not None:

@@ -83,18 +83,6 @@ def test_markdown_table_formats_and_orders():
     assert nb.markdown_table([]) == "(no rows)"
 
 
-def test_paper_vs_run_labels_paper_and_scales_fractions():
-    t = nb.paper_vs_run([
-        {"setting": "Bit XOR", "paper": 100, "run": 0.987, "produced_by": "minilm, quick"},
-        {"setting": "C10", "paper": 72.1, "paper_model": "GPT-2 large", "run": None},
-    ])
-    text = repr(t)
-    assert text.splitlines()[0].startswith("| setting | paper (%) | paper's model | this run (%)")
-    assert "| Bit XOR | 100.0 | GPT-2 | 98.7 | minilm, quick |" in text
-    assert "| C10 | 72.1 | GPT-2 large | - | - |" in text
-    assert t._repr_markdown_() == text
-
-
 def test_series_accepts_several_history_shapes():
     rows = [{"step": 10, "val_acc": 0.5}, {"step": 20, "loss": 1.0}, {"step": 30, "val_acc": 0.9}]
     cols = {"step": [10, 20, 30], "val_acc": [0.5, None, 0.9]}
@@ -150,7 +138,7 @@ def test_results_table_pairs_paper_and_run():
     t = nb.results_table({"FPT": _record(), "random": _record(accs=(0.5, 0.6, 0.7), test=0.7)},
                          {"FPT": 100, "random": (75.8, "GPT-2 base")}, target=0.9)
     lines = repr(t).splitlines()
-    assert lines[0].startswith("| setting | paper (%) | paper's model | this run, final (%)")
+    assert lines[0].startswith("| setting | paper (%) | paper's setting | this run, final (%)")
     assert "| FPT | 100.0 | GPT-2 | 90.0 | 90.0 | 30 |" in lines[2]
     assert "| random | 75.8 | GPT-2 base | 70.0 | 70.0 | > 30 |" in lines[3]
 

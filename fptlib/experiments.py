@@ -151,8 +151,12 @@ def _label(cfg: RunConfig, table: str, row: str, column: str) -> RunConfig:
 
 
 def _lstm(cfg: RunConfig, **changes) -> RunConfig:
-    """The paper's LSTM baseline in place of the transformer (lr 3e-4; quick: as wide as the backbone)."""
-    width = None if cfg.profile == "full" else 384
+    """The paper's LSTM baseline in place of the transformer: as wide as the backbone it replaces
+    (768 for GPT-2 small, 384 for MiniLM), lr 3e-4."""
+    from fptlib.backbones.registry import hidden_size_of
+
+    width = hidden_size_of(cfg.backbone)
+    width = None if width == 768 else width      # None: the LSTM's default, 768
     return dataclasses.replace(cfg, backbone="lstm", init="random", lr=LSTM_LR, hidden_size=width, **changes)
 
 

@@ -122,6 +122,14 @@ def backbone_from_config(config, name: str | None = None, *, dropout: float = 0.
                             source="random initialisation from the config (no weights loaded)")
 
 
+def hidden_size_of(name: str) -> int:
+    """The width of a backbone, read from its config without loading weights."""
+    if name == "lstm":
+        return 768
+    _, config = _config_for(name)
+    return config.hidden_size
+
+
 def _looks_like_model_id(name: str) -> bool:
     return "/" in name or os.path.isdir(name)
 

@@ -36,12 +36,21 @@ def parse_options(items: list[str] | None) -> tuple[tuple[str, object], ...]:
     return tuple(sorted(out.items()))
 
 
+def _backbone(args) -> str:
+    """The backbone to use, printed with the reason it was chosen (the registry's default rule)."""
+    from fptlib.backbones.registry import default_backbone
+
+    name, why = default_backbone(args.backbone if args.backbone != "default" else None)
+    print(f"backbone: {name} ({why})", file=sys.stderr, flush=True)
+    return name
+
+
 def _config_from_args(args):
     """A RunConfig: the profile's settings for the task (when it has some), then the flags."""
     import dataclasses
 
     from fptlib import experiments
-    backbone = experiments.resolve_backbone(args.backbone)
+    backbone = _backbone(args)
     if args.task in experiments.TASK_SETTINGS[args.profile]:
         cfg = experiments.base_config(args.task, args.profile, backbone)
     else:
@@ -126,7 +135,7 @@ def cmd_demo(args) -> int:
     import dataclasses
 
     from fptlib import experiments
-    backbone = experiments.resolve_backbone(args.backbone)
+    backbone = _backbone(args)
     cfg = experiments.base_config("bit-xor", "quick", backbone, row="demo", column="bit-xor")
     cfg = dataclasses.replace(cfg, steps=args.steps)
     print(f"FPT demo: {cfg.describe()}", flush=True)

@@ -68,6 +68,18 @@ class HFBackbone(Backbone):
     def _layers(self) -> nn.ModuleList:
         raise NotImplementedError
 
+    def _grow_position_table(self, n: int) -> None:
+        raise NotImplementedError
+
+    def extend_positions(self, n: int) -> None:
+        """Grow the learned positional table to ``n`` rows (no-op when it is long enough)."""
+        old = self.max_positions
+        if n <= old:
+            return
+        self._grow_position_table(n)
+        self.notes.append(f"positional table extended from {old} to {n} rows "
+                          f"(new rows copied cyclically from the pretrained ones)")
+
     def truncate_layers(self, k: int) -> None:
         """Keep only the first ``k`` blocks (the paper's depth experiments)."""
         layers = self._layers()
@@ -115,14 +127,9 @@ class GPT2Backbone(HFBackbone):
     def _layers(self):
         return self.model.h
 
-    def extend_positions(self, n: int) -> None:
-        old = self.max_positions
-        if n <= old:
-            return
+    def _grow_position_table(self, n: int) -> None:
         self.model.wpe = _extended_table(self.model.wpe, n)
         self.model.config.n_positions = n
-        self.notes.append(f"positional table extended from {old} to {n} rows "
-                          f"(new rows copied cyclically from the pretrained ones)")
 
 
 class BertBackbone(HFBackbone):
@@ -150,10 +157,7 @@ class BertBackbone(HFBackbone):
     def _layers(self):
         return self.model.encoder.layer
 
-    def extend_positions(self, n: int) -> None:
-        old = self.max_positions
-        if n <= old:
-            return
+    def _grow_position_table(self, n: int) -> None:
         emb = self.model.embeddings
         emb.position_embeddings = _extended_table(emb.position_embeddings, n)
         device = emb.position_ids.device
@@ -161,8 +165,6 @@ class BertBackbone(HFBackbone):
         emb.token_type_ids = nn.Buffer(torch.zeros((1, n), dtype=torch.long, device=device),
                                        persistent=False)
         self.model.config.max_position_embeddings = n
-        self.notes.append(f"positional table extended from {old} to {n} rows "
-                          f"(new rows copied cyclically from the pretrained ones)")
 
 
 class LlamaBackbone(HFBackbone):

@@ -27,7 +27,6 @@ import csv
 import io
 import os
 import random
-import tempfile
 from pathlib import Path
 
 
@@ -222,15 +221,13 @@ def read_tsv(path: str | os.PathLike) -> list[tuple[str, int]]:
 def write_tsv(path: str | os.PathLike, rows) -> None:
     """Write (source, label) rows in LRA's layout, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
     writer.writerow(["Source", "Target"])
     writer.writerows(rows)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
+    from fptlib.results import atomic_write_text
+
+    atomic_write_text(path, buf.getvalue())
 
 
 def lra_folder(root: Path) -> Path | None:

@@ -10,9 +10,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 
@@ -161,16 +159,13 @@ def save_attention_picture(model, cfg, out: Path) -> Path:
     batch = next(task.eval_batches("test", 4, "cpu"))
     attn = extract_attentions(model.cpu(), batch.x)
     fig = plot_attention_grid(attn, example=0, tokens=bit_labels(batch.x[0], task.n))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png.tmp")
-    os.close(fd)
+    from fptlib.results import atomic_write
+
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        os.replace(tmp, out)
+        atomic_write(out, lambda f: fig.savefig(f, dpi=110, bbox_inches="tight", format="png"),
+                     binary=True)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
 
 

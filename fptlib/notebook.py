@@ -97,28 +97,19 @@ def choose_device(env: Mapping[str, str] | None = None) -> str:
     asked = env.get("FPT_DEVICE", "").strip()
     if asked:
         return asked
-    try:
-        from fptlib.env import pick_device
-    except ImportError:
-        import torch
+    from fptlib.env import pick_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
     return str(pick_device("auto"))
 
 
 def default_results_dir(env: Mapping[str, str] | None = None) -> Path:
-    """``FPT_RESULTS_DIR`` if set, else the results store's own default, else ``<repo>/results``."""
+    """``FPT_RESULTS_DIR`` if set, else the results store's own default (``<repo>/results``)."""
     env = os.environ if env is None else env
     if env.get("FPT_RESULTS_DIR"):
         return Path(env["FPT_RESULTS_DIR"])
-    try:  # the results store owns the default when it defines one
-        from fptlib import results as _results
+    from fptlib import results
 
-        return Path(_results.results_dir())
-    except (ImportError, AttributeError):
-        pass
-    root = repo_root()
-    return (root / "results") if root is not None else Path.cwd() / "results"
+    return results.results_dir()
 
 
 def seed_everything(seed: int = DEFAULT_SEED) -> None:
@@ -137,10 +128,7 @@ def _default_backbone(device: str) -> tuple[str, str]:
     """Ask the backbone registry for its documented rule; accept a tuple or an object."""
     from fptlib.backbones import default_backbone
 
-    try:
-        choice = default_backbone(device=device)
-    except TypeError:  # the rule may look at the device itself
-        choice = default_backbone()
+    choice = default_backbone()
     if isinstance(choice, str):
         return choice, "the registry's default"
     if isinstance(choice, (tuple, list)):

@@ -35,8 +35,6 @@ def results_dir(directory: str | os.PathLike | None = None) -> Path:
     return Path.cwd() / "results"
 
 
-default_dir = results_dir    # the name fptlib.notebook looks for
-
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = False) -> Path:
     """Call ``write(file)`` on a temporary file in the same folder, then ``os.replace`` it onto

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import sys
 import time
@@ -50,8 +51,9 @@ def pick_task(name: str | None, options: dict | None = None):
     return tasks.get("digits")
 
 
-def reference_loop(model, task, steps: int, warmup: int, batch_size: int, lr: float, device) -> float:
-    """The authors' style: fp32, NumPy batches every step, .item() every step. Returns samples/s."""
+def reference_loop(model, task, steps: int, warmup: int, batch_size: int, lr: float, device) -> tuple[float, float]:
+    """The authors' style: fp32, NumPy batches every step, .item() every step.
+    Returns (samples/s, last training loss)."""
     torch.set_float32_matmul_precision("highest")     # plain fp32, as the authors' code ran
     model.to(device).train()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -75,17 +77,19 @@ def reference_loop(model, task, steps: int, warmup: int, batch_size: int, lr: fl
         _ = loss.item(), task.accuracy(logits, y).item()        # host sync every step
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return steps * batch_size / (time.perf_counter() - t0)
+    return steps * batch_size / (time.perf_counter() - t0), loss.item()
 
 
-def trainer_rate(model, task, steps: int, warmup: int, batch_size: int, lr: float, device, compile_) -> float:
-    """The Trainer's samples/s between the end of the warm-up and the last step (its history)."""
+def trainer_rate(model, task, steps: int, warmup: int, batch_size: int, lr: float, device,
+                 compile_) -> tuple[float, float]:
+    """The Trainer's samples/s between the end of the warm-up and the last step (its history),
+    and its mean training loss over the timed steps."""
     cfg = TrainConfig(steps=warmup + steps, lr=lr, batch_size=batch_size, eval_every=0, eval_splits=(),
                       log_every=warmup, device=str(device), progress=False, compile=compile_)
     res = Trainer(model, task, cfg).fit()
     at = {h["step"]: h for h in res.history}
     a, b = at[warmup], at[warmup + steps]
-    return (b["samples"] - a["samples"]) / (b["wall_s"] - a["wall_s"])
+    return (b["samples"] - a["samples"]) / (b["wall_s"] - a["wall_s"]), b["loss"]
 
 
 def model_flops_per_sample(model, seq_len: int) -> float:
@@ -118,7 +122,8 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--compile", default="auto", choices=("auto", "on", "off"))
+    ap.add_argument("--compile", default="auto", choices=("auto", "on", "off", "reduce-overhead", "max-autotune"),
+                    help="Trainer's torch.compile: on = default mode; reduce-overhead adds CUDA graphs")
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs of each loop; the best is reported")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU); default torch's")
     args = ap.parse_args(argv)
@@ -136,14 +141,17 @@ def main(argv=None) -> int:
     model = FPT.for_task(task, load_backbone(name, init=args.init))
     seq_len = next(task.train_batches(1, "cpu", seed=0)).x.reshape(1, -1).shape[1] // (task.token_dim or 1) \
         if task.input_kind == "continuous" else task.max_len
-    compile_ = {"auto": "auto", "on": True, "off": False}[args.compile]
+    compile_ = {"auto": "auto", "on": True, "off": False}.get(args.compile, args.compile)
     load_before = os.getloadavg()
-    refs, ours_runs = [], []
+    refs, ours_runs, losses = [], [], []
     for _ in range(args.repeats):      # alternate, so a change of machine load hits both loops alike
-        refs.append(reference_loop(copy.deepcopy(model), task, args.steps, args.warmup, args.batch_size, args.lr,
-                                   device))
-        ours_runs.append(trainer_rate(copy.deepcopy(model), task, args.steps, args.warmup, args.batch_size,
-                                      args.lr, device, compile_))
+        rate, ref_loss = reference_loop(copy.deepcopy(model), task, args.steps, args.warmup, args.batch_size,
+                                        args.lr, device)
+        refs.append(rate)
+        rate, our_loss = trainer_rate(copy.deepcopy(model), task, args.steps, args.warmup, args.batch_size,
+                                      args.lr, device, compile_)
+        ours_runs.append(rate)
+        losses.append((ref_loss, our_loss))
     ref, ours = max(refs), max(ours_runs)
     load_after = os.getloadavg()
 
@@ -161,6 +169,11 @@ def main(argv=None) -> int:
         print(f"| {label} | {rate:.1f} | {1000 * args.batch_size / rate:.1f} |")
     print(f"\nratio Trainer / reference: {ours / ref:.2f}x (best of {args.repeats} alternating runs each; "
           f"all runs: reference {', '.join(f'{r:.1f}' for r in refs)}, Trainer {', '.join(f'{r:.1f}' for r in ours_runs)})")
+    print(f"training loss (sanity: both finite and alike): reference {losses[-1][0]:.3f} (last step), "
+          f"Trainer {losses[-1][1]:.3f} (mean of the timed steps)")
+    if not all(map(math.isfinite, (x for pair in losses for x in pair))):
+        print("FAILED: a training loss was not finite")
+        return 1
     peak = peak_flops(device)
     if device.type == "cuda":
         flops = model_flops_per_sample(model, seq_len)

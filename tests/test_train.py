@@ -90,6 +90,16 @@ def test_bad_configuration_is_a_clear_error():
         Trainer(frozen, ToyTask(), _cfg())
 
 
+def test_compile_is_opt_in_on_cpu_and_takes_torch_compile_modes():
+    assert Trainer(ToyModel(), ToyTask(), _cfg()).compile_mode is None            # auto: eager on CPU
+    assert Trainer(ToyModel(), ToyTask(), _cfg(compile=False)).compile_mode is None
+    t = Trainer(ToyModel(), ToyTask(), _cfg(compile="reduce-overhead"))
+    assert t.compile_mode == "reduce-overhead" and not t._mark_step             # CUDA graphs: CUDA only
+    assert Trainer(ToyModel(), ToyTask(), _cfg(compile=True)).compile_mode == "default"
+    with pytest.raises(ValueError, match="compile must be.*reduce-overhead.*got 'fast'"):
+        TrainConfig(compile="fast")
+
+
 def test_adamw_bf16_autocast_on_cpu_is_opt_in_and_runs():
     t = Trainer(ToyModel(), ToyTask(), _cfg(steps=4, optimizer="adamw", amp="bf16", eval_every=0))
     assert t.amp_dtype == torch.bfloat16

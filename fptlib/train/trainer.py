@@ -36,6 +36,7 @@ from fptlib.train import checkpoint as ckpt
 from fptlib.train import distributed
 
 OPTIMIZERS = ("adam", "adamw")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -62,7 +63,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"                  # "auto" | "bf16" | "fp16" | "off"
-    compile: bool | str = "auto"       # "auto": only on CUDA runs of >= 5000 steps (compiling costs minutes)
+    compile: bool | str = "auto"       # "auto": only on CUDA runs of >= 5000 steps (compiling costs minutes);
+                                       # True / a torch.compile mode such as "reduce-overhead" (CUDA graphs)
     log_every: int = 20                # steps between host reads of loss/accuracy (history, bar, NaN check)
     checkpoint_dir: str | None = None  # folder for checkpoint.pt; None: no checkpoints
     checkpoint_every: int | None = None  # None: at every evaluation
@@ -89,8 +91,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.grad_clip must be > 0 or None (no clipping), got {self.grad_clip}")
         if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
             raise ValueError(f"target_accuracy is a fraction in (0, 1], got {self.target_accuracy}")
-        if self.compile not in (True, False, "auto"):
-            raise ValueError(f"TrainConfig.compile must be True, False or 'auto', got {self.compile!r}")
+        if self.compile not in (True, False, "auto", *COMPILE_MODES):
+            raise ValueError(f"TrainConfig.compile must be True, False, 'auto' or a torch.compile mode "
+                             f"{COMPILE_MODES}, got {self.compile!r}")
 
     def identity(self) -> dict:
         """The settings that shape the trajectory of parameters; a checkpoint must match them.
@@ -190,8 +193,13 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.optimizer = self._make_optimizer()
         self.forward_model = distributed.wrap(self.model, self.dist, self.device)
-        if self._want_compile():
-            self.forward_model = torch.compile(self.forward_model)
+        self.compile_mode = self._compile_mode()
+        if self.compile_mode is not None:
+            mode = None if self.compile_mode == "default" else self.compile_mode
+            self.forward_model = torch.compile(self.forward_model, mode=mode)
+        # CUDA graphs (mode "reduce-overhead") are told where each training step begins
+        self._mark_step = (self.compile_mode in ("reduce-overhead", "max-autotune")
+                           and self.device.type == "cuda")
 
     # -- setup ------------------------------------------------------------------------------
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -202,11 +210,14 @@ class Trainer:
         cls = torch.optim.Adam if c.optimizer == "adam" else torch.optim.AdamW
         return cls(self.params, **kwargs)
 
-    def _want_compile(self) -> bool:
+    def _compile_mode(self) -> str | None:
+        """None (eager) or the torch.compile mode to use ("default" for plain ``compile=True``)."""
         c = self.config.compile
         if c == "auto":
-            return self.device.type == "cuda" and self.config.steps >= 5000
-        return bool(c)
+            return "default" if self.device.type == "cuda" and self.config.steps >= 5000 else None
+        if c is True:
+            return "default"
+        return c or None
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -328,6 +339,8 @@ class Trainer:
         try:
             while step < c.steps:
                 for micro in range(c.grad_accum):
+                    if self._mark_step:
+                        torch.compiler.cudagraph_mark_step_begin()
                     batch = distributed.shard(next(batches), self.dist).to(dev)
                     sync = micro == c.grad_accum - 1
                     with distributed.maybe_no_sync(self.forward_model, sync), self._autocast():

@@ -56,8 +56,8 @@ def trainer_paths(steps: int, paths) -> list[tuple[str, str, float, float, float
             torch.cuda.synchronize()
         wall = time.perf_counter() - start
         losses = [h["loss"] for h in result.history if "loss" in h]
-        still = all(torch.equal(frozen[n], p.detach()) for n, p in model.named_parameters()
-                    if n in frozen)
+        still = all(torch.equal(frozen[n].to(p.device), p.detach()) for n, p in model.named_parameters()
+                    if n in frozen)     # the clones were taken on the CPU, before the Trainer moved the model
         ok = bool(losses) and all(map(_finite, losses)) and losses[-1] < losses[0] and still
         rows.append((label, amp, losses[0], losses[-1], steps * 32 / wall, ok))
     return rows
@@ -111,6 +111,7 @@ def attention_and_resume() -> list[tuple[str, bool, str]]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (a first smoke test)")
+    ap.add_argument("--no-bench", action="store_true", help="only the correctness checks, no bench_trainer.py runs")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile parts (minutes of compiling)")
     ap.add_argument("--cpu-dry-run", action="store_true",
                     help="check this script itself on a CPU: tiny GPT-2, fp32 only, no benchmark")
@@ -140,6 +141,8 @@ def main(argv=None) -> int:
     def bench(title, *extra, timeout=240):
         """One bench_trainer.py run in its own process (a crash or hang there ends only that part)."""
         nonlocal failed
+        if args.no_bench:
+            return
         print(f"\n## {title} [{time.perf_counter() - t0:.0f} s]")
         cmd = [sys.executable, str(ROOT / "bench" / "bench_trainer.py"), "--backbone", "gpt2",
                "--init", "random", "--task", "mnist-5k", "--task-option", "image_size=32",

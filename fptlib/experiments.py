@@ -383,23 +383,26 @@ def pretraining_config(config: RunConfig) -> RunConfig:
 
 
 def run(config: RunConfig, *, directory=None, force: bool = False, progress: bool = True,
-        device: str = "auto", checkpoint: bool | str | None = None, save_weights: bool | None = None) -> dict:
+        device: str = "auto", checkpoint: bool | str | None = None, save_weights: bool | None = None,
+        compile: bool | str = "auto") -> dict:
     """Train ``config`` (or return its stored record) and return the results record.
 
     ``checkpoint`` (default: on for the full profile) keeps a resumable checkpoint under
     ``<results>/checkpoints/<key>/``: rerunning after an interruption continues where it stopped.
+    ``compile``: the Trainer's torch.compile setting (a speed choice, not part of the run's key).
     """
     if not force:
         done = results.get(config.key, directory)
         if done is not None:
             return done
     record, _ = train(config, directory=directory, progress=progress, device=device, checkpoint=checkpoint,
-                      save_weights=save_weights)
+                      save_weights=save_weights, compile=compile)
     return record
 
 
 def train(config: RunConfig, *, directory=None, progress: bool = True, device: str = "auto",
-          checkpoint: bool | str | None = None, store: bool = True, save_weights: bool | None = None):
+          checkpoint: bool | str | None = None, store: bool = True, save_weights: bool | None = None,
+          compile: bool | str = "auto"):
     """Always train; return (record, model). Stores the record (and small trained weights).
     ``checkpoint``: True for ``<results>/checkpoints/<key>/``, a folder name, or False / None
     (None: on for the full profile only). ``save_weights``: keep the trained parameters next to
@@ -418,7 +421,7 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     tc = TrainConfig(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum,
                      eval_every=config.eval_every, eval_limit=config.eval_limit, seed=config.seed,
                      target_accuracy=config.target_accuracy, device=str(dev), progress=progress,
-                     checkpoint_dir=str(ckpt_dir) if ckpt_dir else None)
+                     checkpoint_dir=str(ckpt_dir) if ckpt_dir else None, compile=compile)
     result = Trainer(model, task, tc).fit()
     notes = []
     if config.profile == "quick":
@@ -465,7 +468,7 @@ def load_model(config: RunConfig, device: str = "cpu", directory=None):
 
 def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None, directory=None,
               progress: bool = True, device: str = "auto", log: Callable[[str], None] = print,
-              **changes) -> list[dict]:
+              compile: bool | str = "auto", **changes) -> list[dict]:
     """Run every configuration of a table that the store does not have yet; return all records.
     Runs whose data or backbone is not available here are skipped with a message."""
     configs = table(name, profile, backbone, **changes)
@@ -478,7 +481,7 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
             continue
         log(f"[{i}/{len(configs)}] running {cfg.row} / {cfg.column}: {cfg.describe()}")
         try:
-            records.append(run(cfg, directory=directory, progress=progress, device=device))
+            records.append(run(cfg, directory=directory, progress=progress, device=device, compile=compile))
         except (FileNotFoundError, *_unavailable_errors()) as err:
             log(f"    skipped, not available here: {err}")
     return records

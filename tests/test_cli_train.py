@@ -26,6 +26,7 @@ def test_train_json_prints_the_record(store, capsys):
     assert rec["task"] == "bit-xor" and rec["backbone"] == {**rec["backbone"], "name": "gpt2", "init": "random"}
     assert rec["steps"] == 4 and [e["step"] for e in rec["evals"]] == [2, 4]
     assert "length 3" in rec["data_source"] and rec["hardware"].startswith("cpu")
+    assert rec["amp"] == "off" and rec["compile"] == "off"          # auto: neither on a CPU
     assert (store / f"{rec['key']}.json").is_file()
 
 
@@ -83,3 +84,6 @@ def test_bad_arguments_are_clear_errors(store, capsys):
     assert "NAME=VALUE" in capsys.readouterr().err
     assert main(["train", "--task", "nope", "--backbone", "minilm"]) == 1
     assert "known tasks" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--task", "bit-xor", "--compile", "fast"])
+    assert "invalid choice: 'fast'" in capsys.readouterr().err

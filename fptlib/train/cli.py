@@ -84,6 +84,16 @@ def _add_run_flags(p, task_required=True):
     _add_common(p)
 
 
+COMPILE_CHOICES = {"auto": "auto", "on": True, "off": False, "reduce-overhead": "reduce-overhead",
+                   "max-autotune": "max-autotune"}
+
+
+def _add_compile(p):
+    p.add_argument("--compile", default="auto", choices=tuple(COMPILE_CHOICES),
+                   help="torch.compile: auto (CUDA runs of >= 5000 steps; CUDA graphs where batch shapes are "
+                        "fixed), on, off, or a torch.compile mode")
+
+
 def _add_common(p):
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--results-dir", default=None, help="results store (default: $FPT_RESULTS_DIR or <repo>/results)")
@@ -107,7 +117,7 @@ def cmd_train(args) -> int:
         print(f"training: {cfg.describe()}", flush=True)
     record, _ = experiments.train(cfg, directory=args.results_dir, progress=not args.no_progress,
                                   device=args.device, checkpoint=args.checkpoint_dir or False,
-                                  store=not args.no_store)
+                                  store=not args.no_store, compile=COMPILE_CHOICES[args.compile])
     from fptlib.train.distributed import context
     if not context().is_main:
         return 0
@@ -176,7 +186,8 @@ def cmd_reproduce(args) -> int:
     if args.backbone_override:
         changes["backbone_overrides"] = parse_options(args.backbone_override)
     experiments.reproduce(args.table, args.profile, backbone=args.backbone, directory=args.results_dir,
-                          progress=not args.no_progress, device=args.device, **changes)
+                          progress=not args.no_progress, device=args.device,
+                          compile=COMPILE_CHOICES[args.compile], **changes)
     print()
     print(results.table(args.table, args.profile, directory=args.results_dir, backbone=args.backbone, **changes))
     return 0
@@ -218,6 +229,7 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the results record as JSON")
     p.add_argument("--checkpoint-dir", default=None, help="resumable checkpoints here (rerun to resume)")
     p.add_argument("--no-store", action="store_true", help="do not write the record to the results store")
+    _add_compile(p)
     p.set_defaults(func=cmd_train)
 
     tables = ", ".join(experiments.names())
@@ -229,6 +241,7 @@ def register(subparsers) -> None:
     p.add_argument("--backbone-override", action="append", metavar="NAME=VALUE",
                    help="backbone config field for every run, e.g. n_layer=2 (random inits; repeatable)")
     _add_common(p)
+    _add_compile(p)
     p.set_defaults(func=cmd_reproduce)
 
     p = subparsers.add_parser("sweep", help="learning-rate sweep, validation-based selection, several seeds")

@@ -125,6 +125,7 @@ class TrainResult:
     resumed_from: int | None = None
     device: str = "cpu"
     amp: str = "off"
+    compile: str = "off"                # "off" or the torch.compile mode the run used
     config: dict = field(default_factory=dict)
 
     @property
@@ -405,7 +406,8 @@ class Trainer:
             steps=step, samples=state["samples"], wall_s=time.perf_counter() - t_start, train_s=train_s,
             history=history, evals=evals, final=final, best=best, stopped=stopped,
             steps_to_target=state["steps_to_target"], resumed_from=resumed_from, device=str(dev),
-            amp=str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off", config=c.to_dict())
+            amp=str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
+            compile=self.compile_mode or "off", config=c.to_dict())
 
     def _evaluate_all(self, step: int, state: dict, evals: list, best: dict) -> bool:
         """Evaluate every split, update best; True when the target accuracy is reached."""

@@ -103,14 +103,18 @@ def test_compile_is_opt_in_on_cpu_and_takes_torch_compile_modes():
 def test_auto_compile_uses_cuda_graphs_only_for_long_fixed_shape_single_process_cuda_runs():
     from types import SimpleNamespace as NS
 
-    def mode(device="cuda", steps=20_000, pad_id=None, world_size=1):
-        fake = NS(config=TrainConfig(steps=steps), device=torch.device(device),
+    def mode(device="cuda", steps=20_000, pad_id=None, world_size=1, **config):
+        fake = NS(config=TrainConfig(steps=steps, **config), device=torch.device(device),
                   task=NS(pad_id=pad_id), dist=NS(world_size=world_size))
         return Trainer._compile_mode(fake)
     assert mode() == "reduce-overhead"                     # bits, images: one batch shape
     assert mode(pad_id=0) == "default"                     # ListOps, homology: bucketed lengths
     assert mode(world_size=2) == "default"                 # DDP
+    assert mode(grad_accum=2) == "default"                 # graph outputs are overwritten by the next pass
     assert mode(steps=300) is None and mode(device="cpu") is None
+    with pytest.raises(ValueError, match="cannot accumulate gradients.*compile=True"):
+        mode(compile="reduce-overhead", grad_accum=4)
+    assert mode(device="cpu", compile="reduce-overhead", grad_accum=4) == "reduce-overhead"   # no graphs on CPU
 
 
 def test_adamw_bf16_autocast_on_cpu_is_opt_in_and_runs():

@@ -38,6 +38,7 @@ from fptlib.train import distributed
 
 OPTIMIZERS = ("adam", "adamw")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")    # the modes that replay CUDA graphs
 
 
 class NonFiniteLossError(RuntimeError):
@@ -199,9 +200,8 @@ class Trainer:
         if self.compile_mode is not None:
             mode = None if self.compile_mode == "default" else self.compile_mode
             self.forward_model = torch.compile(self.forward_model, mode=mode)
-        # CUDA graphs (mode "reduce-overhead") are told where each training step begins
-        self._mark_step = (self.compile_mode in ("reduce-overhead", "max-autotune")
-                           and self.device.type == "cuda")
+        # CUDA graphs (mode "reduce-overhead") are told where each forward-backward pass begins
+        self._mark_step = self.compile_mode in CUDA_GRAPH_MODES and self.device.type == "cuda"
 
     # -- setup ------------------------------------------------------------------------------
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -216,19 +216,26 @@ class Trainer:
         """None (eager) or the torch.compile mode to use ("default" for plain ``compile=True``).
 
         "auto" compiles only long CUDA runs (>= 5000 steps: compiling costs a minute or two). It
-        picks CUDA graphs ("reduce-overhead") where every batch has the same shape and one process
-        trains: on an H200 this made GPT-2 small on 32x32 images 4.2x faster than the authors'
+        picks CUDA graphs ("reduce-overhead") where every batch has the same shape, one process
+        trains and gradients are not accumulated: on an H200 this made GPT-2 small on 32x32 images 4.2x faster than the authors'
         style of loop, against 2.0x for the default mode (bench/RESULTS.md). Padded, length-bucketed
-        tasks (ListOps, homology) and DDP keep the default mode: a graph per batch shape, and DDP's
-        gradient hooks, do not suit CUDA graphs."""
+        tasks (ListOps, homology), DDP and grad_accum > 1 keep the default mode: a graph per batch
+        shape, DDP's gradient hooks and gradients that must outlive the next replay do not suit
+        CUDA graphs."""
         c = self.config.compile
         if c == "auto":
             if self.device.type != "cuda" or self.config.steps < 5000:
                 return None
             fixed_shape = getattr(self.task, "pad_id", None) is None
-            return "reduce-overhead" if fixed_shape and self.dist.world_size == 1 else "default"
+            graphs = fixed_shape and self.dist.world_size == 1 and self.config.grad_accum == 1
+            return "reduce-overhead" if graphs else "default"
         if c is True:
             return "default"
+        if c in CUDA_GRAPH_MODES and self.config.grad_accum > 1 and self.device.type == "cuda":
+            raise ValueError(f"compile={c!r} replays CUDA graphs, whose outputs (the gradients too) are "
+                             f"overwritten by the next replay, so it cannot accumulate gradients over "
+                             f"grad_accum={self.config.grad_accum} passes: use compile=True (the default "
+                             f"mode) or grad_accum=1")
         return c or None
 
     def _autocast(self):

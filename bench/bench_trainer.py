@@ -2,12 +2,14 @@
 
     python bench/bench_trainer.py                      # default backbone, image task, 64 tokens
     python bench/bench_trainer.py --backbone gpt2 --task cifar10 --steps 200   # the GPU target
+    python bench/bench_trainer.py ... --compile off    # bf16 eager, for comparison
 
 The reference loop is written the way the FPT authors' code trains: fp32, every batch built
 from NumPy on the host and copied to the device, and ``loss.item()`` / accuracy ``.item()`` (a
 host synchronisation) every step. The Trainer keeps data on the device, syncs only every
 ``log_every`` steps, and uses bf16 autocast (fp16 + scaler on older GPUs), a fused optimizer
-and, when asked, torch.compile on CUDA. Both train the same model (same initial weights) with the
+and on CUDA what ``compile="auto"`` picks for a long run (CUDA graphs for fixed-shape tasks;
+``--compile`` chooses another). Both train the same model (same initial weights) with the
 same task, batch size and number of steps; the first ``--warmup`` steps are not timed.
 
 On a GPU the script also prints model FLOP utilisation: model FLOPs per sample (forward
@@ -31,6 +33,7 @@ from fptlib import env, experiments, tasks
 from fptlib.backbones import default_backbone, load_backbone
 from fptlib.model import FPT
 from fptlib.train import TrainConfig, Trainer
+from fptlib.train.trainer import AUTO_COMPILE_STEPS, compile_mode
 
 # dense bf16 (fp16 for cards without bf16) peak FLOP/s, from the vendors' data sheets
 PEAK_FLOPS = {"H200": 989e12, "H100 SXM": 989e12, "H100 80GB HBM3": 989e12, "H100 PCIe": 756e12, "H100": 756e12,
@@ -123,7 +126,9 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--compile", default="auto", choices=("auto", "on", "off", "reduce-overhead", "max-autotune"),
-                    help="Trainer's torch.compile: on = default mode; reduce-overhead adds CUDA graphs")
+                    help="Trainer's torch.compile. auto (default): what compile='auto' picks for a long run "
+                         "(CUDA graphs for fixed-shape tasks on CUDA; off on CPU); on = the default mode; "
+                         "reduce-overhead = CUDA graphs")
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs of each loop; the best is reported")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU); default torch's")
     args = ap.parse_args(argv)
@@ -141,7 +146,14 @@ def main(argv=None) -> int:
     model = FPT.for_task(task, load_backbone(name, init=args.init))
     seq_len = next(task.train_batches(1, "cpu", seed=0)).x.reshape(1, -1).shape[1] // (task.token_dim or 1) \
         if task.input_kind == "continuous" else task.max_len
-    compile_ = {"auto": "auto", "on": True, "off": False}.get(args.compile, args.compile)
+    if args.compile == "auto":
+        # what TrainConfig(compile="auto") picks for a long run (this benchmark's few hundred steps
+        # would otherwise stay eager): CUDA graphs for fixed-shape tasks on CUDA, eager on a CPU
+        long_run = TrainConfig(steps=AUTO_COMPILE_STEPS, batch_size=args.batch_size, compile="auto")
+        compile_ = compile_mode(long_run, device, task) or False
+    else:
+        compile_ = {"on": True, "off": False}.get(args.compile, args.compile)
+    compile_label = {True: "default", False: "off"}.get(compile_, compile_)
     load_before = os.getloadavg()
     refs, ours_runs, losses = [], [], []
     for _ in range(args.repeats):      # alternate, so a change of machine load hits both loops alike
@@ -160,7 +172,8 @@ def main(argv=None) -> int:
     print(f"load avg : {load_before[0]:.2f} before, {load_after[0]:.2f} after (1-minute)")
     print(f"setup    : backbone {name} ({args.init}), task {task.name} [{task.data_source}], "
           f"{seq_len} tokens, batch {args.batch_size}, {args.steps} timed steps after {args.warmup} warm-up")
-    print(f"trainer  : amp {str(amp).replace('torch.', '') if amp else 'off'}, compile {args.compile}")
+    print(f"trainer  : amp {str(amp).replace('torch.', '') if amp else 'off'}, compile {compile_label} "
+          f"(--compile {args.compile})")
     print()
     print("| loop | samples/s | ms/step |")
     print("|---|---|---|")

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from fptlib.train import CheckpointMismatch, NonFiniteLossError, TrainConfig, Trainer
+from fptlib.train.trainer import compile_mode
 from test_train_toy import ToyModel, ToyTask, one_thread, tiny_config  # noqa: F401
 
 
@@ -104,9 +105,7 @@ def test_auto_compile_uses_cuda_graphs_only_for_long_fixed_shape_single_process_
     from types import SimpleNamespace as NS
 
     def mode(device="cuda", steps=20_000, pad_id=None, world_size=1, **config):
-        fake = NS(config=TrainConfig(steps=steps, **config), device=torch.device(device),
-                  task=NS(pad_id=pad_id), dist=NS(world_size=world_size))
-        return Trainer._compile_mode(fake)
+        return compile_mode(TrainConfig(steps=steps, **config), device, NS(pad_id=pad_id), world_size)
     assert mode() == "reduce-overhead"                     # bits, images: one batch shape
     assert mode(pad_id=0) == "default"                     # ListOps, homology: bucketed lengths
     assert mode(world_size=2) == "default"                 # DDP

@@ -39,6 +39,7 @@ from fptlib.train import distributed
 OPTIMIZERS = ("adam", "adamw")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")    # the modes that replay CUDA graphs
+AUTO_COMPILE_STEPS = 5000     # compile="auto" compiles CUDA runs of at least this many steps
 
 
 class NonFiniteLossError(RuntimeError):
@@ -65,7 +66,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"                  # "auto" | "bf16" | "fp16" | "off"
-    compile: bool | str = "auto"       # "auto": only CUDA runs of >= 5000 steps (see Trainer._compile_mode);
+    compile: bool | str = "auto"       # "auto": only CUDA runs of >= 5000 steps (see compile_mode());
                                        # True / a torch.compile mode such as "reduce-overhead" (CUDA graphs)
     log_every: int = 20                # steps between host reads of loss/accuracy (history, bar, NaN check)
     checkpoint_dir: str | None = None  # folder for checkpoint.pt; None: no checkpoints
@@ -157,6 +158,33 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def compile_mode(config: "TrainConfig", device: torch.device, task, world_size: int = 1) -> str | None:
+    """None (eager) or the torch.compile mode a run uses ("default" for plain ``compile=True``).
+
+    "auto" compiles only long CUDA runs (>= AUTO_COMPILE_STEPS: compiling costs a minute or so).
+    It picks CUDA graphs ("reduce-overhead") where every batch has the same shape, one process
+    trains and gradients are not accumulated: on an H200 this made GPT-2 small on 32x32 images
+    4.2x faster than the authors' style of loop, against 2.0x for the default mode
+    (bench/RESULTS.md). Padded, length-bucketed tasks (ListOps, homology), DDP and grad_accum > 1
+    keep the default mode: a graph per batch shape, DDP's gradient hooks and gradients that must
+    outlive the next replay do not suit CUDA graphs."""
+    c, device = config.compile, torch.device(device)
+    if c == "auto":
+        if device.type != "cuda" or config.steps < AUTO_COMPILE_STEPS:
+            return None
+        fixed_shape = getattr(task, "pad_id", None) is None
+        graphs = fixed_shape and world_size == 1 and config.grad_accum == 1
+        return "reduce-overhead" if graphs else "default"
+    if c is True:
+        return "default"
+    if c in CUDA_GRAPH_MODES and config.grad_accum > 1 and device.type == "cuda":
+        raise ValueError(f"compile={c!r} replays CUDA graphs, whose outputs (the gradients too) are "
+                         f"overwritten by the next replay, so it cannot accumulate gradients over "
+                         f"grad_accum={config.grad_accum} passes: use compile=True (the default "
+                         f"mode) or grad_accum=1")
+    return c or None
+
+
 class Trainer:
     """``Trainer(model, task, TrainConfig(...)).fit()`` -> TrainResult. Keyword overrides of the
     config are accepted too: ``Trainer(model, task, steps=300, lr=1e-3)``."""
@@ -196,7 +224,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.optimizer = self._make_optimizer()
         self.forward_model = distributed.wrap(self.model, self.dist, self.device)
-        self.compile_mode = self._compile_mode()
+        self.compile_mode = compile_mode(config, self.device, task, self.dist.world_size)
         if self.compile_mode is not None:
             mode = None if self.compile_mode == "default" else self.compile_mode
             self.forward_model = torch.compile(self.forward_model, mode=mode)
@@ -211,32 +239,6 @@ class Trainer:
             kwargs["fused"] = True      # one kernel for all parameters
         cls = torch.optim.Adam if c.optimizer == "adam" else torch.optim.AdamW
         return cls(self.params, **kwargs)
-
-    def _compile_mode(self) -> str | None:
-        """None (eager) or the torch.compile mode to use ("default" for plain ``compile=True``).
-
-        "auto" compiles only long CUDA runs (>= 5000 steps: compiling costs a minute or two). It
-        picks CUDA graphs ("reduce-overhead") where every batch has the same shape, one process
-        trains and gradients are not accumulated: on an H200 this made GPT-2 small on 32x32 images 4.2x faster than the authors'
-        style of loop, against 2.0x for the default mode (bench/RESULTS.md). Padded, length-bucketed
-        tasks (ListOps, homology), DDP and grad_accum > 1 keep the default mode: a graph per batch
-        shape, DDP's gradient hooks and gradients that must outlive the next replay do not suit
-        CUDA graphs."""
-        c = self.config.compile
-        if c == "auto":
-            if self.device.type != "cuda" or self.config.steps < 5000:
-                return None
-            fixed_shape = getattr(self.task, "pad_id", None) is None
-            graphs = fixed_shape and self.dist.world_size == 1 and self.config.grad_accum == 1
-            return "reduce-overhead" if graphs else "default"
-        if c is True:
-            return "default"
-        if c in CUDA_GRAPH_MODES and self.config.grad_accum > 1 and self.device.type == "cuda":
-            raise ValueError(f"compile={c!r} replays CUDA graphs, whose outputs (the gradients too) are "
-                             f"overwritten by the next replay, so it cannot accumulate gradients over "
-                             f"grad_accum={self.config.grad_accum} passes: use compile=True (the default "
-                             f"mode) or grad_accum=1")
-        return c or None
 
     def _autocast(self):
         if self.amp_dtype is None:

@@ -33,7 +33,7 @@ from fptlib import env, experiments, tasks
 from fptlib.backbones import default_backbone, load_backbone
 from fptlib.model import FPT
 from fptlib.train import TrainConfig, Trainer
-from fptlib.train.trainer import AUTO_COMPILE_STEPS, compile_mode
+from fptlib.train.trainer import AUTO_COMPILE_STEPS, COMPILE_FLAGS, compile_mode
 
 # dense bf16 (fp16 for cards without bf16) peak FLOP/s, from the vendors' data sheets
 PEAK_FLOPS = {"H200": 989e12, "H100 SXM": 989e12, "H100 80GB HBM3": 989e12, "H100 PCIe": 756e12, "H100": 756e12,
@@ -84,15 +84,15 @@ def reference_loop(model, task, steps: int, warmup: int, batch_size: int, lr: fl
 
 
 def trainer_rate(model, task, steps: int, warmup: int, batch_size: int, lr: float, device,
-                 compile_) -> tuple[float, float]:
+                 compile_) -> tuple[float, float, str]:
     """The Trainer's samples/s between the end of the warm-up and the last step (its history),
-    and its mean training loss over the timed steps."""
+    its mean training loss over the timed steps and the compile mode it used."""
     cfg = TrainConfig(steps=warmup + steps, lr=lr, batch_size=batch_size, eval_every=0, eval_splits=(),
                       log_every=warmup, device=str(device), progress=False, compile=compile_)
     res = Trainer(model, task, cfg).fit()
     at = {h["step"]: h for h in res.history}
     a, b = at[warmup], at[warmup + steps]
-    return (b["samples"] - a["samples"]) / (b["wall_s"] - a["wall_s"]), b["loss"]
+    return (b["samples"] - a["samples"]) / (b["wall_s"] - a["wall_s"]), b["loss"], res.compile
 
 
 def model_flops_per_sample(model, seq_len: int) -> float:
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--compile", default="auto", choices=("auto", "on", "off", "reduce-overhead", "max-autotune"),
+    ap.add_argument("--compile", default="auto", choices=tuple(COMPILE_FLAGS),
                     help="Trainer's torch.compile. auto (default): what compile='auto' picks for a long run "
                          "(CUDA graphs for fixed-shape tasks on CUDA; off on CPU); on = the default mode; "
                          "reduce-overhead = CUDA graphs")
@@ -152,15 +152,14 @@ def main(argv=None) -> int:
         long_run = TrainConfig(steps=AUTO_COMPILE_STEPS, batch_size=args.batch_size, compile="auto")
         compile_ = compile_mode(long_run, device, task) or False
     else:
-        compile_ = {"on": True, "off": False}.get(args.compile, args.compile)
-    compile_label = {True: "default", False: "off"}.get(compile_, compile_)
+        compile_ = COMPILE_FLAGS[args.compile]
     load_before = os.getloadavg()
     refs, ours_runs, losses = [], [], []
     for _ in range(args.repeats):      # alternate, so a change of machine load hits both loops alike
         rate, ref_loss = reference_loop(copy.deepcopy(model), task, args.steps, args.warmup, args.batch_size,
                                         args.lr, device)
         refs.append(rate)
-        rate, our_loss = trainer_rate(copy.deepcopy(model), task, args.steps, args.warmup, args.batch_size,
+        rate, our_loss, used = trainer_rate(copy.deepcopy(model), task, args.steps, args.warmup, args.batch_size,
                                       args.lr, device, compile_)
         ours_runs.append(rate)
         losses.append((ref_loss, our_loss))
@@ -172,7 +171,7 @@ def main(argv=None) -> int:
     print(f"load avg : {load_before[0]:.2f} before, {load_after[0]:.2f} after (1-minute)")
     print(f"setup    : backbone {name} ({args.init}), task {task.name} [{task.data_source}], "
           f"{seq_len} tokens, batch {args.batch_size}, {args.steps} timed steps after {args.warmup} warm-up")
-    print(f"trainer  : amp {str(amp).replace('torch.', '') if amp else 'off'}, compile {compile_label} "
+    print(f"trainer  : amp {str(amp).replace('torch.', '') if amp else 'off'}, compile {used} "
           f"(--compile {args.compile})")
     print()
     print("| loop | samples/s | ms/step |")

@@ -107,7 +107,7 @@ def make_record(result, model, task, *, key: str | None = None, freeze: str | No
         "hardware": env.hardware(result.device),
         "device": result.device,
         "amp": result.amp,
-        "compile": getattr(result, "compile", "off"),
+        "compile": result.compile,
         "versions": env.package_versions(),
         "git_commit": env.git_commit(),
         "profile": profile,

@@ -84,14 +84,16 @@ def _add_run_flags(p, task_required=True):
     _add_common(p)
 
 
-COMPILE_CHOICES = {"auto": "auto", "on": True, "off": False, "reduce-overhead": "reduce-overhead",
-                   "max-autotune": "max-autotune"}
-
-
 def _add_compile(p):
-    p.add_argument("--compile", default="auto", choices=tuple(COMPILE_CHOICES),
+    from fptlib.train.trainer import COMPILE_FLAGS
+    p.add_argument("--compile", default="auto", choices=tuple(COMPILE_FLAGS),
                    help="torch.compile: auto (CUDA runs of >= 5000 steps; CUDA graphs where batch shapes are "
                         "fixed), on, off, or a torch.compile mode")
+
+
+def _compile(args):
+    from fptlib.train.trainer import COMPILE_FLAGS
+    return COMPILE_FLAGS[args.compile]
 
 
 def _add_common(p):
@@ -117,7 +119,7 @@ def cmd_train(args) -> int:
         print(f"training: {cfg.describe()}", flush=True)
     record, _ = experiments.train(cfg, directory=args.results_dir, progress=not args.no_progress,
                                   device=args.device, checkpoint=args.checkpoint_dir or False,
-                                  store=not args.no_store, compile=COMPILE_CHOICES[args.compile])
+                                  store=not args.no_store, compile=_compile(args))
     from fptlib.train.distributed import context
     if not context().is_main:
         return 0
@@ -187,7 +189,7 @@ def cmd_reproduce(args) -> int:
         changes["backbone_overrides"] = parse_options(args.backbone_override)
     experiments.reproduce(args.table, args.profile, backbone=args.backbone, directory=args.results_dir,
                           progress=not args.no_progress, device=args.device,
-                          compile=COMPILE_CHOICES[args.compile], **changes)
+                          compile=_compile(args), **changes)
     print()
     print(results.table(args.table, args.profile, directory=args.results_dir, backbone=args.backbone, **changes))
     return 0

@@ -40,6 +40,9 @@ OPTIMIZERS = ("adam", "adamw")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")    # the modes that replay CUDA graphs
 AUTO_COMPILE_STEPS = 5000     # compile="auto" compiles CUDA runs of at least this many steps
+# the command-line spellings of TrainConfig.compile (``--compile``)
+COMPILE_FLAGS = {"auto": "auto", "on": True, "off": False, "reduce-overhead": "reduce-overhead",
+                 "max-autotune": "max-autotune"}
 
 
 class NonFiniteLossError(RuntimeError):

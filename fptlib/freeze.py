@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 GROUPS = ("input", "output", "layernorm", "positions", "attention", "feedforward", "other")
-BACKBONE_GROUPS = ("layernorm", "positions", "attention", "feedforward", "other")
 
 _FPT = frozenset({"output", "layernorm", "input", "positions"})
 PRESETS: dict[str, frozenset[str]] = {

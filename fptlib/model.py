@@ -68,7 +68,6 @@ class FrozenPretrainedTransformer(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden, output_dim)
 
-        self.positions_extended = False
         limit = backbone.max_positions
         if max_len is not None and limit is not None and max_len > limit:
             if not extend_positions:
@@ -78,10 +77,8 @@ class FrozenPretrainedTransformer(nn.Module):
                     f"(new rows start as copies of the pretrained ones and train with them), "
                     f"or use shorter sequences")
             backbone.extend_positions(max_len)
-            self.positions_extended = True
 
-        self.freeze = FreezeSpec.parse(freeze)
-        self.apply_freeze(self.freeze)
+        self.apply_freeze(freeze)
 
     # ---- construction helpers ----------------------------------------------------------------
     @classmethod
@@ -175,7 +172,9 @@ class FrozenPretrainedTransformer(nn.Module):
         if mask is None:
             return hidden[:, -k:]
         lengths = mask.long().sum(dim=1)
-        if bool((lengths < k).any()):
+        # The check reads a device value back to the host: skipped under torch.compile, where it
+        # would also break the graph.
+        if not torch.compiler.is_compiling() and bool((lengths < k).any()):
             raise ValueError(f"a sequence in the batch has fewer than {k} real tokens")
         index = lengths[:, None] - k + torch.arange(k, device=hidden.device)
         return hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))

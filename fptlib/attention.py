@@ -129,9 +129,16 @@ def check_attentions(attn) -> Tensor:
     return attn.float()
 
 
-def _check_n_bits(attn: Tensor, n_bits) -> int:
+def check_n_bits(n_bits) -> int:
+    """Validate a Bit XOR string length (bits per string, a positive int); return it."""
     if isinstance(n_bits, bool) or not isinstance(n_bits, int) or n_bits < 1:
         raise ValueError(f"n_bits must be a positive int (the length of each bit string), got {n_bits!r}")
+    return n_bits
+
+
+def _check_n_bits(attn: Tensor, n_bits) -> int:
+    """:func:`check_n_bits`, and the attentions must cover the ``2 * n_bits`` Bit XOR tokens."""
+    check_n_bits(n_bits)
     L = attn.shape[-1]
     if L != 2 * n_bits:
         raise ValueError(f"Bit XOR with n_bits={n_bits} has {2 * n_bits} tokens (string a, then string b) "
@@ -161,8 +168,7 @@ def chance_value(n_bits: int, causal: bool) -> float:
     A causal backbone lets token ``n + i`` see ``n + i + 1`` positions (both needed bits among
     them); a bidirectional one sees all ``2n``.
     """
-    if isinstance(n_bits, bool) or not isinstance(n_bits, int) or n_bits < 1:
-        raise ValueError(f"n_bits must be a positive int, got {n_bits!r}")
+    check_n_bits(n_bits)
     if not isinstance(causal, bool):
         raise TypeError(f"causal must be True or False (backbone.causal), got {causal!r}")
     if not causal:
@@ -173,7 +179,7 @@ def chance_value(n_bits: int, causal: bool) -> float:
 def matching_bit_chance(attn: Tensor, n_bits: int, causal: bool) -> Tensor:
     """:func:`chance_value` laid out like :func:`matching_bit_score`'s result, ``[layers, heads]``."""
     attn = check_attentions(attn)
-    _check_n_bits(attn, n_bits)
+    _check_n_bits(attn, n_bits)        # chance_value checks n_bits alone; this also checks the token count
     return torch.full((attn.shape[0], attn.shape[2]), chance_value(n_bits, causal))
 
 
@@ -203,10 +209,3 @@ def is_causal(model: nn.Module) -> bool:
     if bb is None or not hasattr(bb, "causal"):
         raise TypeError(f"cannot tell whether {type(model).__name__} is causal: pass an FPT or a Backbone")
     return bool(bb.causal)
-
-
-def measure_matching_bits(model: nn.Module, x: Tensor, n_bits: int) -> MatchingReport:
-    """Extract attentions on Bit XOR inputs ``x`` and score them against chance."""
-    attn = extract_attentions(model, x)
-    causal = is_causal(model)
-    return MatchingReport(n_bits, causal, matching_bit_score(attn, n_bits), chance_value(n_bits, causal))

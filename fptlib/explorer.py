@@ -25,7 +25,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .attention import chance_value, extract_attentions, is_causal, matching_bit_score
+from .attention import (MatchingReport, chance_value, check_n_bits, extract_attentions, is_causal,
+                        matching_bit_score)
 from .viz import check_index, bit_labels, plot_attention
 
 PRETRAINED, RANDOM, UNTRAINED = "language-pretrained", "random-init", "before training"
@@ -50,8 +51,7 @@ def xor_configs(n_bits: int, profile: str = "quick", backbone: str | None = None
     from fptlib import experiments
     from fptlib.notebook import config
 
-    if isinstance(n_bits, bool) or not isinstance(n_bits, int) or n_bits < 1:
-        raise ValueError(f"n_bits must be a positive int (bits per string), got {n_bits!r}")
+    check_n_bits(n_bits)
     backbone = experiments.resolve_backbone(backbone)
     changes = {"steps": steps} if steps is not None else {}
     return {kind: config(profile, "bit-xor", backbone=backbone, init=init, seed=seed, task_options={"n": n_bits},
@@ -83,7 +83,8 @@ def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None,
     ``experiments.load_model`` loads their trained weights), so re-running a notebook never trains
     twice.
     """
-    from fptlib import experiments, results
+    from fptlib import experiments
+    from fptlib.notebook import accuracy
 
     configs = xor_configs(n_bits, profile, backbone, steps=steps, seed=seed)
     out = XorModels(n_bits, {})
@@ -91,8 +92,7 @@ def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None,
         record = experiments.run(cfg, directory=directory, progress=progress, device=device)
         model, _ = experiments.load_model(cfg, device=device, directory=directory)
         out.models[kind] = model
-        percent = results.metric(record, "test")          # the store's unit is percent
-        out.accuracy[kind] = None if percent is None else percent / 100
+        out.accuracy[kind] = accuracy(record, "test")
         out.produced_by[kind] = _produced_by(record)
     model, _ = experiments.build(configs[PRETRAINED], device)   # same seed: the pretrained run's start
     out.models[UNTRAINED] = model.eval()
@@ -112,6 +112,7 @@ class XorAttention:
     causal: bool
     accuracy: dict = field(default_factory=dict)
     produced_by: dict = field(default_factory=dict)
+    _scores: dict | None = field(default=None, init=False, repr=False, compare=False)   # scores(), once
 
     def tokens(self, example: int) -> list[str]:
         return bit_labels(self.x[example], self.n_bits)
@@ -121,8 +122,10 @@ class XorAttention:
         return chance_value(self.n_bits, self.causal)
 
     def scores(self) -> dict:
-        """``{kind: [layers, heads]}`` matching-bit scores."""
-        return {k: matching_bit_score(a, self.n_bits) for k, a in self.attentions.items()}
+        """``{kind: [layers, heads]}`` matching-bit scores (computed on the first call, then kept)."""
+        if self._scores is None:
+            self._scores = {k: matching_bit_score(a, self.n_bits) for k, a in self.attentions.items()}
+        return self._scores
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -265,13 +268,13 @@ def summary_rows(data: Mapping[int, XorAttention]) -> list[dict]:
     for n in sorted(data):
         item = data[n]
         for kind, score in item.scores().items():
-            flat = int(score.argmax())
-            layer, head = divmod(flat, score.shape[1])
+            report = MatchingReport(n, item.causal, score, item.chance)
+            layer, head, best = report.best
             acc = item.accuracy.get(kind)
             rows.append({"n": n, "model": kind, "test acc (%)": None if acc is None else 100 * acc,
-                         "best head": f"L{layer} H{head}", "best share": float(score.max()),
+                         "best head": f"L{layer} H{head}", "best share": best,
                          "mean share": float(score.mean()), "chance": item.chance,
-                         "best / chance": float(score.max()) / item.chance})
+                         "best / chance": report.best_over_chance})
     return rows
 
 

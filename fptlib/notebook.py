@@ -303,11 +303,11 @@ def plot_curves(histories: Mapping[str, Any], key: str = "val_acc", *, ax=None,
         if not steps:
             continue
         if percent:
-            vals = [v * 100 if v <= 1.0 else v for v in vals]
+            vals = [as_percent(v) for v in vals]
         ax.plot(steps, vals, marker="o" if len(steps) < 12 else None, ms=3, label=label)
         drawn += 1
     if target is not None:
-        ax.axhline(target * 100 if percent and target <= 1 else target, ls="--", c="grey", lw=1)
+        ax.axhline(as_percent(target) if percent else target, ls="--", c="grey", lw=1)
     ax.set_xlabel("gradient step")
     ax.set_ylabel(ylabel or (key + (" (%)" if percent else "")))
     if logx:
@@ -379,10 +379,12 @@ def accuracy(record: Mapping[str, Any], split: str | None = None, which: str = "
     return None if entry is None else entry.get("accuracy")
 
 
-def reached(record: Mapping[str, Any], target: float, split: str | None = None) -> float | None:
+def reached(record: Mapping[str, Any], target: float, split: str | None = None) -> int | None:
     """Steps until the evaluation accuracy on ``split`` (default: :func:`eval_split`) first reached
     ``target`` (a fraction); None when it never did within the run."""
-    return steps_to_target(record, target, key=split or eval_split(record) or "val")
+    from fptlib import results
+
+    return results.steps_to(record, target, split or eval_split(record) or "val")
 
 
 def describe_setting(config, task=None) -> str:
@@ -429,7 +431,7 @@ def results_table(runs: Mapping[str, Mapping[str, Any]], paper: Mapping[str, Any
                "this run, final (%)": as_percent(accuracy(rec, split)),
                "this run, best (%)": as_percent(accuracy(rec, split, "best"))}
         if target is not None:
-            s = reached(rec, target)
+            s = reached(rec, target, split)
             row[f"steps to {target * 100:g}%"] = int(s) if s is not None else f"> {rec.get('steps')}"
         row["this run: produced by"] = produced_by(rec)
         rows.append(row)

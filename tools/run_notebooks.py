@@ -45,9 +45,8 @@ def execute(path: Path, timeout: int, write: bool) -> float:
     client.execute()
     wall = time.perf_counter() - start
     if write:
-        tmp = path.with_suffix(".ipynb.tmp")
-        nbformat.write(nb, tmp)
-        os.replace(tmp, path)
+        from fptlib.results import atomic_write
+        atomic_write(path, lambda f: nbformat.write(nb, f))
     return wall
 
 
@@ -69,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no notebooks matched", file=sys.stderr)
         return 2
     if args.fresh:
-        results = Path(os.environ.get("FPT_RESULTS_DIR", ROOT / "results"))
+        from fptlib.results import results_dir
+        results = results_dir()
         records = list(results.glob("*.json")) if results.is_dir() else []
         if records:
             backup = Path(tempfile.mkdtemp(prefix="fpt-results-backup-"))

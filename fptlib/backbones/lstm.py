@@ -16,6 +16,9 @@ from torch import nn
 
 from fptlib.backbones.base import Backbone, BackboneOutput
 
+# The default width: GPT-2 small's, the transformer the paper's baseline stands in for.
+LSTM_WIDTH = 768
+
 
 class LSTMBackbone(Backbone):
     family = "lstm"
@@ -28,7 +31,7 @@ class LSTMBackbone(Backbone):
         (r"final_norm\.(?:weight|bias)", "layernorm"),
     )
 
-    def __init__(self, hidden_size: int = 768, num_layers: int = 3, dropout: float = 0.1,
+    def __init__(self, hidden_size: int = LSTM_WIDTH, num_layers: int = 3, dropout: float = 0.1,
                  seed: int | None = 0, name: str = "lstm") -> None:
         super().__init__()
         if seed is not None:

@@ -20,7 +20,7 @@ import torch
 from fptlib.backbones import hub
 from fptlib.backbones.base import Backbone
 from fptlib.backbones.hf import FAMILIES, build_body, family_of, model_class
-from fptlib.backbones.lstm import LSTMBackbone
+from fptlib.backbones.lstm import LSTM_WIDTH, LSTMBackbone
 
 INITS = ("pretrained", "random", "statistics")
 
@@ -76,15 +76,12 @@ def load_backbone(name: str, init: str = "pretrained", *, dropout: float = 0.1, 
     overrides = dict(config_overrides or {})
 
     if name == "lstm":
-        if init != "random":
-            # The paper's LSTM baseline is trained from scratch: there are no pretrained weights.
-            if init == "pretrained":
-                init = "random"
-            else:
-                raise ValueError("the LSTM baseline has no pretrained weights: use init='random'")
-        backbone = LSTMBackbone(hidden_size=hidden_size or 768,
-                                num_layers=layers or 3, dropout=dropout, seed=seed)
-        return backbone
+        # The paper's LSTM baseline is trained from scratch: there are no pretrained weights, so
+        # "pretrained" (the default) builds it randomly initialised, as "random" does.
+        if init not in ("pretrained", "random"):
+            raise ValueError("the LSTM baseline has no pretrained weights: use init='random'")
+        return LSTMBackbone(hidden_size=hidden_size or LSTM_WIDTH,
+                            num_layers=layers or 3, dropout=dropout, seed=seed)
 
     if name not in KNOWN and not _looks_like_model_id(name):
         raise ValueError(f"unknown backbone {name!r}. Known backbones: {', '.join(KNOWN)}; "
@@ -125,7 +122,7 @@ def backbone_from_config(config, name: str | None = None, *, dropout: float = 0.
 def hidden_size_of(name: str) -> int:
     """The width of a backbone, read from its config without loading weights."""
     if name == "lstm":
-        return 768
+        return LSTM_WIDTH
     _, config = _config_for(name)
     return config.hidden_size
 
@@ -185,8 +182,8 @@ def _config_from_hub(ids):
 
 
 def _apply_dropout(family: str, config, dropout: float) -> None:
-    for key in FAMILIES[family].DROPOUT_KEYS:
-        setattr(config, key, dropout)
+    for key, value in _dropout_kwargs(family, dropout).items():
+        setattr(config, key, value)
 
 
 def _dropout_kwargs(family: str, dropout: float) -> dict:

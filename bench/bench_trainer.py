@@ -26,13 +26,13 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
 
 from fptlib import env, experiments, tasks
-from fptlib.backbones import default_backbone, load_backbone
+from fptlib.backbones import load_backbone
 from fptlib.model import FPT
 from fptlib.train import TrainConfig, Trainer
+from fptlib.train.cli import parse_options
 from fptlib.train.trainer import AUTO_COMPILE_STEPS, COMPILE_FLAGS, compile_mode
 
 # dense bf16 (fp16 for cards without bf16) peak FLOP/s, from the vendors' data sheets
@@ -84,15 +84,15 @@ def reference_loop(model, task, steps: int, warmup: int, batch_size: int, lr: fl
 
 
 def trainer_rate(model, task, steps: int, warmup: int, batch_size: int, lr: float, device,
-                 compile_) -> tuple[float, float, str]:
+                 compile_) -> tuple[float, float, str, str]:
     """The Trainer's samples/s between the end of the warm-up and the last step (its history),
-    its mean training loss over the timed steps and the compile mode it used."""
+    its mean training loss over the timed steps, and the amp and compile modes it used."""
     cfg = TrainConfig(steps=warmup + steps, lr=lr, batch_size=batch_size, eval_every=0, eval_splits=(),
                       log_every=warmup, device=str(device), progress=False, compile=compile_)
     res = Trainer(model, task, cfg).fit()
     at = {h["step"]: h for h in res.history}
     a, b = at[warmup], at[warmup + steps]
-    return (b["samples"] - a["samples"]) / (b["wall_s"] - a["wall_s"]), b["loss"], res.compile
+    return (b["samples"] - a["samples"]) / (b["wall_s"] - a["wall_s"]), b["loss"], res.amp, res.compile
 
 
 def model_flops_per_sample(model, seq_len: int) -> float:
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     ap.add_argument("--init", default="pretrained")
     ap.add_argument("--task", default=None, help="default: the 32x32 image setting (see pick_task)")
     ap.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
-                    help="task option, repeatable (e.g. image_size=32); integers are parsed")
+                    help="task option, repeatable (e.g. image_size=32); values parsed as by `fptlib train --option`")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=10)
@@ -136,12 +136,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
 
     device = env.pick_device(args.device)
-    name = args.backbone or default_backbone()[0]
-    options = {}
-    for item in args.task_option:
-        key, _, value = item.partition("=")
-        options[key] = int(value) if value.lstrip("-").isdigit() else value
-    task = pick_task(args.task, options)
+    name = experiments.resolve_backbone(args.backbone)
+    task = pick_task(args.task, dict(parse_options(args.task_option)))
     torch.manual_seed(0)
     model = FPT.for_task(task, load_backbone(name, init=args.init))
     seq_len = next(task.train_batches(1, "cpu", seed=0)).x.reshape(1, -1).shape[1] // (task.token_dim or 1) \
@@ -159,19 +155,18 @@ def main(argv=None) -> int:
         rate, ref_loss = reference_loop(copy.deepcopy(model), task, args.steps, args.warmup, args.batch_size,
                                         args.lr, device)
         refs.append(rate)
-        rate, our_loss, used = trainer_rate(copy.deepcopy(model), task, args.steps, args.warmup, args.batch_size,
+        rate, our_loss, amp, used = trainer_rate(copy.deepcopy(model), task, args.steps, args.warmup, args.batch_size,
                                       args.lr, device, compile_)
         ours_runs.append(rate)
         losses.append((ref_loss, our_loss))
     ref, ours = max(refs), max(ours_runs)
     load_after = os.getloadavg()
 
-    amp = env.amp_dtype("auto", device)
     print(f"hardware : {env.hardware(device)}; torch {torch.__version__}; {torch.get_num_threads()} threads")
     print(f"load avg : {load_before[0]:.2f} before, {load_after[0]:.2f} after (1-minute)")
     print(f"setup    : backbone {name} ({args.init}), task {task.name} [{task.data_source}], "
           f"{seq_len} tokens, batch {args.batch_size}, {args.steps} timed steps after {args.warmup} warm-up")
-    print(f"trainer  : amp {str(amp).replace('torch.', '') if amp else 'off'}, compile {used} "
+    print(f"trainer  : amp {amp}, compile {used} "
           f"(--compile {args.compile})")
     print()
     print("| loop | samples/s | ms/step |")

@@ -41,4 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         # user-facing errors carry their own explanation; no traceback for those
         print(f"error: {err}", file=sys.stderr)
         return 1
+    finally:
+        _leave_process_group()
     return int(code or 0)
+
+
+def _leave_process_group() -> None:
+    """Under torchrun, a training command joined a process group: leave it cleanly."""
+    if "torch.distributed" in sys.modules:
+        from fptlib.train.distributed import cleanup
+        cleanup()

@@ -411,7 +411,7 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     from fptlib.train.trainer import TrainConfig, Trainer
 
     dev = env.pick_device(device)
-    model, task = build(config, dev, directory)
+    model, task = build(config, "cpu", directory)      # the Trainer moves it (under DDP: to this rank's GPU)
     if checkpoint is None:
         checkpoint = config.profile == "full"
     if isinstance(checkpoint, (str, Path)):
@@ -458,10 +458,8 @@ def load_model(config: RunConfig, device: str = "cpu", directory=None):
     missing = set(state) - {n for n, _ in model.named_parameters()}
     if missing:
         raise ValueError(f"stored weights {path} do not fit the model of {config.key} (e.g. {sorted(missing)[:3]})")
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in state.items():
-            params[name].copy_(value)
+    from fptlib.train.checkpoint import load_trained_state
+    load_trained_state(model, state)
     model.eval()
     return model, task
 

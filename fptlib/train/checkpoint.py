@@ -63,13 +63,16 @@ def load_trained_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -
 def frozen_fingerprint(model: torch.nn.Module) -> dict[str, list[float]]:
     """Per frozen tensor: sum and sum of squares in float64. Cheap, and enough to notice that
     the frozen weights are not the ones the checkpoint was trained on."""
-    out = {}
+    frozen = [(name, p) for name, p in model.named_parameters() if not p.requires_grad]
+    if not frozen:
+        return {}
+
+    def sums(p):                        # one float64 copy at a time
+        d = p.detach().double()
+        return torch.stack([d.sum(), (d * d).sum()])
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if not p.requires_grad:
-                d = p.detach().double()
-                out[name] = [round(d.sum().item(), 6), round((d * d).sum().item(), 6)]
-    return out
+        values = torch.stack([sums(p) for _, p in frozen]).tolist()     # one host read, not two per tensor
+    return {name: [round(a, 6), round(b, 6)] for (name, _), (a, b) in zip(frozen, values)}
 
 
 def config_differences(saved: Any, current: Any, prefix: str = "") -> list[str]:

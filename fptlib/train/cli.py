@@ -64,8 +64,8 @@ def _config_from_args(args):
     return dataclasses.replace(cfg, **changes)
 
 
-def _add_run_flags(p, task_required=True):
-    p.add_argument("--task", required=task_required, help="task name (python -m fptlib tasks lists them)")
+def _add_run_flags(p):
+    p.add_argument("--task", required=True, help="task name (python -m fptlib tasks lists them)")
     p.add_argument("--backbone", default=None, help="backbone name (default: the registry's rule)")
     p.add_argument("--init", default=None, help="pretrained | random | statistics | bit-memory")
     p.add_argument("--freeze", default=None, help="freeze preset, e.g. fpt, output_only, +layernorm, full")

@@ -227,6 +227,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.optimizer = self._make_optimizer()
         self.forward_model = distributed.wrap(self.model, self.dist, self.device)
+        self._fingerprint = None        # of the frozen weights, see _frozen_fingerprint
         self.compile_mode = compile_mode(config, self.device, task, self.dist.world_size)
         if self.compile_mode is not None:
             mode = None if self.compile_mode == "default" else self.compile_mode
@@ -295,11 +296,18 @@ class Trainer:
         if path is None or not self.dist.is_main:
             return None
         payload = {
-            "format": 1, "identity": _jsonable(self.identity()), "fingerprint": ckpt.frozen_fingerprint(self.model),
+            "format": 1, "identity": _jsonable(self.identity()), "fingerprint": self._frozen_fingerprint(),
             "trained": ckpt.trained_state(self.model), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": ckpt.rng_state(), **state,
         }
         return ckpt.atomic_save(payload, path)
+
+    def _frozen_fingerprint(self) -> dict:
+        """The frozen weights' fingerprint, computed once per ``fit`` (the weights cannot change
+        during it: the optimizer holds only the trained ones; a pass over GPT-2's 124M costs seconds)."""
+        if self._fingerprint is None:
+            self._fingerprint = ckpt.frozen_fingerprint(self.model)
+        return self._fingerprint
 
     def _try_resume(self) -> dict | None:
         path = self._checkpoint_path()
@@ -307,7 +315,7 @@ class Trainer:
             return None
         saved = ckpt.load(path)
         ckpt.check_compatible(path, saved["identity"], _jsonable(self.identity()),
-                              saved["fingerprint"], ckpt.frozen_fingerprint(self.model))
+                              saved["fingerprint"], self._frozen_fingerprint())
         ckpt.load_trained_state(self.model, saved["trained"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scaler.load_state_dict(saved["scaler"])
@@ -318,6 +326,7 @@ class Trainer:
     def fit(self) -> TrainResult:
         c, task, dev = self.config, self.task, self.device
         seed_everything(c.seed)
+        self._fingerprint = None
         state = {"step": 0, "samples": 0, "wall_s": 0.0, "train_s": 0.0, "history": [], "evals": [],
                  "best": {}, "steps_to_target": None}
         saved = self._try_resume()
@@ -328,7 +337,7 @@ class Trainer:
         step = state["step"]
         history, evals, best = state["history"], state["evals"], state["best"]
         per_step = c.batch_size * c.grad_accum
-        ckpt_every = c.checkpoint_every or c.eval_every
+        ckpt_every = (c.checkpoint_every or c.eval_every) if self._checkpoint_path() is not None else 0
 
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -341,7 +350,6 @@ class Trainer:
         window = 0
         stopped = "steps"
         t_start = time.perf_counter() - state["wall_s"]
-        self._t_start = t_start
         t_train = time.perf_counter()
         train_s = state["train_s"]
 
@@ -368,14 +376,13 @@ class Trainer:
                     batch = distributed.shard(next(batches), self.dist).to(dev)
                     sync = micro == c.grad_accum - 1
                     with distributed.maybe_no_sync(self.forward_model, sync), self._autocast():
-                        logits = self._call(self.forward_model, batch)
-                        loss = task.loss(logits.float(), batch.y)
+                        logits = self._call(self.forward_model, batch).float()
+                        loss = task.loss(logits, batch.y)
                     self.scaler.scale(loss / c.grad_accum).backward()
                     loss = loss.detach()
                     loss_sum += loss
-                    acc_sum += task.accuracy(logits.detach().float(), batch.y)
-                    bad = (~torch.isfinite(loss)) & (first_bad < 0)
-                    first_bad.copy_(torch.where(bad, torch.full_like(first_bad, step + 1), first_bad))
+                    acc_sum += task.accuracy(logits.detach(), batch.y)
+                    first_bad.masked_fill_(~torch.isfinite(loss) & (first_bad < 0), step + 1)
                 window += c.grad_accum
                 if c.grad_clip is not None:
                     self.scaler.unscale_(self.optimizer)
@@ -388,13 +395,13 @@ class Trainer:
                 state["step"] = step
 
                 do_eval = self.splits and c.eval_every and step % c.eval_every == 0 and step < c.steps
-                do_ckpt = self._checkpoint_path() is not None and ckpt_every and step % ckpt_every == 0
+                do_ckpt = ckpt_every and step % ckpt_every == 0
                 out_of_time = c.time_budget_s is not None and time.perf_counter() - t_start >= c.time_budget_s
                 if step % c.log_every == 0 or step == c.steps or do_eval or do_ckpt or out_of_time:
                     log_now()
                 if do_eval or do_ckpt or out_of_time:
                     train_s += time.perf_counter() - t_train
-                    if do_eval and self._evaluate_all(step, state, evals, best):
+                    if do_eval and self._evaluate_all(step, state, evals, best, t_start):
                         stopped = "target"
                     if do_ckpt or stopped != "steps" or out_of_time:
                         self._save(state, t_start, train_s)
@@ -410,8 +417,7 @@ class Trainer:
 
         # the final evaluation (unless the loop just did it at this step)
         if self.splits and not (evals and evals[-1]["step"] == step):
-            self._evaluate_all(step, state, evals, best)
-        state["train_s"] = train_s
+            self._evaluate_all(step, state, evals, best, t_start)
         self._save(state, t_start, train_s)
         final = {s: evals[-1][s] for s in self.splits} if evals else {}
         return TrainResult(
@@ -421,9 +427,9 @@ class Trainer:
             amp=str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
             compile=self.compile_mode or "off", config=c.to_dict())
 
-    def _evaluate_all(self, step: int, state: dict, evals: list, best: dict) -> bool:
+    def _evaluate_all(self, step: int, state: dict, evals: list, best: dict, t_start: float) -> bool:
         """Evaluate every split, update best; True when the target accuracy is reached."""
-        entry = {"step": step, "samples": state["samples"], "wall_s": time.perf_counter() - self._t_start}
+        entry = {"step": step, "samples": state["samples"], "wall_s": time.perf_counter() - t_start}
         for split in self.splits:
             entry[split] = self.evaluate(split)
             if split not in best or entry[split]["accuracy"] > best[split]["accuracy"]:

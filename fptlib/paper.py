@@ -39,7 +39,7 @@ class PaperTable:
         v = self.value(row, column)
         if v is None:
             return "-"
-        text = f"{v:g}" if self.unit.startswith("steps") or self.unit.startswith("parameters") else f"{v:.1f}"
+        text = f"{v:g}" if self.unit.startswith("steps") else f"{v:.1f}"
         note = self.notes.get((row, column))
         return f"{text} ({note})" if note else text
 
@@ -141,14 +141,15 @@ _add(PaperTable(
     caption="Output-only on C10 LRA: 24.7. With frozen features cached, epochs after the first run "
             "500 to 2000 times faster."))
 
+_CRITIQUE_TASKS = ("listops", "mnist", "cifar10", "cifar10-lra")
 _add(PaperTable(
     "lr_critique", "The critique: each model with its own swept learning rate",
     ("frozen random", "frozen pretrained", "unfrozen random", "unfrozen pretrained"),
-    ("listops", "mnist", "cifar10", "cifar10-lra"),
-    {"frozen random": dict(zip(("listops", "mnist", "cifar10", "cifar10-lra"), (38.9, 98.0, 61.8, 44.2))),
-     "frozen pretrained": dict(zip(("listops", "mnist", "cifar10", "cifar10-lra"), (46.1, 98.5, 66.3, 54.7))),
-     "unfrozen random": dict(zip(("listops", "mnist", "cifar10", "cifar10-lra"), (57.6, 98.7, 77.8, 62.0))),
-     "unfrozen pretrained": dict(zip(("listops", "mnist", "cifar10", "cifar10-lra"), (56.3, 99.0, 77.7, 67.8)))},
+    _CRITIQUE_TASKS,
+    {"frozen random": dict(zip(_CRITIQUE_TASKS, (38.9, 98.0, 61.8, 44.2))),
+     "frozen pretrained": dict(zip(_CRITIQUE_TASKS, (46.1, 98.5, 66.3, 54.7))),
+     "unfrozen random": dict(zip(_CRITIQUE_TASKS, (57.6, 98.7, 77.8, 62.0))),
+     "unfrozen pretrained": dict(zip(_CRITIQUE_TASKS, (56.3, 99.0, 77.7, 67.8)))},
     paper_label="critique paper (GPT-2)", source=CRITIQUE_SOURCE,
     caption="Learning rate swept 1e-6 to 1e-2, batch 8, validation early stopping, 3 seeds."))
 

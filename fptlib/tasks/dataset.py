@@ -2,9 +2,10 @@
 
 Each split is loaded once into CPU tensors (``Split``) and copied to the training device on first
 use, so batches are gathered by indexing a tensor that already lives on the GPU: no DataLoader,
-no worker processes, no host-to-device copy per step. Variable-length splits are stored padded
-to their longest example together with the true lengths; a batch is cut to its own longest
-example (per-batch padding) and carries a mask.
+no worker processes, no host-to-device copy of examples per step (only the step's indices, sent
+without waiting). Variable-length splits are stored padded to their longest example together with
+the true lengths; a batch is cut to its own longest example (per-batch padding, its width read
+from the CPU copy of the lengths, so the host never waits on the device) and carries a mask.
 """
 from __future__ import annotations
 
@@ -85,30 +86,41 @@ class DatasetTask(Task):
     def split_sizes(self) -> dict[str, int]:
         return {name: len(s) for name, s in self.splits().items()}
 
-    def _batch(self, data: Split, idx: Tensor, train: bool, generator) -> Batch:
+    def _batch(self, data: Split, idx: Tensor, train: bool, generator, width: int | None = None) -> Batch:
+        """Gather examples ``idx`` of ``data``; padded splits are cut to ``width`` tokens, the
+        batch's longest example, which callers compute on the CPU (no device-to-host sync)."""
         x, mask = data.x[idx], None
         if data.lengths is not None:
             lengths = data.lengths[idx]
-            width = int(lengths.max())
             x = x[:, :width].long()
             mask = (torch.arange(width, device=x.device)[None, :] < lengths[:, None]).long()
         return Batch(self.prepare(x, train, generator), data.y[idx].long(), mask)
 
+    @staticmethod
+    def _width(host: Split, idx: Tensor) -> int | None:
+        """The longest of examples ``idx`` (CPU indices) of the CPU split ``host``; None if unpadded."""
+        return None if host.lengths is None else int(host.lengths[idx].max())
+
     def train_batches(self, batch_size: int, device, seed: int, start_step: int = 0) -> Iterator[Batch]:
-        data = self.split("train", device)
-        lengths = data.lengths.cpu() if (self.bucketing and data.lengths is not None) else None
-        sampler = StepSampler(len(data), batch_size, seed, lengths=lengths)
+        data, host = self.split("train", device), self.splits()["train"]
+        sampler = StepSampler(len(data), batch_size, seed,
+                              lengths=host.lengths if self.bucketing else None)
         step = start_step
         while True:
-            idx = sampler.indices(step).to(data.y.device)
-            yield self._batch(data, idx, True, seeded_generator(device, seed, "augment", step))
+            idx = sampler.indices(step)  # a CPU tensor; its width is read on the CPU too
+            width = self._width(host, idx)
+            idx = idx.to(data.y.device, non_blocking=True)  # no wait for the device's queue
+            yield self._batch(data, idx, True, seeded_generator(device, seed, "augment", step), width)
             step += 1
 
     def eval_batches(self, split: str, batch_size: int, device, limit: int | None = None) -> Iterator[Batch]:
         """The first ``limit`` examples of ``split`` in a fixed order (by length when padded)."""
-        data = self.split(self.check_split(split), device).take(limit)
-        order = torch.arange(len(data), device=data.y.device)
-        if data.lengths is not None:  # similar lengths together: less padding, same every call
-            order = torch.argsort(data.lengths, stable=True)
-        for idx in order.split(batch_size):
-            yield self._batch(data, idx, False, None)
+        name = self.check_split(split)
+        data, host = self.split(name, device).take(limit), self.splits()[name].take(limit)
+        order = torch.arange(len(host))
+        if host.lengths is not None:  # similar lengths together: less padding, same every call
+            order = torch.argsort(host.lengths, stable=True)
+        # ordered and cut on the CPU, which also knows each batch's width; one copy to the device
+        on_device = order.to(data.y.device, non_blocking=True)
+        for idx, dev_idx in zip(order.split(batch_size), on_device.split(batch_size)):
+            yield self._batch(data, dev_idx, False, None, self._width(host, idx))

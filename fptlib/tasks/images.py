@@ -373,12 +373,20 @@ class ImageTask(DatasetTask):
                 for name, (x, y) in raw.items()}
 
     # ---- per batch, on the device ---------------------------------------------------------
+    def _normalisation(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std) as [1, C, 1, 1] tensors on ``device``, copied there once per device."""
+        cache = self.__dict__.setdefault("_norm", {})  # per task, like DatasetTask.split
+        key = (device, self.spec.mean, self.spec.std)
+        if key not in cache:
+            cache[key] = tuple(torch.tensor(v, device=device).view(1, -1, 1, 1)
+                               for v in (self.spec.mean, self.spec.std))
+        return cache[key]
+
     def prepare(self, x: torch.Tensor, train: bool, generator) -> torch.Tensor:
         x = x.float() / 255.0
         if train and self.augment:
             x = augment(x, generator)
-        mean = torch.tensor(self.spec.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.spec.std, device=x.device).view(1, -1, 1, 1)
+        mean, std = self._normalisation(x.device)
         x = (x - mean) / std
         return rearrange(x, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=self.patch, p2=self.patch)
 

@@ -33,12 +33,22 @@ class Batch:
     y: Tensor
     mask: Tensor | None = None
 
-    def to(self, device, non_blocking: bool = False) -> "Batch":
-        move = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)  # noqa: E731
+    def to(self, device) -> "Batch":
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return Batch(move(self.x), move(self.y), move(self.mask))
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+
+def positive(name: str, value, allow_none: bool = False):
+    """``value`` if it is a positive integer (or None, with ``allow_none``), else a ValueError."""
+    if allow_none and value is None:
+        return value
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, "
+                         f"got {value!r}")
+    return value
 
 
 def stream_seed(*parts) -> int:

@@ -16,15 +16,9 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from fptlib.tasks.base import Batch, Task, paper_hparams, seeded_generator
+from fptlib.tasks.base import Batch, Task, paper_hparams, positive, seeded_generator
 
 EVAL_SEEDS = {"val": 1001, "test": 2002}  # fixed, never equal to a (seed, step) training stream
-
-
-def _positive(name: str, value) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 class BitTask(Task):
@@ -33,7 +27,7 @@ class BitTask(Task):
     input_kind = "continuous"
 
     def __init__(self, eval_size: int):
-        self.eval_size = _positive("eval_size", eval_size)
+        self.eval_size = positive("eval_size", eval_size)
 
     def generate(self, batch_size: int, generator: torch.Generator) -> Batch:
         raise NotImplementedError
@@ -45,7 +39,7 @@ class BitTask(Task):
         return super().flatten(logits.reshape(*logits.shape[:-1], -1, 2), y)
 
     def train_batches(self, batch_size: int, device, seed: int, start_step: int = 0) -> Iterator[Batch]:
-        _positive("batch_size", batch_size)
+        positive("batch_size", batch_size)
         step = start_step
         while True:
             yield self.generate(batch_size, seeded_generator(device, seed, "train", step))
@@ -57,7 +51,7 @@ class BitTask(Task):
         ``split="train"`` gives fresh bits too (the training distribution is the test one).
         """
         self.check_split(split)
-        _positive("batch_size", batch_size)
+        positive("batch_size", batch_size)
         total = self.eval_size if limit is None else min(limit, self.eval_size)
         base = EVAL_SEEDS.get(split, 3003)
         for i, start in enumerate(range(0, total, batch_size)):
@@ -79,7 +73,7 @@ class BitXOR(BitTask):
 
     def __init__(self, n: int = 5, eval_size: int = 1000):
         super().__init__(eval_size)
-        self.n = _positive("n", n)
+        self.n = positive("n", n)
         self.options = {"n": n, "eval_size": eval_size}
         self.token_dim, self.max_len = 1, 2 * n
         self.output_tokens, self.output_dim = n, 2
@@ -112,8 +106,8 @@ class BitMemory(BitTask):
     def __init__(self, n_bits: int = 1000, n_patterns: int = 5, patch: int = 50,
                  mask_p: float = 0.5, eval_size: int = 1000):
         super().__init__(eval_size)
-        self.n_bits, self.n_patterns = _positive("n_bits", n_bits), _positive("n_patterns", n_patterns)
-        self.patch = _positive("patch", patch)
+        self.n_bits, self.n_patterns = positive("n_bits", n_bits), positive("n_patterns", n_patterns)
+        self.patch = positive("patch", patch)
         if n_bits % patch:
             raise ValueError(f"n_bits ({n_bits}) must be a multiple of patch ({patch}): every token "
                              f"holds patch bits; e.g. n_bits={n_bits - n_bits % patch or patch}")

@@ -58,8 +58,6 @@ class DatasetTask(Task):
     on the device; image tasks normalise, augment and cut patches there.
     """
 
-    bucketing: bool = True  # length-bucketed training batches for variable-length splits
-
     def __init__(self):
         self._splits: dict[str, Split] | None = None
         self._on_device: dict[tuple[str, str], Split] = {}
@@ -103,8 +101,7 @@ class DatasetTask(Task):
 
     def train_batches(self, batch_size: int, device, seed: int, start_step: int = 0) -> Iterator[Batch]:
         data, host = self.split("train", device), self.splits()["train"]
-        sampler = StepSampler(len(data), batch_size, seed,
-                              lengths=host.lengths if self.bucketing else None)
+        sampler = StepSampler(len(data), batch_size, seed, lengths=host.lengths)  # length-bucketed
         step = start_step
         while True:
             idx = sampler.indices(step)  # a CPU tensor; its width is read on the CPU too

@@ -113,8 +113,9 @@ def read_json(path: str | os.PathLike) -> list[tuple[str, int]]:
     return [check_record(r, f"{path}, record {i}") for i, r in enumerate(records)]
 
 
-def find_format(root: Path) -> str | None:
-    for fmt in ("lmdb", "json"):
+def find_format(root: Path, formats: tuple[str, ...] = tuple(URLS)) -> str | None:
+    """The first of ``formats`` whose files exist for every split under ``root``, or None."""
+    for fmt in formats:
         if all(split_file(root, s, fmt).exists() for s in SPLITS):
             return fmt
     return None
@@ -154,9 +155,7 @@ class RemoteHomology(DatasetTask):
         self.n_train, self.n_eval = n_train, n_eval
         self.options = {"max_len": max_len, "long_sequences": long_sequences, "format": format,
                         "n_train": n_train, "n_eval": n_eval}
-        found = find_format(self.root)
-        if format != "auto" and found != format:
-            found = format if all(split_file(self.root, s, format).exists() for s in SPLITS) else None
+        found = find_format(self.root, tuple(URLS) if format == "auto" else (format,))
         if found is None:
             fmt = "lmdb" if format == "auto" else format
             if not (download and reachable(URLS[fmt])):

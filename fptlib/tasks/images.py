@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from fptlib.tasks.base import paper_hparams, seeded_generator
+from fptlib.tasks.base import paper_hparams, positive, seeded_generator
 from fptlib.tasks.dataset import DatasetTask, Split
 from fptlib.tasks.download import data_dir as resolve_data_dir
 from fptlib.tasks.download import data_dir_explained, reachable
@@ -143,19 +143,27 @@ PROBE_URL = {"mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
 PROBE_URL["cifar10-lra"] = PROBE_URL["cifar10"]
 
 
-def local_files(dataset: str, root: Path) -> Path | None:
-    """The folder holding this dataset's files on this machine, or None."""
+def candidate_folders(dataset: str, root: Path) -> list[Path]:
+    """The folders that may hold this dataset's files, in the order they are searched."""
     if dataset in ("cifar10", "cifar10-lra"):
-        folder = root / CIFAR_FOLDER
-        names = CIFAR_TRAIN + ["test_batch"]
-        return folder if all((folder / n).exists() for n in names) else None
+        return [root / CIFAR_FOLDER]
     if dataset in ("mnist", "fashion-mnist"):
         folders = [root / TORCHVISION[dataset][1] / "raw"]
         if dataset == "fashion-mnist":
             folders.append(FASHION_DEBIAN_DIR)
-        for folder in folders:
-            if all(find_idx(folder, stem) for pair in IDX_FILES.values() for stem in pair):
-                return folder
+        return folders
+    return []
+
+
+def local_files(dataset: str, root: Path) -> Path | None:
+    """The folder holding this dataset's files on this machine, or None."""
+    for folder in candidate_folders(dataset, root):
+        if "cifar" in dataset:
+            complete = all((folder / n).exists() for n in CIFAR_TRAIN + ["test_batch"])
+        else:
+            complete = all(find_idx(folder, stem) for pair in IDX_FILES.values() for stem in pair)
+        if complete:
+            return folder
     return None
 
 
@@ -188,9 +196,7 @@ def plan(dataset: str, source: str, root: Path) -> tuple[str, Path | None]:
 
 def missing_message(dataset: str, root: Path) -> str:
     title = IMAGE_SETS[dataset].title
-    looked = [str(root / (CIFAR_FOLDER if "cifar" in dataset else TORCHVISION[dataset][1] + "/raw"))]
-    if dataset == "fashion-mnist":
-        looked.append(str(FASHION_DEBIAN_DIR))
+    looked = [str(folder) for folder in candidate_folders(dataset, root)]
     cls = TORCHVISION[dataset][0]
     get = (f"on a machine with internet, fptlib downloads it (torchvision.datasets.{cls}"
            f"(root='{root}', download=True))")
@@ -289,8 +295,7 @@ class ImageTask(DatasetTask):
             raise ValueError(f"image_size ({image_size}) must be a positive multiple of patch_size "
                              f"({self.patch}), e.g. image_size={spec.size}, patch_size={spec.patch}")
         for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{key} must be a positive integer or None, got {value!r}")
+            positive(key, value, allow_none=True)
         self.image_size = image_size
         self.augment = ("cifar" in dataset) if augment is None else bool(augment)
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}

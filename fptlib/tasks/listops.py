@@ -30,18 +30,19 @@ import random
 from pathlib import Path
 
 
-from fptlib.tasks.base import paper_hparams
+from fptlib.tasks.base import paper_hparams, positive
 from fptlib.tasks.dataset import DatasetTask, Split
 from fptlib.tasks.download import data_dir as resolve_data_dir
 from fptlib.tasks.download import data_dir_explained
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
+OPERATOR_NAMES = tuple(op.lstrip("[") for op in OPERATORS)  # as tokens: MIN, MAX, MED, SM
 END = "]"
 VALUE_P = 0.25  # LRA's name: a node is an *operator* when random() <= VALUE_P
 TOKENIZATIONS = {
     # id 0 is padding; the paper's stream drops "[" from operators and drops "]" entirely
-    "paper": ("<pad>", "MIN", "MAX", "MED", "SM", *map(str, range(10))),
-    "corrected": ("<pad>", "MIN", "MAX", "MED", "SM", *map(str, range(10)), "]"),
+    "paper": ("<pad>", *OPERATOR_NAMES, *map(str, range(10))),
+    "corrected": ("<pad>", *OPERATOR_NAMES, *map(str, range(10)), "]"),
 }
 DEFAULT_MAX_LEN = {"paper": 512, "corrected": 2000}
 LRA_FILES = {"train": "basic_train.tsv", "val": "basic_val.tsv", "test": "basic_test.tsv"}
@@ -124,7 +125,7 @@ def evaluate(tokens: list[str] | str) -> int:
     for tok in tokens:
         if tok in ("(", ")"):
             continue
-        if tok.lstrip("[") in ("MIN", "MAX", "MED", "SM"):
+        if tok.lstrip("[") in OPERATOR_NAMES:
             stack.append((tok, []))
         elif tok == END:
             if not stack:
@@ -195,7 +196,7 @@ def decode(ids, tokenization: str = "paper") -> str:
     """Readable text of token ids (padding skipped); operators get their ``[`` back."""
     vocab = vocabulary(tokenization)
     words = [vocab[i] for i in (int(i) for i in ids) if i != 0]
-    return " ".join("[" + w if w in ("MIN", "MAX", "MED", "SM") else w for w in words)
+    return " ".join("[" + w if w in OPERATOR_NAMES else w for w in words)
 
 
 # ---- files ------------------------------------------------------------------------------
@@ -262,21 +263,20 @@ class ListOps(DatasetTask):
         if source not in ("auto", "lra", "generated"):
             raise ValueError(f"unknown ListOps source {source!r}; known: auto, lra, generated")
         for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+            positive(key, value)
         if max_depth < 2 or max_args < 2:
             raise ValueError(f"max_depth and max_args must be at least 2, got {max_depth}, {max_args}")
         self.tokenization, self.seed, self.cache = tokenization, seed, cache
         self.window, self.max_depth, self.max_args = (min_length, max_length), max_depth, max_args
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
-        self.root = data_dir
+        self.root = resolve_data_dir(data_dir)
         self.vocab_size = len(self.vocab)
         self.max_len = max_len or DEFAULT_MAX_LEN[tokenization]
         self.options = {"tokenization": tokenization, "source": source, "n_train": n_train,
                         "n_val": n_val, "n_test": n_test, "min_length": min_length,
                         "max_length": max_length, "max_depth": max_depth, "max_args": max_args,
                         "max_len": self.max_len, "seed": seed}
-        found = lra_folder(self.data_root())
+        found = lra_folder(self.root)
         if source == "lra" and found is None:
             raise FileNotFoundError(self.missing_lra_message())
         self.source = "lra" if (source == "lra" or (source == "auto" and found)) else "generated"
@@ -298,12 +298,9 @@ class ListOps(DatasetTask):
         self.data_source = (f"ListOps, {origin}; {tok_text}; longer sequences cut to their "
                             f"first {self.max_len} tokens")
 
-    def data_root(self) -> Path:
-        return resolve_data_dir(self.root)
-
     def missing_lra_message(self) -> str:
         return (f"ListOps: LRA's released files {', '.join(LRA_FILES.values())} were not found "
-                f"in {self.data_root() / 'lra_release' / 'listops-1000'} (data folder "
+                f"in {self.root / 'lra_release' / 'listops-1000'} (data folder "
                 f"{data_dir_explained(self.root)}). Get them from {LRA_URL} (folder "
                 f"listops-1000) and unpack them there, or use source='generated' (works offline).")
 
@@ -312,7 +309,7 @@ class ListOps(DatasetTask):
         n = self.sizes
         key = (f"seed{self.seed}-len{lo}-{hi}-depth{self.max_depth}-args{self.max_args}-"
                f"n{n['train']}-{n['val']}-{n['test']}")
-        return self.data_root() / "listops" / "generated" / key
+        return self.root / "listops" / "generated" / key
 
     def examples(self) -> dict[str, list[tuple[str, int]]]:
         """(source, label) pairs per split, from LRA's files or the (cached) generator."""

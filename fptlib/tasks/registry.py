@@ -28,7 +28,6 @@ TASKS: dict[str, tuple[type, dict]] = {
     "mnist-5k": (ImageTask, {"dataset": "mnist-5k"}),
     "digits": (ImageTask, {"dataset": "digits"}),
 }
-PAPER_TASKS = ("bit-memory", "bit-xor", "listops", "mnist", "cifar10", "cifar10-lra", "homology")
 
 
 def names() -> list[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fptlib.tasks.base import seeded_generator
+from fptlib.tasks.base import positive, seeded_generator
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
@@ -47,8 +47,7 @@ class StepSampler:
 
     def __init__(self, n: int, batch_size: int, seed: int, lengths: Tensor | None = None,
                  pool: int = 50):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        positive("batch_size", batch_size)
         if n < batch_size:
             raise ValueError(f"batch_size {batch_size} is larger than the {n} training examples; "
                              f"use a smaller batch_size or more training data")

@@ -381,11 +381,10 @@ class ImageTask(DatasetTask):
     def _normalisation(self, device) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, std) as [1, C, 1, 1] tensors on ``device``, copied there once per device."""
         cache = self.__dict__.setdefault("_norm", {})  # per task, like DatasetTask.split
-        key = (device, self.spec.mean, self.spec.std)
-        if key not in cache:
-            cache[key] = tuple(torch.tensor(v, device=device).view(1, -1, 1, 1)
-                               for v in (self.spec.mean, self.spec.std))
-        return cache[key]
+        if device not in cache:
+            cache[device] = tuple(torch.tensor(v, device=device).view(1, -1, 1, 1)
+                                  for v in (self.spec.mean, self.spec.std))
+        return cache[device]
 
     def prepare(self, x: torch.Tensor, train: bool, generator) -> torch.Tensor:
         x = x.float() / 255.0

@@ -33,7 +33,7 @@ def test_patching_keeps_token_order():
     assert model.tokens(x)[0, 5].tolist() == [10.0, 11.0]
 
 
-@pytest.mark.parametrize("family", ["gpt2", "bert", "llama", "lstm"])
+@pytest.mark.parametrize("family", ["gpt2", "bert", "llama", "vit", "t5", "longformer", "lstm"])
 def test_output_shapes(family):
     single = FPT(tiny_backbone(family), token_dim=4, output_dim=10)
     assert single(torch.randn(3, 5, 4)).shape == (3, 10)
@@ -64,8 +64,9 @@ def test_padding_reads_the_last_real_token_exactly_for_causal_backbones(family):
     assert torch.allclose(alone, in_batch, atol=1e-5)
 
 
-def test_padding_is_masked_for_bidirectional_backbones():
-    model = FPT(tiny_backbone("bert"), vocab_size=12, output_dim=4, pad_id=0).eval()
+@pytest.mark.parametrize("family", ["bert", "vit", "t5", "longformer"])
+def test_padding_is_masked_for_bidirectional_backbones(family):
+    model = FPT(tiny_backbone(family), vocab_size=12, output_dim=4, pad_id=0).eval()
     seq = torch.randint(1, 12, (1, 5))
     padded = torch.cat([seq, torch.zeros(1, 3, dtype=torch.long)], dim=1)
     mask = torch.tensor([[1] * 5 + [0] * 3])
@@ -75,7 +76,7 @@ def test_padding_is_masked_for_bidirectional_backbones():
         assert not torch.allclose(model(seq), model(padded), atol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["gpt2", "bert", "llama"])
+@pytest.mark.parametrize("family", ["gpt2", "bert", "llama", "vit", "t5"])
 def test_attentions_come_back_per_layer(family):
     model = FPT(tiny_backbone(family), token_dim=1, output_dim=2, output_tokens=5).eval()
     implementation = model.backbone.config._attn_implementation

@@ -209,3 +209,52 @@ def test_mask_of_the_wrong_shape():
     model = FPT(tiny_backbone("gpt2"), vocab_size=10, output_dim=2)
     with pytest.raises(ValueError, match="attention_mask"):
         model(torch.ones(2, 5, dtype=torch.long), attention_mask=torch.ones(2, 4))
+
+
+# ---- MLP heads (the authors' in_layer_sizes / out_layer_sizes) -------------------------------
+
+def test_mlp_heads_parameter_counts_are_exact_and_in_the_input_and_output_groups():
+    model = FPT(tiny_backbone("gpt2"), token_dim=6, output_dim=3, in_layer_sizes=(16, 8),
+                out_layer_sizes=(12,))
+    counts = {g: t for g, t, _ in model.describe().rows}
+    assert counts["input"] == (6 * 16 + 16) + (16 * 8 + 8) + (8 * 32 + 32)
+    assert counts["output"] == (32 * 12 + 12) + (12 * 3 + 3)
+    # the authors' layout: Linear, ReLU, Dropout between layers; input layers orthogonal, gain 1.41
+    assert [type(m).__name__ for m in model.input] == ["Linear", "ReLU", "Dropout"] * 2 + ["Linear"]
+    assert [type(m).__name__ for m in model.output] == ["Linear", "ReLU", "Dropout", "Linear"]
+    w = model.input[3].weight.detach()                     # [8, 16]: orthonormal rows * gain
+    assert torch.allclose(w @ w.T, INPUT_INIT_GAIN ** 2 * torch.eye(8), atol=1e-4)
+    assert all(torch.count_nonzero(model.input[i].bias) == 0 for i in (0, 3, 6))
+    assert model(torch.randn(2, 5 * 6)).shape == (2, 3)
+    text = str(model.describe())
+    assert "MLP head 6 -> 16 -> 8 -> 32" in text and "MLP head 32 -> 12 -> 3" in text
+    plain = FPT(tiny_backbone("gpt2"), token_dim=6, output_dim=3)
+    assert {g: t for g, t, _ in plain.describe().rows}["input"] == 6 * 32 + 32
+    assert "in_layer_sizes" not in plain.config_dict()       # one-layer heads: identity unchanged
+    assert model.config_dict()["in_layer_sizes"] == [16, 8]
+    assert model.config_dict()["out_layer_sizes"] == [12]
+
+
+def test_mlp_heads_train_and_freeze_with_their_groups():
+    model = FPT(tiny_backbone("bert"), token_dim=3, output_dim=2, in_layer_sizes=(8,),
+                out_layer_sizes=(8,), freeze="output_only")
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained == {"output.0.weight", "output.0.bias", "output.3.weight", "output.3.bias"}
+
+
+def test_a_checkpoint_of_another_head_is_refused(tmp_path):
+    from fptlib.train.checkpoint import check_compatible
+
+    one = FPT(tiny_backbone("gpt2"), token_dim=4, output_dim=2)
+    mlp_head = FPT(tiny_backbone("gpt2"), token_dim=4, output_dim=2, in_layer_sizes=(8,))
+    with pytest.raises(ValueError, match="in_layer_sizes"):
+        check_compatible(tmp_path / "c.pt", {"model": one.config_dict()},
+                         {"model": mlp_head.config_dict()}, {}, {})
+
+
+@pytest.mark.parametrize("bad", [dict(in_layer_sizes=(0,)), dict(out_layer_sizes=("8",)),
+                                 dict(vocab_size=10, token_dim=None, in_layer_sizes=(8,))])
+def test_bad_mlp_head_sizes_are_named(bad):
+    kwargs = {"token_dim": 4, **bad}
+    with pytest.raises(ValueError, match="layer_sizes"):
+        FPT(tiny_backbone("gpt2"), output_dim=2, **kwargs)

@@ -21,6 +21,15 @@ def digits():
     return tasks.get("digits", n_train=64, n_val=32, n_test=48, augment=False)
 
 
+@pytest.fixture(scope="module")
+def listops(tmp_path_factory):
+    """Generated ListOps (padded, length-bucketed batches with masks): 64 training expressions."""
+    from fptlib.tasks import listops as lo
+
+    return lo.ListOps(n_train=64, n_val=16, n_test=16, min_length=10, max_length=60, max_len=64,
+                      tokenization="corrected", data_dir=tmp_path_factory.mktemp("listops"))
+
+
 def _model(task, out_layers=(), seed=0):
     torch.manual_seed(seed)
     backbone = load_backbone("gpt2", init="random", dropout=0.0, config_overrides=dict(TINY_GPT2), seed=seed)
@@ -38,24 +47,26 @@ def test_cached_features_reproduce_the_model(digits):
         assert torch.allclose(OutputHead(model)(feats.h), direct, atol=1e-6)
 
 
-@pytest.mark.parametrize("out_layers", [(), (8,)])
-def test_cached_run_trains_the_same_output_layer_as_the_uncached_trainer(digits, out_layers):
-    """12 Adam steps (lr 1e-2, clip 1.0) of batch 16 over 64 images: 3 epochs, so cached features
-    are reused in new orders. Tolerance 1e-5 absolute on every output parameter (float rounding of
-    differently batched forward passes); the loss history and the evaluations agree as closely."""
+@pytest.mark.parametrize("name,out_layers", [("digits", ()), ("digits", (8,)), ("listops", ())])
+def test_cached_run_trains_the_same_output_layer_as_the_uncached_trainer(request, name, out_layers):
+    """12 Adam steps (lr 1e-2, clip 1.0) of batch 16 over 64 examples: 3 epochs, so cached features
+    are reused in new orders; ListOps adds padding, masks and length-bucketed batches. Tolerance
+    1e-5 absolute on every output parameter (float rounding of differently batched or padded
+    forward passes); the loss history and the evaluations agree as closely."""
+    task = request.getfixturevalue(name)
     config = TrainConfig(steps=12, lr=1e-2, batch_size=16, eval_every=6, log_every=3, seed=3,
                          device="cpu", progress=False)
-    uncached = _model(digits, out_layers)
+    uncached = _model(task, out_layers)
     cached = copy.deepcopy(uncached)
     frozen = {n: p.detach().clone() for n, p in cached.named_parameters() if not p.requires_grad}
     start = {n: p.detach().clone() for n, p in cached.output.named_parameters()}
 
-    ref = Trainer(uncached, digits, config).fit()
-    res = fit_output_only(cached, digits, config)
+    ref = Trainer(uncached, task, config).fit()
+    res = fit_output_only(cached, task, config)
 
-    for (name, a), (_, b) in zip(uncached.output.named_parameters(), cached.output.named_parameters()):
-        assert not torch.equal(b, start[name]), f"output.{name} did not train"
-        assert torch.allclose(a, b, atol=1e-5, rtol=0), f"output.{name}: {(a - b).abs().max():.2e}"
+    for (param, a), (_, b) in zip(uncached.output.named_parameters(), cached.output.named_parameters()):
+        assert not torch.equal(b, start[param]), f"output.{param} did not train"
+        assert torch.allclose(a, b, atol=1e-5, rtol=0), f"output.{param}: {(a - b).abs().max():.2e}"
     assert all(torch.equal(p, frozen[n]) for n, p in cached.named_parameters() if not p.requires_grad)
     assert [h["step"] for h in res.history] == [h["step"] for h in ref.history] == [3, 6, 9, 12]
     for h_ref, h in zip(ref.history, res.history):
@@ -63,7 +74,8 @@ def test_cached_run_trains_the_same_output_layer_as_the_uncached_trainer(digits,
     for split in ("val", "test"):
         assert res.final[split]["accuracy"] == pytest.approx(ref.final[split]["accuracy"], abs=1e-9)
         assert res.final[split]["loss"] == pytest.approx(ref.final[split]["loss"], abs=1e-5)
-    assert res.cached_examples == {"train": 64, "val": 32, "test": 48}
+    sizes = task.split_sizes()
+    assert res.cached_examples == {s: sizes[s] for s in ("train", "val", "test")} and sizes["train"] == 64
     assert res.feature_s > 0 and res.wall_s >= res.feature_s + res.train_s * 0.99
     assert "augmentation off" in res.notes[0]
 

@@ -1,6 +1,8 @@
 """The FPT model: tokens and patching, output reading, positions, counts, and every bad input."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -258,3 +260,13 @@ def test_bad_mlp_head_sizes_are_named(bad):
     kwargs = {"token_dim": 4, **bad}
     with pytest.raises(ValueError, match="layer_sizes"):
         FPT(tiny_backbone("gpt2"), output_dim=2, **kwargs)
+
+
+def test_describe_cli_counts_mlp_heads(capsys):
+    from fptlib import cli
+
+    assert cli.main(["describe", "--backbone", "lstm", "--token-dim", "16", "--in-layers", "32",
+                     "--out-layers", "8", "--json"]) == 0
+    groups = json.loads(capsys.readouterr().out)["groups"]
+    assert groups["input"]["total"] == (16 * 32 + 32) + (32 * 768 + 768)
+    assert groups["output"]["total"] == (768 * 8 + 8) + (8 * 10 + 10)

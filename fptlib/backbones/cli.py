@@ -28,6 +28,10 @@ def register(sub) -> None:
     p.add_argument("--output-tokens", type=int, default=1, help="number of last tokens read")
     p.add_argument("--layers", type=int, default=None, help="keep only the first k blocks")
     p.add_argument("--extend-positions", action="store_true")
+    p.add_argument("--in-layers", type=int, nargs="+", default=[], metavar="WIDTH",
+                   help="hidden widths of an MLP input head (default: one linear layer)")
+    p.add_argument("--out-layers", type=int, nargs="+", default=[], metavar="WIDTH",
+                   help="hidden widths of an MLP output head (default: one linear layer)")
     p.add_argument("--json", action="store_true", help="one machine-readable object")
     p.set_defaults(func=cmd_describe)
 
@@ -71,7 +75,8 @@ def cmd_describe(args) -> int:
     inputs = {"vocab_size": args.vocab} if args.vocab else {"token_dim": args.token_dim}
     model = FPT(backbone, output_dim=args.classes, output_tokens=args.output_tokens,
                 freeze=args.preset, max_len=args.tokens,
-                extend_positions=args.extend_positions, **inputs)
+                extend_positions=args.extend_positions, in_layer_sizes=args.in_layers,
+                out_layer_sizes=args.out_layers, **inputs)
     description = model.describe(seq_len=args.tokens)
     if args.json:
         data = description.to_dict()

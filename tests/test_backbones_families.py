@@ -150,3 +150,26 @@ def test_cli_lists_the_new_families(capsys, no_network):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["backbones"]}
     for name in NEW:
         assert rows[name]["family"] == name and rows[name]["random_init_offline"]
+
+
+@pytest.mark.parametrize("family,head_class", [("vit", "ViTForImageClassification"),
+                                               ("t5", "T5ForConditionalGeneration"),
+                                               ("longformer", "LongformerForMaskedLM")])
+def test_the_hub_checkpoints_layout_loads_into_the_bare_body(family, head_class, tmp_path, no_network):
+    """google/vit-base-patch16-224, t5-base and allenai/longformer-base-4096 are stored as models
+    with heads (a classifier, the decoder, the LM head): a tiny model of that class, saved in the
+    same format, loads into our bare body with every body tensor equal."""
+    import transformers
+
+    body = tiny_backbone(family).model
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        full = getattr(transformers, head_class)(body.config)
+    full.save_pretrained(tmp_path)
+    loaded = load_backbone(str(tmp_path))
+    assert loaded.family == family and loaded.init == "pretrained"
+    stored = {n.split(".", 1)[1] if n.split(".")[0] in ("vit", "longformer") else n: p
+              for n, p in full.named_parameters()}
+    for name, param in loaded.model.named_parameters():
+        key = "shared.weight" if name == "encoder.embed_tokens.weight" else name
+        assert torch.equal(param, stored[key]), name

@@ -10,6 +10,11 @@ Conventions, following the authors' code (timm's ``vit_base_patch16_224`` driven
   the blocks (the authors' ``vit_pos_embed``); it is the ``positions`` group and extends like the
   other families' tables;
 - the blocks and the final layer norm are ViT's: pre-norm blocks, bidirectional attention.
+
+Pretrained weights: ``google/vit-base-patch16-224``, ViT-B/16 pretrained on ImageNet-21k and
+fine-tuned on ImageNet-1k at 224x224. In 2021 timm's ``vit_base_patch16_224`` (the authors'
+call) loaded exactly that Google release; ``google/vit-base-patch16-224-in21k`` is the
+pretraining-only checkpoint, which the paper did not use.
 """
 from __future__ import annotations
 

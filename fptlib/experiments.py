@@ -66,6 +66,10 @@ LSTM_LR = 3e-4          # the paper's learning rate for LSTMs
 FULL_SIZE_NOTE = "quick profile: toy scale on CPU, not the paper's settings"
 
 
+# fields added after results were stored: left out of the key at their default, so stored keys stay valid
+_OMITTED_AT_DEFAULT = ("in_layers", "out_layers")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One training run. Fields with compare=False are labels (where the run appears), not identity."""
@@ -86,6 +90,8 @@ class RunConfig:
     hidden_size: int | None = None     # the LSTM's width (default: the paper's 768)
     backbone_overrides: tuple[tuple[str, Any], ...] = ()
     dropout: float = 0.1
+    in_layers: tuple[int, ...] = ()    # hidden widths of an MLP input head (the authors' in_layer_sizes)
+    out_layers: tuple[int, ...] = ()   # hidden widths of an MLP output head (out_layer_sizes)
     profile: str = field(default="quick", compare=False)
     table: str = field(default="", compare=False)
     row: str = field(default="", compare=False)
@@ -94,7 +100,8 @@ class RunConfig:
 
     @property
     def key(self) -> str:
-        ident = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare}
+        ident = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare
+                 and not (f.name in _OMITTED_AT_DEFAULT and getattr(self, f.name) == f.default)}
         digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:10]
         return f"{self.task}-{self.backbone}-{self.init}-{self.freeze.replace('+', 'p')}-{digest}"
 
@@ -343,7 +350,8 @@ def build(config: RunConfig, device: str | torch.device = "cpu", directory=None)
         backbone = load_backbone(config.backbone, init=config.init, dropout=config.dropout, seed=config.seed,
                                  layers=config.layers, config_overrides=dict(config.backbone_overrides) or None,
                                  hidden_size=config.hidden_size)
-    model = FPT.for_task(task, backbone, freeze=config.freeze, dropout=config.dropout)
+    model = FPT.for_task(task, backbone, freeze=config.freeze, dropout=config.dropout,
+                         in_layer_sizes=config.in_layers, out_layer_sizes=config.out_layers)
     return model.to(device), task
 
 

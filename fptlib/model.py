@@ -6,10 +6,15 @@
 
 Which groups train is a ``FreezeSpec`` (``fptlib.freeze``): the paper's default ``fpt`` trains
 the input and output layers, the layer norms and the positional embeddings.
+
+The input and output layers may be small MLPs, as the authors' ``in_layer_sizes`` /
+``out_layer_sizes`` allowed (hidden widths before / after the backbone; ReLU and dropout between
+layers): every layer of such a head belongs to the ``input`` (``output``) group.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -29,14 +34,16 @@ class FrozenPretrainedTransformer(nn.Module):
     (discrete tokens: an embedding table) is given. ``output_dim`` logits are produced for each of
     the last ``output_tokens`` tokens. ``max_len`` is the longest sequence the model will see; if
     it exceeds the backbone's learned positional table, ``extend_positions=True`` grows the table
-    (otherwise a ValueError names both lengths).
+    (otherwise a ValueError names both lengths). ``in_layer_sizes`` / ``out_layer_sizes`` are the
+    hidden widths of MLP input / output heads (empty: one linear layer, the paper's default).
     """
 
     def __init__(self, backbone: Backbone, *, output_dim: int, token_dim: int | None = None,
                  vocab_size: int | None = None, output_tokens: int = 1,
                  freeze: "str | FreezeSpec" = "fpt", dropout: float = 0.1,
                  max_len: int | None = None, extend_positions: bool = False,
-                 pad_id: int | None = None) -> None:
+                 pad_id: int | None = None, in_layer_sizes: Sequence[int] = (),
+                 out_layer_sizes: Sequence[int] = ()) -> None:
         super().__init__()
         if not isinstance(backbone, Backbone):
             raise TypeError(f"backbone must be an fptlib Backbone (see fptlib.load_backbone), "
@@ -49,6 +56,13 @@ class FrozenPretrainedTransformer(nn.Module):
                              ("max_len", max_len)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        in_layer_sizes, out_layer_sizes = tuple(in_layer_sizes), tuple(out_layer_sizes)
+        for label, sizes in (("in_layer_sizes", in_layer_sizes), ("out_layer_sizes", out_layer_sizes)):
+            if not all(isinstance(v, int) and v >= 1 for v in sizes):
+                raise ValueError(f"{label} must be positive integers (hidden widths), got {sizes!r}")
+        if vocab_size is not None and in_layer_sizes:
+            raise ValueError("in_layer_sizes needs continuous tokens (token_dim): discrete tokens "
+                             "go through an embedding table, as in the authors' code")
         if max_len is not None and output_tokens > max_len:
             raise ValueError(f"output_tokens={output_tokens} cannot exceed the sequence length "
                              f"max_len={max_len}: the output layer reads the last k tokens")
@@ -57,16 +71,15 @@ class FrozenPretrainedTransformer(nn.Module):
         self.token_dim, self.vocab_size, self.pad_id = token_dim, vocab_size, pad_id
         self.output_tokens, self.output_dim = output_tokens, output_dim
         self.max_len = max_len
+        self.in_layer_sizes, self.out_layer_sizes = in_layer_sizes, out_layer_sizes
         hidden = backbone.hidden_size
 
         if token_dim is not None:
-            self.input = nn.Linear(token_dim, hidden)
-            nn.init.orthogonal_(self.input.weight, gain=INPUT_INIT_GAIN)
-            nn.init.zeros_(self.input.bias)
+            self.input = mlp((token_dim, *in_layer_sizes, hidden), dropout, gain=INPUT_INIT_GAIN)
         else:
             self.input = nn.Embedding(vocab_size, hidden, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(hidden, output_dim)
+        self.output = mlp((hidden, *out_layer_sizes, output_dim), dropout)
 
         limit = backbone.max_positions
         if max_len is not None and limit is not None and max_len > limit:
@@ -191,6 +204,9 @@ class FrozenPretrainedTransformer(nn.Module):
             "output_tokens": self.output_tokens, "output_dim": self.output_dim,
             "max_len": self.max_len, "freeze": self.freeze.name,
             "trained_groups": sorted(self.freeze.trained),
+            # only when used, so that checkpoints of one-layer heads keep their identity
+            **({"in_layer_sizes": list(self.in_layer_sizes)} if self.in_layer_sizes else {}),
+            **({"out_layer_sizes": list(self.out_layer_sizes)} if self.out_layer_sizes else {}),
         }
 
     def describe(self, seq_len: int | None = None) -> "Description":
@@ -223,18 +239,26 @@ class Description:
             counts[group][0] += param.numel()
             if param.requires_grad:
                 counts[group][1] += param.numel()
-                if group == "positions" and seq_len is not None and param.dim() == 2:
+                if (group == "positions" and seq_len is not None and param.dim() == 2
+                        and model.backbone.max_positions is not None):   # a table of rows
                     paper += min(seq_len, param.shape[0]) * param.shape[1]
                 else:
                     paper += param.numel()
         rows = [(g, total, train) for g, (total, train) in counts.items() if total]
         notes = list(model.backbone.notes)
-        if model.backbone.max_positions is None and model.freeze.trains("positions"):
+        for group, sizes in (("input", model.in_layer_sizes), ("output", model.out_layer_sizes)):
+            if sizes:
+                head = model.input if group == "input" else model.output
+                widths = [head[0].in_features] + [m.out_features for m in head
+                                                   if isinstance(m, nn.Linear)]
+                notes.append(f"the {group} group is an MLP head {' -> '.join(map(str, widths))} "
+                             f"({len(widths) - 1} linear layers, ReLU and dropout between)")
+        if not counts["positions"][0] and model.freeze.trains("positions"):
             notes.append("the 'positions' group is empty for this backbone: training it "
                          "changes nothing")
         if counts["unused"][0]:
-            notes.append("'unused' is the backbone's token embedding table: inputs go through "
-                         "inputs_embeds, so it is never used nor trained")
+            notes.append(f"'unused' is {model.backbone.unused_what}: inputs go through "
+                         f"inputs_embeds, so it is never used nor trained")
         return cls(
             backbone=model.backbone.describe_source(), rows=rows,
             trainable=sum(r[2] for r in rows), total=sum(r[1] for r in rows),
@@ -264,6 +288,25 @@ class Description:
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+def mlp(widths: Sequence[int], dropout: float, gain: float | None = None) -> nn.Module:
+    """Linear layers from ``widths[0]`` through ``widths[-1]``, ReLU and dropout between them.
+
+    One linear layer (two widths) is returned bare, so the paper's heads keep their parameter
+    names. With ``gain`` every weight is orthogonal with that gain and every bias zero (the
+    authors' input layers); otherwise PyTorch's default initialisation (their output layers).
+    """
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        linear = nn.Linear(a, b)
+        if gain is not None:
+            nn.init.orthogonal_(linear.weight, gain=gain)
+            nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if i < len(widths) - 2:
+            layers += [nn.ReLU(), nn.Dropout(dropout)]
+    return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
 
 
 FPT = FrozenPretrainedTransformer

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from fptlib.backbones.families import FAMILIES
 from fptlib.backbones.hub import BackboneUnavailable, hub_reachable
 from fptlib.backbones.registry import INITS, KNOWN, load_backbone, pretrained_available
 from fptlib.freeze import PRESETS
@@ -27,6 +28,10 @@ def register(sub) -> None:
     p.add_argument("--output-tokens", type=int, default=1, help="number of last tokens read")
     p.add_argument("--layers", type=int, default=None, help="keep only the first k blocks")
     p.add_argument("--extend-positions", action="store_true")
+    p.add_argument("--in-layers", type=int, nargs="+", default=[], metavar="WIDTH",
+                   help="hidden widths of an MLP input head (default: one linear layer)")
+    p.add_argument("--out-layers", type=int, nargs="+", default=[], metavar="WIDTH",
+                   help="hidden widths of an MLP output head (default: one linear layer)")
     p.add_argument("--json", action="store_true", help="one machine-readable object")
     p.set_defaults(func=cmd_describe)
 
@@ -36,7 +41,7 @@ def cmd_backbones(args) -> int:
     rows = []
     for known in KNOWN.values():
         ok, how = pretrained_available(known.name, check_hub=online)
-        random_ok = known.gpt2_size is not None or known.name in ("lstm", "minilm", "smollm2")
+        random_ok = bool(known.config) or known.name in ("lstm", "minilm", "smollm2")
         rows.append({"name": known.name, "family": known.family,
                      "description": known.description, "pretrained_loadable": ok,
                      "how": how, "random_init_offline": random_ok})
@@ -44,12 +49,13 @@ def cmd_backbones(args) -> int:
         print(json.dumps({"hub_reachable": online, "backbones": rows}, indent=2))
         return 0
     print(f"Hugging Face hub reachable: {'yes' if online else 'no'}")
-    print(f"{'name':<12} {'family':<6} {'pretrained':<10} {'random':<7} description / how")
+    print(f"{'name':<12} {'family':<10} {'pretrained':<10} {'random':<7} description / how")
     for r in rows:
-        print(f"{r['name']:<12} {r['family']:<6} {'yes' if r['pretrained_loadable'] else 'no':<10} "
+        print(f"{r['name']:<12} {r['family']:<10} {'yes' if r['pretrained_loadable'] else 'no':<10} "
               f"{'yes' if r['random_init_offline'] else 'config':<7} {r['description']}")
-        print(f"{'':<37} -> {r['how']}")
-    print("Any Hugging Face model id or local folder of the GPT-2, BERT or LLaMA families also works.")
+        print(f"{'':<41} -> {r['how']}")
+    print(f"Any Hugging Face model id or local folder of the {', '.join(FAMILIES)} families "
+          f"also works.")
     return 0
 
 
@@ -69,7 +75,8 @@ def cmd_describe(args) -> int:
     inputs = {"vocab_size": args.vocab} if args.vocab else {"token_dim": args.token_dim}
     model = FPT(backbone, output_dim=args.classes, output_tokens=args.output_tokens,
                 freeze=args.preset, max_len=args.tokens,
-                extend_positions=args.extend_positions, **inputs)
+                extend_positions=args.extend_positions, in_layer_sizes=args.in_layers,
+                out_layer_sizes=args.out_layers, **inputs)
     description = model.describe(seq_len=args.tokens)
     if args.json:
         data = description.to_dict()

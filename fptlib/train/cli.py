@@ -56,7 +56,9 @@ def _config_from_args(args):
     changes = {k: v for k, v in dict(init=args.init, freeze=args.freeze, steps=args.steps, lr=args.lr,
                                      batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed,
                                      eval_every=args.eval_every, layers=args.layers,
-                                     dropout=args.dropout).items() if v is not None}
+                                     dropout=args.dropout, in_layers=args.in_layers and tuple(args.in_layers),
+                                     out_layers=args.out_layers and tuple(args.out_layers)).items()
+               if v is not None}
     if args.option:
         changes["task_options"] = tuple(sorted({**dict(cfg.task_options), **dict(parse_options(args.option))}.items()))
     if args.backbone_override:
@@ -78,6 +80,10 @@ def _add_run_flags(p):
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--layers", type=int, default=None, help="keep only the first k blocks of the backbone")
     p.add_argument("--dropout", type=float, default=None, help="dropout of the backbone and input (default 0.1)")
+    p.add_argument("--in-layers", type=int, nargs="+", default=None, metavar="WIDTH",
+                   help="hidden widths of an MLP input head, e.g. --in-layers 128 128 (default: one linear layer)")
+    p.add_argument("--out-layers", type=int, nargs="+", default=None, metavar="WIDTH",
+                   help="hidden widths of an MLP output head (default: one linear layer)")
     p.add_argument("--option", action="append", metavar="NAME=VALUE", help="task option (repeatable)")
     p.add_argument("--backbone-override", action="append", metavar="NAME=VALUE",
                    help="backbone config field, e.g. n_layer=2 (random init; repeatable)")

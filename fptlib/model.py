@@ -189,7 +189,7 @@ class FrozenPretrainedTransformer(nn.Module):
             "positions": bb.max_positions,
             "token_dim": self.token_dim, "vocab_size": self.vocab_size,
             "output_tokens": self.output_tokens, "output_dim": self.output_dim,
-            "max_len": self.max_len, "freeze": self.freeze.name,
+            "max_len": self.max_len, "dropout": self.dropout.p, "freeze": self.freeze.name,
             "trained_groups": sorted(self.freeze.trained),
         }
 

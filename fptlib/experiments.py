@@ -28,6 +28,7 @@ import torch
 from fptlib import results
 
 PROFILES = ("quick", "full")
+INITS = ("pretrained", "random", "statistics", "bit-memory")   # RunConfig.init (see bit_memory_backbone)
 
 # Per profile and task: task options and training settings. quick: ~10-40 s per run on 2 CPU
 # cores with MiniLM; full: the paper's task sizes, training long enough to converge (its
@@ -353,6 +354,8 @@ def build(config: RunConfig, device: str | torch.device = "cpu", directory=None)
     from fptlib.model import FPT
     from fptlib.train.trainer import seed_everything
 
+    if config.init not in INITS:
+        raise ValueError(f"unknown init {config.init!r}; choose one of {', '.join(INITS)}")
     task = tasks_mod.get(config.task, **dict(config.task_options))
     seed_everything(config.seed)
     if config.init == "bit-memory":

@@ -96,3 +96,8 @@ def test_ctrl_c_says_where_it_stopped_and_how_to_resume(store, tmp_path, capsys,
     err = capsys.readouterr().err
     assert "interrupted at step 7; resume with: python -m fptlib train --task bit-xor" in err
     assert "Traceback" not in err
+
+
+def test_an_unknown_init_lists_all_four():
+    with pytest.raises(ValueError, match="pretrained, random, statistics, bit-memory"):
+        experiments.build(tiny_config(init="bitmemory"))

@@ -236,7 +236,7 @@ class DeferredInterrupt:
     """Between ``start()`` and ``stop()``, Ctrl-C (SIGINT) only sets ``requested``: the training loop
     finishes its step, saves a checkpoint and raises TrainingInterrupted, so a checkpoint never holds
     half a step. A second Ctrl-C stops at once. Outside the main thread (where signals cannot be
-    caught) it does nothing."""
+    caught), or where SIGINT is ignored, it does nothing."""
 
     def __init__(self):
         self.requested = False
@@ -249,7 +249,9 @@ class DeferredInterrupt:
         print("\nCtrl-C: stopping after this step (press again to stop at once)", file=sys.stderr, flush=True)
 
     def start(self) -> "DeferredInterrupt":
-        if threading.current_thread() is threading.main_thread():
+        # only in the main thread, and not where SIGINT is ignored (nohup, a background job)
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             self._previous = signal.signal(signal.SIGINT, self._handler)
         return self
 

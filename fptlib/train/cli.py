@@ -15,8 +15,6 @@ from pathlib import Path
 
 from fptlib.cli import positive_int
 
-INIT_CHOICES = ("pretrained", "random", "statistics", "bit-memory")    # RunConfig.init
-
 
 def _parse_value(text: str):
     for cast in (int, float):
@@ -71,9 +69,10 @@ def _config_from_args(args):
 
 
 def _add_run_flags(p):
+    from fptlib.experiments import INITS
     p.add_argument("--task", required=True, help="task name (python -m fptlib tasks lists them)")
     p.add_argument("--backbone", default=None, help="backbone name (default: the registry's rule)")
-    p.add_argument("--init", default=None, choices=INIT_CHOICES, help=" | ".join(INIT_CHOICES))
+    p.add_argument("--init", default=None, choices=INITS, help=" | ".join(INITS))
     p.add_argument("--freeze", default=None, help="freeze preset, e.g. fpt, output_only, +layernorm, full")
     p.add_argument("--profile", default="quick", choices=("quick", "full"), help="base settings (default quick)")
     p.add_argument("--steps", type=positive_int, default=None)

@@ -236,9 +236,11 @@ class DeferredInterrupt:
     """Between ``start()`` and ``stop()``, Ctrl-C (SIGINT) only sets ``requested``: the training loop
     finishes its step, saves a checkpoint and raises TrainingInterrupted, so a checkpoint never holds
     half a step. A second Ctrl-C stops at once. Outside the main thread (where signals cannot be
-    caught), or where SIGINT is ignored, it does nothing."""
+    caught), where SIGINT is ignored, or with ``enabled=False`` (DDP: processes signalled a step
+    apart would wait on each other for ever), it does nothing."""
 
-    def __init__(self):
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
         self.requested = False
         self._previous = None
 
@@ -250,7 +252,7 @@ class DeferredInterrupt:
 
     def start(self) -> "DeferredInterrupt":
         # only in the main thread, and not where SIGINT is ignored (nohup, a background job)
-        if threading.current_thread() is threading.main_thread() and \
+        if self.enabled and threading.current_thread() is threading.main_thread() and \
                 signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             self._previous = signal.signal(signal.SIGINT, self._handler)
         return self

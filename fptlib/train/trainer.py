@@ -375,7 +375,7 @@ class Trainer:
             window = 0
             bar.update(step - bar.n)
 
-        interrupt = ckpt.DeferredInterrupt().start()
+        interrupt = ckpt.DeferredInterrupt(enabled=not self.dist.enabled).start()
         try:
             while step < c.steps:
                 for micro in range(c.grad_accum):

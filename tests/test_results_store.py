@@ -2,8 +2,6 @@
 are each skipped with a warning on stderr naming the file; tables and reproduce keep working."""
 import json
 
-import pytest
-
 from fptlib import experiments, results
 from fptlib.cli import main
 from test_train_toy import TINY_GPT2, one_thread  # noqa: F401

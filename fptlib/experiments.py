@@ -28,6 +28,7 @@ import torch
 from fptlib import results
 
 PROFILES = ("quick", "full")
+INITS = ("pretrained", "random", "statistics", "bit-memory")   # RunConfig.init (see bit_memory_backbone)
 
 # Per profile and task: task options and training settings. quick: ~10-40 s per run on 2 CPU
 # cores with MiniLM; full: the paper's task sizes, training long enough to converge (its
@@ -92,16 +93,31 @@ class RunConfig:
     dropout: float = 0.1
     in_layers: tuple[int, ...] = ()    # hidden widths of an MLP input head (the authors' in_layer_sizes)
     out_layers: tuple[int, ...] = ()   # hidden widths of an MLP output head (out_layer_sizes)
+    # grows the positional table for inputs longer than it; no effect where the run works without it
+    extend_positions: bool = field(default=False, compare=False)
     profile: str = field(default="quick", compare=False)
     table: str = field(default="", compare=False)
     row: str = field(default="", compare=False)
     column: str = field(default="", compare=False)
     target: float | None = field(default=None, compare=False)   # accuracy counted as converged (compute table)
 
+    def identity(self, exclude: tuple[str, ...] = ()) -> dict:
+        """Everything that changes the result: the fields compared, and the data the task would
+        use here (``tasks.registry.data_key``: ListOps on LRA's files or generated) where its
+        options leave that open (then under "data"; absent otherwise, so older keys stay valid)."""
+        from fptlib.tasks.registry import data_key
+
+        ident = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                 if f.compare and f.name not in exclude
+                 and not (f.name in _OMITTED_AT_DEFAULT and getattr(self, f.name) == f.default)}
+        data = data_key(self.task, dict(self.task_options))
+        if data:
+            ident["data"] = data
+        return ident
+
     @property
     def key(self) -> str:
-        ident = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare
-                 and not (f.name in _OMITTED_AT_DEFAULT and getattr(self, f.name) == f.default)}
+        ident = self.identity()
         digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:10]
         return f"{self.task}-{self.backbone}-{self.init}-{self.freeze.replace('+', 'p')}-{digest}"
 
@@ -332,6 +348,9 @@ def weights_path(key: str, directory=None) -> Path:
     return results.results_dir(directory) / "weights" / f"{key}.pt"
 
 
+# fields a resumed run may change (more steps continue a run; evaluation does not touch the parameters);
+# any other difference from the checkpoint's run is refused
+RESUMABLE = ("steps", "eval_every", "eval_limit", "target_accuracy")
 MAX_SAVED_TRAINED = 5_000_000    # trained parameters above which weights are not kept (fully trained runs)
 
 
@@ -342,6 +361,8 @@ def build(config: RunConfig, device: str | torch.device = "cpu", directory=None)
     from fptlib.model import FPT
     from fptlib.train.trainer import seed_everything
 
+    if config.init not in INITS:
+        raise ValueError(f"unknown init {config.init!r}; choose one of {', '.join(INITS)}")
     task = tasks_mod.get(config.task, **dict(config.task_options))
     seed_everything(config.seed)
     if config.init == "bit-memory":
@@ -351,7 +372,8 @@ def build(config: RunConfig, device: str | torch.device = "cpu", directory=None)
                                  layers=config.layers, config_overrides=dict(config.backbone_overrides) or None,
                                  hidden_size=config.hidden_size)
     model = FPT.for_task(task, backbone, freeze=config.freeze, dropout=config.dropout,
-                         in_layer_sizes=config.in_layers, out_layer_sizes=config.out_layers)
+                         in_layer_sizes=config.in_layers, out_layer_sizes=config.out_layers,
+                         extend_positions=config.extend_positions)
     return model.to(device), task
 
 
@@ -429,7 +451,8 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     tc = TrainConfig(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum,
                      eval_every=config.eval_every, eval_limit=config.eval_limit, seed=config.seed,
                      target_accuracy=config.target_accuracy, device=str(dev), progress=progress,
-                     checkpoint_dir=str(ckpt_dir) if ckpt_dir else None, compile=compile)
+                     checkpoint_dir=str(ckpt_dir) if ckpt_dir else None, compile=compile,
+                     run_identity=json.loads(json.dumps(config.identity(exclude=RESUMABLE), default=str)))
     result = Trainer(model, task, tc).fit()
     notes = []
     if config.profile == "quick":

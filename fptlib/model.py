@@ -72,6 +72,7 @@ class FrozenPretrainedTransformer(nn.Module):
         self.output_tokens, self.output_dim = output_tokens, output_dim
         self.max_len = max_len
         self.in_layer_sizes, self.out_layer_sizes = in_layer_sizes, out_layer_sizes
+        self._values_checked = False    # on an accelerator, see _check_values
         hidden = backbone.hidden_size
 
         if token_dim is not None:
@@ -86,7 +87,8 @@ class FrozenPretrainedTransformer(nn.Module):
             if not extend_positions:
                 raise ValueError(
                     f"sequences of {max_len} tokens exceed {backbone.name}'s learned positional "
-                    f"table of {limit} rows; pass extend_positions=True to grow the table "
+                    f"table of {limit} rows; pass extend_positions=True (command line: "
+                    f"--extend-positions) to grow the table "
                     f"(new rows start as copies of the pretrained ones and train with them), "
                     f"or use shorter sequences")
             backbone.extend_positions(max_len)
@@ -127,6 +129,8 @@ class FrozenPretrainedTransformer(nn.Module):
         """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor, not {type(x).__name__}")
+        if x.dim() >= 1 and x.shape[0] == 0:
+            raise ValueError(f"empty batch: the input has shape {tuple(x.shape)}, with no examples")
         if self.vocab_size is not None:
             if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
                 raise TypeError(f"this model embeds discrete tokens: give integer token ids of "
@@ -140,6 +144,8 @@ class FrozenPretrainedTransformer(nn.Module):
         if x.dim() not in (2, 3):
             raise ValueError(f"continuous input must be [batch, features] or [batch, tokens, "
                              f"features]; got shape {tuple(x.shape)}")
+        if x.dtype != self.input.weight.dtype:      # float64 / float16 data: the model's dtype
+            x = x.to(self.input.weight.dtype)
         last = x.shape[-1]
         if last % self.token_dim:
             raise ValueError(f"the input's last dimension ({last}) is not a multiple of the token "
@@ -168,6 +174,7 @@ class FrozenPretrainedTransformer(nn.Module):
         if attention_mask is not None and tuple(attention_mask.shape) != tuple(tokens.shape[:2]):
             raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
                              f"[batch, tokens] = {tuple(tokens.shape[:2])}")
+        self._check_values(tokens, attention_mask)
 
         embeds = self.dropout(self.input(tokens))
         out = self.backbone(embeds, attention_mask=attention_mask,
@@ -180,15 +187,47 @@ class FrozenPretrainedTransformer(nn.Module):
     def forward_with_attentions(self, x, attention_mask=None):
         return self.forward(x, attention_mask=attention_mask, output_attentions=True)
 
+    def _check_values(self, tokens: torch.Tensor, mask: torch.Tensor | None) -> None:
+        """Checks that read the inputs' values: token ids inside the vocabulary; a right-padded mask
+        (the output is read from the last real tokens) with at least ``output_tokens`` real tokens.
+
+        They cost one host read: always done on the CPU, where it is cheap; on an accelerator only on
+        the model's first call (a read per step would make the GPU wait on the host every step);
+        skipped under torch.compile, where it would break the graph."""
+        if torch.compiler.is_compiling() or (tokens.device.type != "cpu" and self._values_checked):
+            return
+        stats = []
+        if self.vocab_size is not None:
+            stats += [tokens.min(), tokens.max()]
+        if mask is not None:
+            real = mask != 0
+            stats += [(real[:, 1:] & ~real[:, :-1]).any().long(), real.long().sum(dim=1).min()]
+        if not stats:
+            return
+        values = torch.stack(stats).tolist()           # the one host read
+        self._values_checked = True
+        if self.vocab_size is not None:
+            low, high = values[:2]
+            values = values[2:]
+            if low < 0 or high >= self.vocab_size:
+                bad = low if low < 0 else high
+                raise ValueError(f"token id {bad} is outside this model's vocabulary of {self.vocab_size} "
+                                 f"(ids 0..{self.vocab_size - 1}): build the model with the task's "
+                                 f"vocab_size, or check the tokenizer")
+        if mask is not None:
+            left_padded, shortest = values
+            if left_padded:
+                raise ValueError("attention_mask has a real token (1) after padding (0): the model reads "
+                                 "the last real token(s) and assumes right padding; put the padding at "
+                                 "the end of each sequence")
+            if shortest < self.output_tokens:
+                raise ValueError(f"a sequence in the batch has fewer than {self.output_tokens} real tokens")
+
     def _last_tokens(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         k = self.output_tokens
         if mask is None:
             return hidden[:, -k:]
-        lengths = mask.long().sum(dim=1)
-        # The check reads a device value back to the host: skipped under torch.compile, where it
-        # would also break the graph.
-        if not torch.compiler.is_compiling() and bool((lengths < k).any()):
-            raise ValueError(f"a sequence in the batch has fewer than {k} real tokens")
+        lengths = mask.long().sum(dim=1)        # checked in _check_values
         index = lengths[:, None] - k + torch.arange(k, device=hidden.device)
         return hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
 
@@ -202,7 +241,7 @@ class FrozenPretrainedTransformer(nn.Module):
             "positions": bb.max_positions,
             "token_dim": self.token_dim, "vocab_size": self.vocab_size,
             "output_tokens": self.output_tokens, "output_dim": self.output_dim,
-            "max_len": self.max_len, "freeze": self.freeze.name,
+            "max_len": self.max_len, "dropout": self.dropout.p, "freeze": self.freeze.name,
             "trained_groups": sorted(self.freeze.trained),
             # only when used, so that checkpoints of one-layer heads keep their identity
             **({"in_layer_sizes": list(self.in_layer_sizes)} if self.in_layer_sizes else {}),

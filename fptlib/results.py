@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable
@@ -149,26 +150,43 @@ def _json_default(obj: Any):
 
 
 def get(key: str, directory: str | os.PathLike | None = None) -> dict | None:
+    """The record stored under ``key``; None when there is none or its file is unreadable (warned)."""
     path = results_dir(directory) / f"{key}.json"
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_record(path)
+
+
+def read_record(path: Path) -> dict | None:
+    """The record in ``path``, or None with a warning on stderr naming the file when it is not one
+    (unreadable, truncated, not a JSON object, no plain string ``key``): one bad file never breaks
+    the store, and a run whose record is unreadable counts as not run (and is rerun)."""
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        problem = f"unreadable or truncated JSON ({err})"
+    else:
+        if not isinstance(rec, dict):
+            problem = f"a JSON {'list' if isinstance(rec, list) else type(rec).__name__}, not a record (an object)"
+        elif not isinstance(rec.get("key"), str) or not rec["key"]:
+            problem = f"a record without a plain 'key' (got {rec.get('key')!r})"
+        else:
+            return rec
+    print(f"warning: skipping {path}: {problem}; delete or fix the file (a run without a readable "
+          f"record counts as not run)", file=sys.stderr)
+    return None
 
 
 def load(directory: str | os.PathLike | None = None, **filters: Any) -> list[dict]:
     """All records (oldest first), optionally filtered by top-level fields, e.g. ``load(task="bit-xor")``;
-    ``backbone="minilm"`` matches the backbone's name. Unreadable files are skipped with a warning."""
+    ``backbone="minilm"`` matches the backbone's name. Bad files are skipped with a warning (``read_record``)."""
     folder = results_dir(directory)
     records = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            print(f"warning: skipping unreadable result {path}: {err}")
-            continue
-        if all(_matches(rec, k, v) for k, v in filters.items()):
+        rec = read_record(path)
+        if rec is not None and all(_matches(rec, k, v) for k, v in filters.items()):
             records.append(rec)
-    return sorted(records, key=lambda r: r.get("created_at", ""))
+    return sorted(records, key=lambda r: str(r.get("created_at", "")))
 
 
 def _matches(rec: dict, field: str, want: Any) -> bool:

@@ -6,6 +6,7 @@ import json
 from fptlib.backbones.families import FAMILIES
 from fptlib.backbones.hub import BackboneUnavailable, hub_reachable
 from fptlib.backbones.registry import INITS, KNOWN, load_backbone, pretrained_available
+from fptlib.cli import positive_int
 from fptlib.freeze import PRESETS
 
 
@@ -19,14 +20,14 @@ def register(sub) -> None:
     p.add_argument("--init", default="pretrained", choices=INITS)
     p.add_argument("--preset", default="fpt", help=f"one of {', '.join(PRESETS)} or groups "
                    "joined by '+'")
-    p.add_argument("--token-dim", type=int, default=48,
+    p.add_argument("--token-dim", type=positive_int, default=48,
                    help="size of a continuous token (default 48: CIFAR-10 4x4x3 patches)")
-    p.add_argument("--vocab", type=int, default=None,
+    p.add_argument("--vocab", type=positive_int, default=None,
                    help="discrete tokens: vocabulary size (replaces --token-dim)")
-    p.add_argument("--tokens", type=int, default=64, help="sequence length (positions used)")
-    p.add_argument("--classes", type=int, default=10, help="logits per output token")
-    p.add_argument("--output-tokens", type=int, default=1, help="number of last tokens read")
-    p.add_argument("--layers", type=int, default=None, help="keep only the first k blocks")
+    p.add_argument("--tokens", type=positive_int, default=64, help="sequence length (positions used)")
+    p.add_argument("--classes", type=positive_int, default=10, help="logits per output token")
+    p.add_argument("--output-tokens", type=positive_int, default=1, help="number of last tokens read")
+    p.add_argument("--layers", type=positive_int, default=None, help="keep only the first k blocks")
     p.add_argument("--extend-positions", action="store_true")
     p.add_argument("--in-layers", type=int, nargs="+", default=[], metavar="WIDTH",
                    help="hidden widths of an MLP input head (default: one linear layer)")
@@ -72,7 +73,7 @@ def cmd_describe(args) -> int:
         backbone = load_backbone(args.backbone, init="random", layers=args.layers)
         note = (f"pretrained weights unavailable ({err}); counts below come from the same "
                 f"architecture built from its config with random weights (identical shapes)")
-    inputs = {"vocab_size": args.vocab} if args.vocab else {"token_dim": args.token_dim}
+    inputs = {"vocab_size": args.vocab} if args.vocab is not None else {"token_dim": args.token_dim}
     model = FPT(backbone, output_dim=args.classes, output_tokens=args.output_tokens,
                 freeze=args.preset, max_len=args.tokens,
                 extend_positions=args.extend_positions, in_layer_sizes=args.in_layers,

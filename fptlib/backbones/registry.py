@@ -24,6 +24,9 @@ from fptlib.backbones.families import FAMILIES, build_body, config_class, family
 from fptlib.backbones.lstm import LSTM_WIDTH, LSTMBackbone
 
 INITS = ("pretrained", "random", "statistics")
+# config fields that count or size something: an override must keep them positive integers
+SIZE_FIELDS = ("n_layer", "num_hidden_layers", "n_head", "num_attention_heads", "n_embd", "hidden_size",
+               "n_positions", "max_position_embeddings", "intermediate_size", "num_key_value_heads")
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ def load_backbone(name: str, init: str = "pretrained", *, dropout: float = 0.1, 
         raise TypeError("backbone name must be a non-empty string")
     overrides = dict(config_overrides or {})
 
-    if name == "lstm":
+    if name == "lstm":      # its width and depth are hidden_size and layers; config overrides do not apply
         # The paper's LSTM baseline is trained from scratch: there are no pretrained weights, so
         # "pretrained" (the default) builds it randomly initialised, as "random" does.
         if init not in ("pretrained", "random"):
@@ -118,6 +121,8 @@ def load_backbone(name: str, init: str = "pretrained", *, dropout: float = 0.1, 
                          f"or a Hugging Face model id / local folder of the "
                          f"{', '.join(FAMILIES)} families")
 
+    if overrides:
+        check_overrides(name, overrides)
     if init == "random":
         _, config = _config_for(name)
         for key, value in overrides.items():
@@ -130,6 +135,22 @@ def load_backbone(name: str, init: str = "pretrained", *, dropout: float = 0.1, 
     if layers is not None:
         backbone.truncate_layers(layers)
     return backbone
+
+
+def check_overrides(name: str, overrides: dict) -> None:
+    """Refuse a config override that names no field of the backbone's config (a typo would be
+    ignored) or sets a size such as ``n_layer`` to anything but a positive integer."""
+    _, config = _config_for(name)
+    fields = {k for k in config.to_dict() if not k.startswith("_") and k != "transformers_version"}
+    fields |= set(getattr(config, "attribute_map", {}))
+    unknown = sorted(k for k in overrides if k not in fields)
+    if unknown:
+        raise ValueError(f"backbone override {', '.join(unknown)}: {name}'s config has no such field; its "
+                         f"fields: {', '.join(sorted(fields))}")
+    for key, value in overrides.items():
+        if key in SIZE_FIELDS and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"backbone override {key}={value!r}: {key} must be a positive integer "
+                             f"(to keep fewer blocks use layers=k, --layers k)")
 
 
 def backbone_from_config(config, name: str | None = None, *, dropout: float = 0.1,

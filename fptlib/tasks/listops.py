@@ -340,6 +340,13 @@ class ListOps(DatasetTask):
         return splits
 
     @classmethod
+    def data_key(cls, source: str = "auto", data_dir=None, **_) -> str:
+        """"lra" or "generated" when ``source="auto"`` leaves it to the files present (see registry.data_key)."""
+        if source != "auto":
+            return ""
+        return "lra" if lra_folder(resolve_data_dir(data_dir)) else "generated"
+
+    @classmethod
     def availability(cls, data_dir=None, **_) -> tuple[bool, str, str]:
         found = lra_folder(resolve_data_dir(data_dir))
         if found:

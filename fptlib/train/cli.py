@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from fptlib.cli import positive_int
+
 
 def _parse_value(text: str):
     for cast in (int, float):
@@ -59,6 +61,8 @@ def _config_from_args(args):
                                      dropout=args.dropout, in_layers=args.in_layers and tuple(args.in_layers),
                                      out_layers=args.out_layers and tuple(args.out_layers)).items()
                if v is not None}
+    if getattr(args, "extend_positions", False):
+        changes["extend_positions"] = True
     if args.option:
         changes["task_options"] = tuple(sorted({**dict(cfg.task_options), **dict(parse_options(args.option))}.items()))
     if args.backbone_override:
@@ -67,15 +71,16 @@ def _config_from_args(args):
 
 
 def _add_run_flags(p):
+    from fptlib.experiments import INITS
     p.add_argument("--task", required=True, help="task name (python -m fptlib tasks lists them)")
     p.add_argument("--backbone", default=None, help="backbone name (default: the registry's rule)")
-    p.add_argument("--init", default=None, help="pretrained | random | statistics | bit-memory")
+    p.add_argument("--init", default=None, choices=INITS, help=" | ".join(INITS))
     p.add_argument("--freeze", default=None, help="freeze preset, e.g. fpt, output_only, +layernorm, full")
     p.add_argument("--profile", default="quick", choices=("quick", "full"), help="base settings (default quick)")
-    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--steps", type=positive_int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--grad-accum", type=int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--grad-accum", type=positive_int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--layers", type=int, default=None, help="keep only the first k blocks of the backbone")
@@ -154,11 +159,14 @@ def cmd_demo(args) -> int:
     backbone = _backbone(args)
     cfg = experiments.base_config("bit-xor", "quick", backbone, row="demo", column="bit-xor")
     cfg = dataclasses.replace(cfg, steps=args.steps)
+    out = Path(args.out)
+    if out.is_dir():        # found now, not after training
+        raise ValueError(f"--out {out} is a folder: give a file name for the PNG, e.g. --out {out / 'attention.png'}")
     print(f"FPT demo: {cfg.describe()}", flush=True)
     record, model = experiments.train(cfg, directory=args.results_dir, progress=not args.no_progress,
                                       device=args.device, checkpoint=False)
     _print_summary(record)
-    path = save_attention_picture(model, cfg, Path(args.out))
+    path = save_attention_picture(model, cfg, out)
     print(f"attention of every layer and head on one example: {path}")
     return 0
 
@@ -190,7 +198,7 @@ def save_attention_picture(model, cfg, out: Path) -> Path:
 def cmd_reproduce(args) -> int:
     _threads(args.device)
     from fptlib import experiments, results
-    changes = {"steps": args.steps} if args.steps else {}
+    changes = {"steps": args.steps} if args.steps is not None else {}
     if args.backbone_override:
         changes["backbone_overrides"] = parse_options(args.backbone_override)
     experiments.reproduce(args.table, args.profile, backbone=args.backbone, directory=args.results_dir,
@@ -227,7 +235,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("demo", help="FPT on Bit XOR with the default backbone; saves an attention picture")
     p.add_argument("--backbone", default=None)
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=positive_int, default=300)
     p.add_argument("--out", default="fpt_demo_attention.png", help="PNG for the attention picture")
     _add_common(p)
     p.set_defaults(func=cmd_demo)
@@ -237,6 +245,8 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the results record as JSON")
     p.add_argument("--checkpoint-dir", default=None, help="resumable checkpoints here (rerun to resume)")
     p.add_argument("--no-store", action="store_true", help="do not write the record to the results store")
+    p.add_argument("--extend-positions", action="store_true",
+                   help="grow the backbone's positional table for inputs longer than it")
     _add_compile(p)
     p.set_defaults(func=cmd_train)
 
@@ -245,7 +255,7 @@ def register(subparsers) -> None:
     p.add_argument("table", help=f"one of: {tables}")
     p.add_argument("--profile", default="quick", choices=experiments.PROFILES)
     p.add_argument("--backbone", default=None)
-    p.add_argument("--steps", type=int, default=None, help="override every run's steps (a shorter smoke run)")
+    p.add_argument("--steps", type=positive_int, default=None, help="override every run's steps (a shorter smoke run)")
     p.add_argument("--backbone-override", action="append", metavar="NAME=VALUE",
                    help="backbone config field for every run, e.g. n_layer=2 (random inits; repeatable)")
     _add_common(p)

@@ -76,6 +76,8 @@ class TrainConfig:
     checkpoint_every: int | None = None  # None: at every evaluation
     resume: bool = True                # continue from checkpoint_dir's checkpoint when there is one
     progress: bool = True
+    run_identity: dict | None = None   # what else fixes the result (a RunConfig's dropout, data, ...):
+                                       # a checkpoint must match it too
 
     def __post_init__(self):
         if isinstance(self.eval_splits, list):
@@ -104,7 +106,8 @@ class TrainConfig:
     def identity(self) -> dict:
         """The settings that shape the trajectory of parameters; a checkpoint must match them.
         Steps, budgets, evaluation, device and logging may change between a run and its resume."""
-        keys = ("lr", "optimizer", "weight_decay", "batch_size", "grad_accum", "grad_clip", "seed", "amp")
+        keys = ("lr", "optimizer", "weight_decay", "batch_size", "grad_accum", "grad_clip", "seed", "amp",
+                "run_identity")
         return {k: getattr(self, k) for k in keys}
 
     def to_dict(self) -> dict:
@@ -296,7 +299,7 @@ class Trainer:
         if path is None or not self.dist.is_main:
             return None
         payload = {
-            "format": 1, "identity": _jsonable(self.identity()), "fingerprint": self._frozen_fingerprint(),
+            "format": ckpt.FORMAT, "identity": _jsonable(self.identity()), "fingerprint": self._frozen_fingerprint(),
             "trained": ckpt.trained_state(self.model), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": ckpt.rng_state(), **state,
         }
@@ -311,11 +314,15 @@ class Trainer:
 
     def _try_resume(self) -> dict | None:
         path = self._checkpoint_path()
-        if path is None or not self.config.resume or not path.is_file():
+        if path is None:
+            return None
+        ckpt.remove_stale_temporaries(path.parent)
+        if not self.config.resume or not path.exists():
             return None
         saved = ckpt.load(path)
         ckpt.check_compatible(path, saved["identity"], _jsonable(self.identity()),
                               saved["fingerprint"], self._frozen_fingerprint())
+        ckpt.check_steps(path, saved["step"], self.config.steps)
         ckpt.load_trained_state(self.model, saved["trained"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scaler.load_state_dict(saved["scaler"])
@@ -368,6 +375,7 @@ class Trainer:
             window = 0
             bar.update(step - bar.n)
 
+        interrupt = ckpt.DeferredInterrupt(enabled=not self.dist.enabled).start()
         try:
             while step < c.steps:
                 for micro in range(c.grad_accum):
@@ -411,7 +419,12 @@ class Trainer:
                     if out_of_time:
                         stopped = "time"
                         break
+                if interrupt.requested:     # Ctrl-C: this step is whole; save it and stop
+                    log_now()
+                    self._save(state, t_start, train_s + time.perf_counter() - t_train)
+                    raise ckpt.TrainingInterrupted(step, self._checkpoint_path())
         finally:
+            interrupt.stop()
             bar.close()
         train_s += time.perf_counter() - t_train
 

@@ -144,8 +144,9 @@ class FrozenPretrainedTransformer(nn.Module):
         if x.dim() not in (2, 3):
             raise ValueError(f"continuous input must be [batch, features] or [batch, tokens, "
                              f"features]; got shape {tuple(x.shape)}")
-        if x.dtype != self.input.weight.dtype:      # float64 / float16 data: the model's dtype
-            x = x.to(self.input.weight.dtype)
+        dtype = next(self.input.parameters()).dtype    # a linear layer or an MLP head
+        if x.dtype != dtype:                            # float64 / float16 data: the model's dtype
+            x = x.to(dtype)
         last = x.shape[-1]
         if last % self.token_dim:
             raise ValueError(f"the input's last dimension ({last}) is not a multiple of the token "

@@ -1,4 +1,5 @@
 """Downloads: resume from .part, integrity check, atomic extraction; a local HTTP server."""
+import hashlib
 import http.server
 import io
 import random
@@ -7,6 +8,7 @@ import threading
 
 import pytest
 
+from fptlib import net
 from fptlib.tasks import download as dl
 from fptlib.tasks import homology
 
@@ -92,7 +94,9 @@ def test_homology_downloads_extracts_and_reads_when_online(tmp_path, server, mon
     monkeypatch.setitem(homology.URLS, "json", server["url"])
     task = homology.RemoteHomology(data_dir=tmp_path, format="json")
     assert task.format == "json" and task.splits()["val"].y.tolist() == [7]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["remote_homology"]  # archive removed
+    # the archive is removed; its SHA-256 is recorded (trust on first use)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["remote_homology",
+                                                          "remote_homology_json.tar.gz.sha256"]
 
 
 def test_data_dir_order_and_reachability(tmp_path, monkeypatch):
@@ -101,4 +105,64 @@ def test_data_dir_order_and_reachability(tmp_path, monkeypatch):
     assert "$FPT_DATA_DIR" in dl.data_dir_explained()
     monkeypatch.delenv("FPT_DATA_DIR")
     assert dl.data_dir().name == "data"
-    assert dl.reachable("http://127.0.0.1:9/", timeout=0.5) is False            # nothing listens
+    assert net.reachable("http://127.0.0.1:9/") is False            # nothing listens
+
+
+def test_fetch_keeps_the_users_files(tmp_path, server, monkeypatch):
+    """Defect: fetching TAPE's LMDB archive ran rmtree on remote_homology/ (user files lost)."""
+    folder = tmp_path / "remote_homology"
+    (folder / "notes").mkdir(parents=True)
+    mine = {folder / "remote_homology_train.json": b'[{"mine": 1}]',
+            folder / "notes" / "todo.txt": b"my notes",
+            folder / "remote_homology_valid.lmdb" / "extra.txt": b"kept too"}
+    for path, data in mine.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    files = {f"remote_homology/remote_homology_{t}.lmdb/data.mdb": f"db {t}".encode()
+             for t in homology.SPLITS.values()}
+    server["body"] = make_archive(files)
+    monkeypatch.setitem(homology.URLS, "lmdb", server["url"])
+    homology.fetch(tmp_path, "lmdb", progress=False)
+    for path, data in mine.items():
+        assert path.read_bytes() == data
+    for name, data in files.items():
+        assert (tmp_path / name).read_bytes() == data
+    assert not any(p.name.startswith(".extract-") for p in tmp_path.iterdir())
+    homology.fetch(tmp_path, "lmdb", progress=False)          # again: identical files, no error
+    broken = tmp_path / "remote_homology" / "remote_homology_train.lmdb" / "data.mdb"
+    broken.write_bytes(b"db tr")                              # a user's truncated copy
+    with pytest.raises(ValueError, match="would overwrite .*remote_homology_train.lmdb/data.mdb"):
+        homology.fetch(tmp_path, "lmdb", progress=False)
+    assert broken.read_bytes() == b"db tr"                    # refused, not overwritten
+    assert all(path.read_bytes() == data for path, data in mine.items())
+
+
+def test_a_bad_file_at_the_final_name_is_reported_with_the_fix(tmp_path, server):
+    """Defect: a truncated archive already at its final name was kept and failed every retry."""
+    body = make_archive({"top/a.txt": random.Random(2).randbytes(20_000)})
+    server["body"] = body
+    dest = tmp_path / "archive.tar.gz"
+    dest.write_bytes(body[: len(body) // 2])
+    with pytest.raises(ValueError, match=r"not a complete .tar.gz.*delete .*archive.tar.gz and run again"):
+        dl.download(server["url"], dest, progress=False)
+    assert server["ranges"] == []                             # checked before any transfer
+    dest.unlink()
+    assert dl.download(server["url"], dest, progress=False).read_bytes() == body
+    assert dl.download(server["url"], dest, progress=False) == dest   # a good file is reused
+
+
+def test_tape_archive_sha256_is_trusted_on_first_use(tmp_path, server, monkeypatch):
+    files = {f"remote_homology/remote_homology_{t}.lmdb/data.mdb": b"v1"
+             for t in homology.SPLITS.values()}
+    server["body"] = make_archive(files)
+    monkeypatch.setitem(homology.URLS, "lmdb", server["url"])
+    homology.fetch(tmp_path, "lmdb", progress=False)
+    record = tmp_path / "remote_homology_lmdb.tar.gz.sha256"
+    assert record.read_text().split()[0] == hashlib.sha256(server["body"]).hexdigest()
+    other = tmp_path / "again"
+    other.mkdir()
+    (other / record.name).write_text(record.read_text())
+    server["body"] = make_archive({k: b"v2" for k in files})  # the server's file changed
+    with pytest.raises(ValueError, match="first download recorded"):
+        homology.fetch(other, "lmdb", progress=False)
+    assert not (other / "remote_homology").exists()

@@ -11,6 +11,7 @@ import lmdb
 import numpy as np
 import pytest
 import torch
+from fpt_testing import MarkerPayload
 
 from fptlib import tasks
 from fptlib.tasks import homology, lmdb_file, plain_pickle
@@ -187,23 +188,13 @@ def test_lmdb_check_in_process(tmp_path):
         lmdb_file.check(mdb.parent)
 
 
-class Payload:
-    """Unpickling this runs ``open(marker, 'w')``: what a hostile record would do."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_pickle_payload_in_a_record_is_refused_without_running(tmp_path):
     """Defect: TAPE records went through pickle.loads, so a record could run code."""
     marker = tmp_path / "marker"
     write_lmdb(tmp_path)
     env = lmdb.open(str(tmp_path / "remote_homology" / "remote_homology_valid.lmdb"), map_size=1 << 24)
     with env.begin(write=True) as txn:
-        txn.put(b"1", pickle.dumps({"primary": "MKV", "fold_label": 1, "x": Payload(str(marker))}))
+        txn.put(b"1", pickle.dumps({"primary": "MKV", "fold_label": 1, "x": MarkerPayload(marker)}))
     env.close()
     with pytest.raises(ValueError, match=r"remote_homology_valid\.lmdb, record 1: cannot be "
                                          r"unpickled \(refused to load (io|builtins)\.open"):

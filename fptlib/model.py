@@ -73,7 +73,8 @@ class FrozenPretrainedTransformer(nn.Module):
             if not extend_positions:
                 raise ValueError(
                     f"sequences of {max_len} tokens exceed {backbone.name}'s learned positional "
-                    f"table of {limit} rows; pass extend_positions=True to grow the table "
+                    f"table of {limit} rows; pass extend_positions=True (command line: "
+                    f"--extend-positions) to grow the table "
                     f"(new rows start as copies of the pretrained ones and train with them), "
                     f"or use shorter sequences")
             backbone.extend_positions(max_len)

@@ -1,4 +1,5 @@
 """Downloads: resume from .part, integrity check, atomic extraction; a local HTTP server."""
+import gzip
 import hashlib
 import http.server
 import io
@@ -25,12 +26,14 @@ def make_archive(files: dict[str, bytes]) -> bytes:
 
 @pytest.fixture
 def server():
-    """Serves ``state['body']`` at any path, honouring ``Range: bytes=N-``; records ranges."""
-    state = {"body": b"", "ranges": []}
+    """Serves ``state['files'][path]``, else ``state['body']``, honouring ``Range: bytes=N-``;
+    records ranges and paths."""
+    state = {"body": b"", "ranges": [], "files": {}, "paths": []}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            body, start = state["body"], 0
+            state["paths"].append(self.path)
+            body, start = state["files"].get(self.path, state["body"]), 0
             rng = self.headers.get("Range")
             state["ranges"].append(rng)
             if rng:
@@ -166,3 +169,40 @@ def test_tape_archive_sha256_is_trusted_on_first_use(tmp_path, server, monkeypat
     with pytest.raises(ValueError, match="first download recorded"):
         homology.fetch(other, "lmdb", progress=False)
     assert not (other / "remote_homology").exists()
+
+
+def idx_gz(array) -> bytes:
+    """An IDX file of unsigned bytes (MNIST's format), gzipped."""
+    header = b"\x00\x00\x08" + bytes([array.ndim]) + b"".join(
+        n.to_bytes(4, "big") for n in array.shape)
+    return gzip.compress(header + array.astype("uint8").tobytes())
+
+
+def test_mnist_files_come_through_our_downloader_with_torchvisions_md5(tmp_path, server, monkeypatch):
+    import numpy as np
+    import torchvision.datasets as tvd
+
+    from fptlib.tasks import images
+
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte.gz": rng.integers(0, 255, (6, 28, 28)),
+              "train-labels-idx1-ubyte.gz": np.arange(6) % 10,
+              "t10k-images-idx3-ubyte.gz": rng.integers(0, 255, (4, 28, 28)),
+              "t10k-labels-idx1-ubyte.gz": np.arange(4)}
+    bodies = {name: idx_gz(a) for name, a in arrays.items()}
+    server["files"] = {f"/mnist/{name}": body for name, body in bodies.items()}
+    base = server["url"].rsplit("/", 1)[0]
+    resources = [(name, hashlib.md5(body).hexdigest()) for name, body in bodies.items()]
+    monkeypatch.setattr(tvd.MNIST, "resources", resources)
+    monkeypatch.setattr(tvd.MNIST, "mirrors", ["http://127.0.0.1:9/mnist/", base + "/mnist/"])
+    folder = images.download_files("mnist", tmp_path)           # first mirror refuses: next one
+    assert folder == tmp_path / "MNIST" / "raw"
+    x, y = images.read_idx_pair(folder, "train")
+    assert x.shape == (6, 1, 28, 28) and y.tolist() == list(range(6))
+    assert sorted(p.name for p in folder.iterdir()) == sorted(bodies)   # no .part left
+    bad = tmp_path / "other"
+    monkeypatch.setattr(tvd.MNIST, "resources", [(resources[0][0], "0" * 32)])
+    with pytest.raises(RuntimeError, match="MD5") as err:
+        images.download_files("mnist", bad)
+    assert "127.0.0.1:9" in str(err.value)                      # both mirrors are reported
+    assert not list((bad / "MNIST" / "raw").iterdir())           # the bad file was deleted

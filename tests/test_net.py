@@ -1,7 +1,8 @@
 """Network calls: HTTP probe (not a TCP connect), time limits, offline mode, every download path.
 
 Servers here listen on 127.0.0.1 only, in daemon threads that stop themselves (fixture exit or
-a 30 s cap). Time limits are made small through the environment variables of fptlib.net.
+a 30 s cap). Time limits are made small through the environment variables of fptlib.net, and
+FPT_OFFLINE=1 keeps every other host out of reach (loopback is exempt).
 """
 import http.server
 import socket
@@ -25,7 +26,7 @@ def small_limits(monkeypatch):
     for name in ("FPT_CONNECT_TIMEOUT", "FPT_READ_TIMEOUT", "FPT_PROBE_DEADLINE"):
         monkeypatch.setenv(name, str(LIMIT_S))
     monkeypatch.setenv("FPT_DOWNLOAD_DEADLINE", str(DEADLINE_S))
-    monkeypatch.delenv("FPT_OFFLINE", raising=False)
+    monkeypatch.setenv("FPT_OFFLINE", "1")     # no remote host, ever; 127.0.0.1 stays allowed
     monkeypatch.setattr(net, "_PROBES", {})
 
 

@@ -43,7 +43,7 @@ def server():
                 self.send_response(200)
             self.send_header("Content-Length", str(len(body) - start))
             self.end_headers()
-            self.wfile.write(body[start:])
+            self.wfile.write(body[start: state.get("cut_at")])   # cut_at: the server drops out
 
         def log_message(self, *args):
             pass
@@ -68,6 +68,18 @@ def test_download_resumes_a_partial_file(tmp_path, server):
     folder = dl.extract_tar(dest, tmp_path / "out", "top")
     assert (folder / "a.txt").read_bytes() == payload
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["top"]   # no temp folder left
+
+
+def test_a_connection_closed_early_keeps_the_part_file_and_resumes(tmp_path, server):
+    body = make_archive({"top/a.txt": random.Random(3).randbytes(30_000)})
+    server["body"], server["cut_at"] = body, 10_000
+    dest = tmp_path / "archive.tar.gz"
+    with pytest.raises(RuntimeError, match=r"closed after 10000 of \d+ bytes.*kept"):
+        dl.download(server["url"], dest, progress=False)
+    assert (tmp_path / "archive.tar.gz.part").stat().st_size == 10_000 and not dest.exists()
+    server["cut_at"] = None
+    assert dl.download(server["url"], dest, progress=False).read_bytes() == body
+    assert server["ranges"] == [None, "bytes=10000-"]
 
 
 def test_corrupt_download_is_detected_reported_and_removed(tmp_path, server):

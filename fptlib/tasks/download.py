@@ -138,6 +138,9 @@ def download(url: str, dest: str | os.PathLike, *, sha256_hex: str | None = None
                     total=total, initial=have, unit="B", unit_scale=True, disable=not progress,
                     desc=f"downloading {dest.name}") as bar:
                 net.stream(response, out, deadline_at, f"downloading {url}", bar.update)
+                if total is not None and out.tell() < total:
+                    raise ConnectionError(f"the connection closed after {out.tell()} of "
+                                          f"{total} bytes")
     except urllib.error.HTTPError as err:
         if not (err.code == 416 and have):  # 416 with a range: the file is already complete
             raise net.NetworkError(f"downloading {url} failed: HTTP {err.code} {err.reason}") from err

@@ -33,7 +33,8 @@ def check(path: str | os.PathLike) -> None:
     """ValueError naming the file unless it holds whole LMDB meta pages and every page they claim."""
     file = data_file(path)
     if not file.exists():
-        raise FileNotFoundError(f"LMDB data file {file} does not exist")
+        raise FileNotFoundError(f"LMDB data file {file} does not exist (an LMDB folder holds "
+                                f"data.mdb); fetch the data again")
     size = file.stat().st_size
     fix = ("the copy or download was probably interrupted: delete it and fetch the data again")
     with open(file, "rb") as f:

@@ -96,6 +96,14 @@ def offline(url: str | None = None, hub: bool = False) -> bool:
     return _flag("FPT_OFFLINE") and not (url is not None and is_loopback(url))
 
 
+def offline_note(url: str | None = None, hub: bool = False) -> str:
+    """Words for a message about an unreachable host: which offline switch is set, or ""."""
+    if not offline(url, hub=hub):
+        return ""
+    names = [n for n in ("FPT_OFFLINE", "HF_HUB_OFFLINE") if _flag(n) and (hub or n == "FPT_OFFLINE")]
+    return f" ({' and '.join(names)} set: unset to go online)"
+
+
 # ---- HTTP with a connect timeout and a separate read timeout ------------------------------
 class _ReadTimeout:
     """Connect under the connection's ``timeout``, then wait at most ``read_timeout`` per read."""

@@ -184,6 +184,7 @@ def test_offline_is_one_switch(monkeypatch, http_server):
     with pytest.raises(RuntimeError, match="FPT_OFFLINE"):
         dl.download("https://example.org/x.tar.gz", "unused.tar.gz", progress=False)
     assert attempts == []                                  # not one connection attempt
+    assert "FPT_OFFLINE set" in images.missing_message("cifar10", images.Path("/nowhere"))
     monkeypatch.setenv("FPT_OFFLINE", "0")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert net.offline(hub=True) and not net.offline()     # the hub's switch is the hub's only

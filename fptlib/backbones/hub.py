@@ -108,9 +108,9 @@ def from_hub(cls, repo_ids: tuple[str, ...], **kwargs):
         if not hub_reachable():
             raise BackboneUnavailable(
                 f"{repo_ids[0]!r} is not in the local Hugging Face cache and the hub "
-                f"({hub_url()}) does not answer from this machine (or FPT_OFFLINE / "
-                f"HF_HUB_OFFLINE is set). Use one of the {OFFLINE_HINT}; or download it on a "
-                f"machine with network and copy ~/.cache/huggingface.")
+                f"({hub_url()}) does not answer from this machine"
+                f"{net.offline_note(hub_url(), hub=True)}. Use one of the {OFFLINE_HINT}; or "
+                f"download it on a machine with network and copy ~/.cache/huggingface.")
         set_hub_timeouts()
         return cls.from_pretrained(repo_ids[0], **kwargs), repo_ids[0]
 

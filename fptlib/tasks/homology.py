@@ -24,7 +24,7 @@ import os
 import pickle
 from pathlib import Path
 
-from fptlib.net import reachable
+from fptlib.net import offline_note, reachable
 from fptlib.tasks import lmdb_file, plain_pickle
 from fptlib.tasks.base import paper_hparams
 from fptlib.tasks.dataset import DatasetTask, Split
@@ -186,7 +186,8 @@ class RemoteHomology(DatasetTask):
                             f"length cap {max_len} tokens, {cap}{subset}")
 
     def missing_message(self, fmt: str) -> str:
-        return (f"TAPE remote homology data is not on this machine and {URLS[fmt]} is unreachable. "
+        return (f"TAPE remote homology data is not on this machine and {URLS[fmt]} is unreachable"
+                f"{offline_note(URLS[fmt])}. "
                 f"Looked for {split_file(self.root, 'train', fmt)} (and the other splits) in data "
                 f"folder {data_dir_explained(self.root)}. Online, fptlib downloads it there; or "
                 f"download the archive yourself and unpack it into {self.root}. There is no offline "

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from fptlib.net import NetworkError, reachable
+from fptlib.net import NetworkError, offline_note, reachable
 from fptlib.tasks import plain_pickle
 from fptlib.tasks.base import paper_hparams, positive, seeded_generator
 from fptlib.tasks.dataset import DatasetTask, Split
@@ -209,7 +209,8 @@ def missing_message(dataset: str, root: Path) -> str:
         get += "; or install the Debian package: apt-get install dataset-fashion-mnist"
     alt = ("tasks 'fashion-mnist' (apt-get install dataset-fashion-mnist), 'mnist-5k' or 'digits'"
            if dataset != "fashion-mnist" else "tasks 'mnist-5k' or 'digits'")
-    return (f"{title} is not on this machine and its download server is unreachable. Looked in "
+    return (f"{title} is not on this machine and its download server is unreachable"
+            f"{offline_note(PROBE_URL[dataset])}. Looked in "
             f"{' and '.join(looked)} (data folder {data_dir_explained(root)}). To get it: {get}. "
             f"Offline alternatives with real images: {alt}.")
 

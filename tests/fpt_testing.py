@@ -36,3 +36,15 @@ def tiny_backbone(family: str, seed: int = 0):
     else:
         raise ValueError(family)
     return backbone_from_config(config, name=f"tiny-{family}", seed=seed)
+
+
+class MarkerPayload:
+    """A hostile pickle: unpickling it runs ``open(marker, "w")``, creating the marker file.
+
+    A loader that refuses it without running code leaves the marker absent."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))

@@ -76,8 +76,9 @@ def data_key(name: str, options: dict) -> str:
 def available(data_dir=None) -> dict[str, dict]:
     """Per task: ``ready`` (bool), ``source`` (what it would use now) and ``how`` (to get more).
 
-    Cheap: checks files and, where files are missing, whether the download host answers
-    (a ~3 s TCP connect at most, once per host); loads nothing.
+    Cheap: checks files and, where files are missing, whether the download host answers HTTP
+    (fptlib.net.reachable: FPT_PROBE_DEADLINE, 5 s by default, at most once a minute per host);
+    loads nothing.
     """
     out = {}
     for name, (cls, fixed) in TASKS.items():

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-from fptlib import results
+from fptlib import env, results
 
 PROFILES = ("quick", "full")
 
@@ -333,10 +333,9 @@ def build(config: RunConfig, device: str | torch.device = "cpu", directory=None)
     from fptlib import tasks as tasks_mod
     from fptlib.backbones.registry import load_backbone
     from fptlib.model import FPT
-    from fptlib.train.trainer import seed_everything
 
     task = tasks_mod.get(config.task, **dict(config.task_options))
-    seed_everything(config.seed)
+    env.seed_everything(config.seed)
     if config.init == "bit-memory":
         backbone = bit_memory_backbone(config, directory=directory)
     else:
@@ -407,7 +406,6 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     ``checkpoint``: True for ``<results>/checkpoints/<key>/``, a folder name, or False / None
     (None: on for the full profile only). ``save_weights``: keep the trained parameters next to
     the record (None: when there are at most MAX_SAVED_TRAINED of them)."""
-    from fptlib import env
     from fptlib.train.trainer import TrainConfig, Trainer
 
     dev = env.pick_device(device)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+from fptlib import env, files
 
 PROFILES = ("quick", "full")
 DEFAULT_SEED = 0
@@ -58,7 +59,7 @@ class NotebookContext:
 def _display_path(path: Path) -> str:
     """A path relative to the repository (or home) when possible, so printed output is stable."""
     path = Path(path).resolve()
-    root = repo_root()
+    root = files.repo_root()
     if root is not None:
         try:
             return str(path.relative_to(root)) + "/"
@@ -68,14 +69,6 @@ def _display_path(path: Path) -> str:
         return "~/" + str(path.relative_to(Path.home()))
     except ValueError:
         return str(path)
-
-
-def repo_root() -> Path | None:
-    """The repository checkout this package was imported from, or None for an installed copy."""
-    here = Path(__file__).resolve().parent.parent
-    if (here / "pyproject.toml").exists() and (here / "fptlib").is_dir():
-        return here
-    return None
 
 
 def choose_profile(device: str, env: Mapping[str, str] | None = None) -> tuple[str, str]:
@@ -100,28 +93,6 @@ def choose_device(env: Mapping[str, str] | None = None) -> str:
     from fptlib.env import pick_device
 
     return str(pick_device("auto"))
-
-
-def default_results_dir(env: Mapping[str, str] | None = None) -> Path:
-    """``FPT_RESULTS_DIR`` if set, else the results store's own default (``<repo>/results``)."""
-    env = os.environ if env is None else env
-    if env.get("FPT_RESULTS_DIR"):
-        return Path(env["FPT_RESULTS_DIR"])
-    from fptlib import results
-
-    return results.results_dir()
-
-
-def seed_everything(seed: int = DEFAULT_SEED) -> None:
-    """Seed Python, NumPy and PyTorch (all devices)."""
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
 
 
 def _default_backbone(device: str) -> tuple[str, str]:
@@ -149,9 +120,9 @@ def setup(seed: int = DEFAULT_SEED, *, profile: str | None = None, quiet: bool =
     else:
         chosen, reason = choose_profile(device)
     backbone, why = _default_backbone(device)
-    results_dir = default_results_dir()
+    results_dir = files.results_dir()
     results_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(seed)
+    env.seed_everything(seed)
     ctx = NotebookContext(
         profile=chosen, device=device, backbone=backbone, backbone_reason=why,
         results_dir=results_dir, seed=seed, in_colab="google.colab" in sys.modules,
@@ -510,7 +481,7 @@ def short_paths(text: str) -> str:
     text = str(text)
     prefixes = [(sysconfig.get_paths().get("purelib", ""), "<site-packages>")]
     prefixes += [(p, "<site-packages>") for p in getattr(site, "getsitepackages", lambda: [])()]
-    root = repo_root()
+    root = files.repo_root()
     if root is not None:
         prefixes.append((str(root), "<repo>"))
     for prefix, name in prefixes:

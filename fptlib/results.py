@@ -12,50 +12,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable
+from typing import Any, Iterable
 
 from fptlib import env, paper
+from fptlib.files import atomic_write_text, results_dir
 
 FORMAT = 1
-
-
-
-def results_dir(directory: str | os.PathLike | None = None) -> Path:
-    """``directory``, else $FPT_RESULTS_DIR, else ``results/`` of the checkout (so that notebooks,
-    whose working directory is notebooks/, share the store with the command line), else ./results."""
-    if directory is not None:
-        return Path(directory)
-    if os.environ.get("FPT_RESULTS_DIR"):
-        return Path(os.environ["FPT_RESULTS_DIR"])
-    root = Path(__file__).resolve().parent.parent
-    if (root / "results").is_dir() or (root / ".git").exists():
-        return root / "results"
-    return Path.cwd() / "results"
-
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = False) -> Path:
-    """Call ``write(file)`` on a temporary file in the same folder, then ``os.replace`` it onto
-    ``path``: readers (and a run resumed after a closed Colab tab) never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
-            write(f)
-        os.chmod(tmp, 0o644)           # mkstemp makes 0600; results are meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write(path, lambda f: f.write(text))
 
 
 def _count(model) -> tuple[int, int]:

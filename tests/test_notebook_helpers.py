@@ -6,6 +6,7 @@ import types
 
 import pytest
 
+from fptlib import files
 from fptlib import notebook as nb
 
 
@@ -39,7 +40,7 @@ def test_device_env_override():
 
 
 def test_results_dir_env(tmp_path):
-    assert nb.default_results_dir({"FPT_RESULTS_DIR": str(tmp_path)}) == tmp_path
+    assert files.results_dir(env={"FPT_RESULTS_DIR": str(tmp_path)}) == tmp_path
 
 
 def test_setup_prints_choice_and_seeds(monkeypatch, tmp_path, capsys, fake_default_backbone):
@@ -165,7 +166,7 @@ def test_short_paths_hides_machine_folders():
 
     site = sysconfig.get_paths()["purelib"]
     assert nb.short_paths(f"package folder {site}/pkg/model") == "package folder <site-packages>/pkg/model"
-    root = nb.repo_root()
+    root = files.repo_root()
     if root is not None:
         assert nb.short_paths(f"looked in {root}/data") == "looked in <repo>/data"
 

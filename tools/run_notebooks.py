@@ -45,7 +45,7 @@ def execute(path: Path, timeout: int, write: bool) -> float:
     client.execute()
     wall = time.perf_counter() - start
     if write:
-        from fptlib.results import atomic_write
+        from fptlib.files import atomic_write
         atomic_write(path, lambda f: nbformat.write(nb, f))
     return wall
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no notebooks matched", file=sys.stderr)
         return 2
     if args.fresh:
-        from fptlib.results import results_dir
+        from fptlib.files import results_dir
         results = results_dir()
         records = list(results.glob("*.json")) if results.is_dir() else []
         if records:

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from fptlib.results import atomic_write
+from fptlib.files import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save through a temporary file and os.replace (see results.atomic_write)."""
+    """torch.save through a temporary file and os.replace (see files.atomic_write)."""
     return atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 

@@ -171,7 +171,7 @@ def save_attention_picture(model, cfg, out: Path) -> Path:
     batch = next(task.eval_batches("test", 4, "cpu"))
     attn = extract_attentions(model.cpu(), batch.x)
     fig = plot_attention_grid(attn, example=0, tokens=bit_labels(batch.x[0], task.n))
-    from fptlib.results import atomic_write
+    from fptlib.files import atomic_write
 
     try:
         atomic_write(out, lambda f: fig.savefig(f, dpi=110, bbox_inches="tight", format="png"),

@@ -22,13 +22,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -153,12 +151,6 @@ def task_identity(task) -> dict:
     keys = ("name", "data_source", "options", "input_kind", "token_dim", "vocab_size", "max_len",
             "output_tokens", "output_dim")
     return {k: getattr(task, k, None) for k in keys}
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def compile_mode(config: "TrainConfig", device: torch.device, task, world_size: int = 1) -> str | None:
@@ -325,7 +317,7 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         c, task, dev = self.config, self.task, self.device
-        seed_everything(c.seed)
+        env.seed_everything(c.seed)
         self._fingerprint = None
         state = {"step": 0, "samples": 0, "wall_s": 0.0, "train_s": 0.0, "history": [], "evals": [],
                  "best": {}, "steps_to_target": None}

@@ -269,7 +269,7 @@ def _depth(profile, bb):
 
 def _lr_critique(profile, bb):
     """One configuration per (model, task) at the profile's default lr; the sweep
-    (``fptlib.train.sweep``) varies lr and seeds around these and selects on validation."""
+    (``fptlib.sweeps``) varies lr and seeds around these and selects on validation."""
     tasks = ("listops", "mnist", "cifar10", "cifar10-lra") if profile == "full" else ("listops", "mnist")
     rows = (("frozen random", "random", "fpt"), ("frozen pretrained", "pretrained", "fpt"),
             ("unfrozen random", "random", "full"), ("unfrozen pretrained", "pretrained", "full"))

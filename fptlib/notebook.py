@@ -531,31 +531,6 @@ def show_patches(config_or_task, n: int = 4, split: str = "test"):
     return fig
 
 
-def sweep_each(configs: Mapping[str, Any], lrs: Sequence[float], seeds: Sequence[int] = (0,), *,
-               progress: bool = True) -> tuple[dict[str, Any], dict[str, list[float]]]:
-    """``fptlib.train.sweep.sweep`` for each labelled configuration (its own learning rate chosen on
-    validation). A learning rate whose run diverges (NaN loss) is dropped, with a message, and the
-    sweep continues without it. Returns ``({label: SweepResult}, {label: [diverged lrs]})``."""
-    from fptlib.train.sweep import sweep
-    from fptlib.train.trainer import NonFiniteLossError
-
-    results: dict[str, Any] = {}
-    diverged: dict[str, list[float]] = {}
-    for label, cfg in configs.items():
-        remaining = list(lrs)
-        diverged[label] = []
-        while remaining:
-            try:
-                results[label] = sweep(cfg, lrs=remaining, seeds=tuple(seeds), progress=progress)
-                break
-            except NonFiniteLossError as err:
-                bad = next((lr for lr in remaining if f"lr={lr}" in str(err)), remaining[-1])
-                print(f"{label}: lr {bad:g} diverged (NaN loss); dropped from its sweep")
-                diverged[label].append(bad)
-                remaining.remove(bad)
-    return results, diverged
-
-
 # ---------------------------------------------------------------------------------------------
 # what this machine has: backbones and data (notebook 00)
 

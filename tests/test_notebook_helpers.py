@@ -172,7 +172,7 @@ def test_short_paths_hides_machine_folders():
 
 
 def test_sweep_each_drops_a_diverging_lr(monkeypatch):
-    from fptlib.train import sweep as sweep_mod
+    from fptlib import sweeps as sweep_mod
     from fptlib.train.trainer import NonFiniteLossError
 
     calls = []
@@ -184,7 +184,7 @@ def test_sweep_each_drops_a_diverging_lr(monkeypatch):
         return types.SimpleNamespace(best_lr=max(lrs), rows=[{"lr": lr} for lr in lrs])
 
     monkeypatch.setattr(sweep_mod, "sweep", fake_sweep)
-    results, diverged = nb.sweep_each({"a": object()}, lrs=(1e-3, 1e-2))
+    results, diverged = sweep_mod.sweep_each({"a": object()}, lrs=(1e-3, 1e-2))
     assert calls == [(1e-3, 1e-2), (1e-3,)]
     assert diverged == {"a": [0.01]} and results["a"].best_lr == 1e-3
 

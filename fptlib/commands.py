@@ -197,10 +197,10 @@ def cmd_reproduce(args) -> int:
 
 def cmd_sweep(args) -> int:
     _threads(args.device)
-    from fptlib.train import sweep
+    from fptlib import sweeps
     cfg = _config_from_args(args)
-    lrs = tuple(args.lrs) if args.lrs else (sweep.QUICK_LRS if args.profile == "quick" else sweep.CRITIQUE_LRS)
-    res = sweep.sweep(cfg, lrs=lrs, seeds=tuple(args.seeds), directory=args.results_dir,
+    lrs = tuple(args.lrs) if args.lrs else (sweeps.QUICK_LRS if args.profile == "quick" else sweeps.CRITIQUE_LRS)
+    res = sweeps.sweep(cfg, lrs=lrs, seeds=tuple(args.seeds), directory=args.results_dir,
                       progress=not args.no_progress, device=args.device)
     print()
     print(res.markdown())

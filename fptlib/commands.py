@@ -13,6 +13,10 @@ import json
 import sys
 from pathlib import Path
 
+from fptlib.experiments import PROFILES
+
+PROFILE_HELP = "quick | full (default: $FPT_PROFILE, else full on a GPU and quick without one)"
+
 
 def _parse_value(text: str):
     for cast in (int, float):
@@ -43,25 +47,30 @@ def _backbone(args) -> str:
     return name
 
 
-def _config_from_args(args):
-    """A RunConfig: the profile's settings for the task (when it has some), then the flags."""
-    import dataclasses
+def _profile(args) -> str:
+    """``--profile``, else the one profile rule (``experiments.choose_profile``), printed with its reason."""
+    from fptlib import env, experiments
 
+    if args.profile:
+        return args.profile
+    name, why = experiments.choose_profile(env.pick_device(getattr(args, "device", "auto")))
+    print(f"profile: {name} ({why})", file=sys.stderr, flush=True)
+    return name
+
+
+def _config_from_args(args):
+    """A RunConfig from ``experiments.config``: the paper's settings, the profile's, then the flags."""
     from fptlib import experiments
     backbone = _backbone(args)
-    if args.task in experiments.TASK_SETTINGS[args.profile]:
-        cfg = experiments.base_config(args.task, args.profile, backbone)
-    else:
-        cfg = experiments.RunConfig(task=args.task, backbone=backbone, profile=args.profile)
     changes = {k: v for k, v in dict(init=args.init, freeze=args.freeze, steps=args.steps, lr=args.lr,
                                      batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed,
                                      eval_every=args.eval_every, layers=args.layers,
                                      dropout=args.dropout).items() if v is not None}
     if args.option:
-        changes["task_options"] = tuple(sorted({**dict(cfg.task_options), **dict(parse_options(args.option))}.items()))
+        changes["task_options"] = dict(parse_options(args.option))
     if args.backbone_override:
         changes["backbone_overrides"] = parse_options(args.backbone_override)
-    return dataclasses.replace(cfg, **changes)
+    return experiments.config(args.task, _profile(args), backbone, **changes)
 
 
 def _add_run_flags(p):
@@ -69,7 +78,7 @@ def _add_run_flags(p):
     p.add_argument("--backbone", default=None, help="backbone name (default: the registry's rule)")
     p.add_argument("--init", default=None, help="pretrained | random | statistics | bit-memory")
     p.add_argument("--freeze", default=None, help="freeze preset, e.g. fpt, output_only, +layernorm, full")
-    p.add_argument("--profile", default="quick", choices=("quick", "full"), help="base settings (default quick)")
+    p.add_argument("--profile", default=None, choices=PROFILES, help=PROFILE_HELP)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
@@ -135,19 +144,16 @@ def _print_summary(record: dict) -> None:
     for split, m in record["final"].items():
         print(f"final {split} accuracy: {100 * m['accuracy']:.1f}% (loss {m['loss']:.4f})")
     print(f"{record['steps']} steps, {record['samples']} samples, {record['wall_time_s']:.1f} s on "
-          f"{record['hardware']}; backbone {results.describe_source(record)}")
+          f"{record['hardware']}; {results.provenance(record, data=True)}")
     if record.get("key"):
         print(f"record: {record['key']}")
 
 
 def cmd_demo(args) -> int:
     _threads(args.device)
-    import dataclasses
-
     from fptlib import experiments
     backbone = _backbone(args)
-    cfg = experiments.base_config("bit-xor", "quick", backbone, row="demo", column="bit-xor")
-    cfg = dataclasses.replace(cfg, steps=args.steps)
+    cfg = experiments.config("bit-xor", "quick", backbone, row="demo", column="bit-xor", steps=args.steps)
     print(f"FPT demo: {cfg.describe()}", flush=True)
     record, model = experiments.train(cfg, directory=args.results_dir, progress=not args.no_progress,
                                       device=args.device, checkpoint=False)
@@ -183,15 +189,16 @@ def save_attention_picture(model, cfg, out: Path) -> Path:
 
 def cmd_reproduce(args) -> int:
     _threads(args.device)
-    from fptlib import experiments, results
+    from fptlib import experiments, report
     changes = {"steps": args.steps} if args.steps else {}
     if args.backbone_override:
         changes["backbone_overrides"] = parse_options(args.backbone_override)
-    experiments.reproduce(args.table, args.profile, backbone=args.backbone, directory=args.results_dir,
+    profile = _profile(args)
+    experiments.reproduce(args.table, profile, backbone=args.backbone, directory=args.results_dir,
                           progress=not args.no_progress, device=args.device,
                           compile=_compile(args), **changes)
     print()
-    print(results.table(args.table, args.profile, directory=args.results_dir, backbone=args.backbone, **changes))
+    print(report.table(args.table, profile, directory=args.results_dir, backbone=args.backbone, **changes))
     return 0
 
 
@@ -199,7 +206,7 @@ def cmd_sweep(args) -> int:
     _threads(args.device)
     from fptlib import sweeps
     cfg = _config_from_args(args)
-    lrs = tuple(args.lrs) if args.lrs else (sweeps.QUICK_LRS if args.profile == "quick" else sweeps.CRITIQUE_LRS)
+    lrs = tuple(args.lrs) if args.lrs else (sweeps.QUICK_LRS if cfg.profile == "quick" else sweeps.CRITIQUE_LRS)
     res = sweeps.sweep(cfg, lrs=lrs, seeds=tuple(args.seeds), directory=args.results_dir,
                       progress=not args.no_progress, device=args.device)
     print()
@@ -208,11 +215,11 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from fptlib import results
+    from fptlib import report
     if args.table:
-        print(results.table(args.table, args.profile, directory=args.results_dir, backbone=args.backbone))
+        print(report.table(args.table, _profile(args), directory=args.results_dir, backbone=args.backbone))
     else:
-        print(results.table(None, directory=args.results_dir))
+        print(report.table(None, directory=args.results_dir))
     return 0
 
 
@@ -237,7 +244,7 @@ def register(subparsers) -> None:
     tables = ", ".join(experiments.names())
     p = subparsers.add_parser("reproduce", help="run a paper table's experiments (skips finished runs)")
     p.add_argument("table", help=f"one of: {tables}")
-    p.add_argument("--profile", default="quick", choices=experiments.PROFILES)
+    p.add_argument("--profile", default=None, choices=PROFILES, help=PROFILE_HELP)
     p.add_argument("--backbone", default=None)
     p.add_argument("--steps", type=int, default=None, help="override every run's steps (a shorter smoke run)")
     p.add_argument("--backbone-override", action="append", metavar="NAME=VALUE",
@@ -254,7 +261,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("results", help="stored results as markdown, beside the paper's numbers")
     p.add_argument("table", nargs="?", default=None, help=f"a paper table ({tables}); none: every record")
-    p.add_argument("--profile", default="quick", choices=experiments.PROFILES)
+    p.add_argument("--profile", default=None, choices=PROFILES, help=PROFILE_HELP)
     p.add_argument("--backbone", default=None)
     p.add_argument("--results-dir", default=None)
     p.set_defaults(func=cmd_results)

@@ -21,7 +21,10 @@ RECORDED_PACKAGES = ("torch", "transformers", "numpy", "einops", "fptlib")
 
 
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:
-    """Resolve "auto" to CUDA when present, else MPS, else CPU; check explicit choices exist."""
+    """Resolve "auto" to ``$FPT_DEVICE`` when set, else CUDA when present, else MPS, else CPU;
+    check explicit choices exist. Every entry point (notebooks, command line, Trainer) goes through here."""
+    if (device is None or str(device) == "auto") and os.environ.get("FPT_DEVICE", "").strip():
+        device = os.environ["FPT_DEVICE"].strip()
     if device is None or str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -6,6 +6,8 @@ all write through :func:`atomic_write`, so none of them depends on another for i
 from __future__ import annotations
 
 import os
+import site
+import sysconfig
 import tempfile
 from pathlib import Path
 from typing import IO, Callable, Mapping
@@ -55,3 +57,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: b
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text))
+
+
+def short_paths(text: str) -> str:
+    """Replace machine-specific folders (site-packages, the checkout) by short names, so that
+    printed output is the same on every machine set up the same way."""
+    text = str(text)
+    prefixes = [(sysconfig.get_paths().get("purelib", ""), "<site-packages>")]
+    prefixes += [(p, "<site-packages>") for p in getattr(site, "getsitepackages", lambda: [])()]
+    root = repo_root()
+    if root is not None:
+        prefixes.append((str(root), "<repo>"))
+    for prefix, name in prefixes:
+        if prefix and prefix in text:
+            text = text.replace(prefix, name)
+    return text

@@ -83,6 +83,7 @@ def test_render_bad_settings(data):
         render(data, N, head=4)
 
 
+@pytest.mark.widgets
 def test_widget_callback_redraws_on_each_change(data, monkeypatch):
     calls = []
     real = ex.render

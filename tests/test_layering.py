@@ -17,7 +17,7 @@ LAYERS = (
     ("train (the engine)", ("train",)),
     ("results (store and record queries)", ("results",)),
     ("experiments and sweeps", ("experiments", "sweeps")),
-    ("report", ("report", "viz")),
+    ("report and plots", ("report", "viz", "jupyter_static")),
     ("notebook, explorer, command line", ("notebook", "explorer", "cli", "commands", "__main__", "__init__")),
 )
 COMMAND_LINE = len(LAYERS) - 1      # every package's cli.py is a command-line module

@@ -13,7 +13,12 @@ import json
 import sys
 from pathlib import Path
 
+from fptlib import env, experiments, report, results, sweeps, tasks
+from fptlib.backbones.registry import default_backbone
 from fptlib.experiments import PROFILES
+from fptlib.files import atomic_write
+from fptlib.train.distributed import context
+from fptlib.train.trainer import COMPILE_FLAGS
 
 PROFILE_HELP = "quick | full (default: $FPT_PROFILE, else full on a GPU and quick without one)"
 
@@ -40,8 +45,6 @@ def parse_options(items: list[str] | None) -> tuple[tuple[str, object], ...]:
 
 def _backbone(args) -> str:
     """The backbone to use, printed with the reason it was chosen (the registry's default rule)."""
-    from fptlib.backbones.registry import default_backbone
-
     name, why = default_backbone(args.backbone if args.backbone != "default" else None)
     print(f"backbone: {name} ({why})", file=sys.stderr, flush=True)
     return name
@@ -49,8 +52,6 @@ def _backbone(args) -> str:
 
 def _profile(args) -> str:
     """``--profile``, else the one profile rule (``experiments.choose_profile``), printed with its reason."""
-    from fptlib import env, experiments
-
     if args.profile:
         return args.profile
     name, why = experiments.choose_profile(env.pick_device(getattr(args, "device", "auto")))
@@ -60,7 +61,6 @@ def _profile(args) -> str:
 
 def _config_from_args(args):
     """A RunConfig from ``experiments.config``: the paper's settings, the profile's, then the flags."""
-    from fptlib import experiments
     backbone = _backbone(args)
     changes = {k: v for k, v in dict(init=args.init, freeze=args.freeze, steps=args.steps, lr=args.lr,
                                      batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed,
@@ -94,14 +94,12 @@ def _add_run_flags(p):
 
 
 def _add_compile(p):
-    from fptlib.train.trainer import COMPILE_FLAGS
     p.add_argument("--compile", default="auto", choices=tuple(COMPILE_FLAGS),
                    help="torch.compile: auto (CUDA runs of >= 5000 steps; CUDA graphs where batch shapes are "
                         "fixed), on, off, or a torch.compile mode")
 
 
 def _compile(args):
-    from fptlib.train.trainer import COMPILE_FLAGS
     return COMPILE_FLAGS[args.compile]
 
 
@@ -114,7 +112,6 @@ def _add_common(p):
 # -- commands ---------------------------------------------------------------------------------
 
 def _threads(device: str) -> None:
-    from fptlib import env
     note = env.tune_cpu_threads(env.pick_device(device))
     if note:
         print(f"note: {note}", file=sys.stderr, flush=True)
@@ -122,14 +119,12 @@ def _threads(device: str) -> None:
 
 def cmd_train(args) -> int:
     _threads(args.device)
-    from fptlib import experiments
     cfg = _config_from_args(args)
     if not args.json:
         print(f"training: {cfg.describe()}", flush=True)
     record, _ = experiments.train(cfg, directory=args.results_dir, progress=not args.no_progress,
                                   device=args.device, checkpoint=args.checkpoint_dir or False,
                                   store=not args.no_store, compile=_compile(args))
-    from fptlib.train.distributed import context
     if not context().is_main:
         return 0
     if args.json:
@@ -140,7 +135,6 @@ def cmd_train(args) -> int:
 
 
 def _print_summary(record: dict) -> None:
-    from fptlib import results
     for split, m in record["final"].items():
         print(f"final {split} accuracy: {100 * m['accuracy']:.1f}% (loss {m['loss']:.4f})")
     print(f"{record['steps']} steps, {record['samples']} samples, {record['wall_time_s']:.1f} s on "
@@ -151,7 +145,6 @@ def _print_summary(record: dict) -> None:
 
 def cmd_demo(args) -> int:
     _threads(args.device)
-    from fptlib import experiments
     backbone = _backbone(args)
     cfg = experiments.config("bit-xor", "quick", backbone, row="demo", column="bit-xor", steps=args.steps)
     print(f"FPT demo: {cfg.describe()}", flush=True)
@@ -169,16 +162,13 @@ def save_attention_picture(model, cfg, out: Path) -> Path:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from fptlib import tasks
-    from fptlib.attention import extract_attentions
+    from fptlib.attention import extract_attentions      # the plots import matplotlib: only here
     from fptlib.viz import bit_labels, plot_attention_grid
 
     task = tasks.get(cfg.task, **dict(cfg.task_options))
     batch = next(task.eval_batches("test", 4, "cpu"))
     attn = extract_attentions(model.cpu(), batch.x)
     fig = plot_attention_grid(attn, example=0, tokens=bit_labels(batch.x[0], task.n))
-    from fptlib.files import atomic_write
-
     try:
         atomic_write(out, lambda f: fig.savefig(f, dpi=110, bbox_inches="tight", format="png"),
                      binary=True)
@@ -189,7 +179,6 @@ def save_attention_picture(model, cfg, out: Path) -> Path:
 
 def cmd_reproduce(args) -> int:
     _threads(args.device)
-    from fptlib import experiments, report
     changes = {"steps": args.steps} if args.steps else {}
     if args.backbone_override:
         changes["backbone_overrides"] = parse_options(args.backbone_override)
@@ -204,7 +193,6 @@ def cmd_reproduce(args) -> int:
 
 def cmd_sweep(args) -> int:
     _threads(args.device)
-    from fptlib import sweeps
     cfg = _config_from_args(args)
     lrs = tuple(args.lrs) if args.lrs else (sweeps.QUICK_LRS if cfg.profile == "quick" else sweeps.CRITIQUE_LRS)
     res = sweeps.sweep(cfg, lrs=lrs, seeds=tuple(args.seeds), directory=args.results_dir,
@@ -215,7 +203,6 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from fptlib import report
     if args.table:
         print(report.table(args.table, _profile(args), directory=args.results_dir, backbone=args.backbone))
     else:
@@ -224,8 +211,6 @@ def cmd_results(args) -> int:
 
 
 def register(subparsers) -> None:
-    from fptlib import experiments
-
     p = subparsers.add_parser("demo", help="FPT on Bit XOR with the default backbone; saves an attention picture")
     p.add_argument("--backbone", default=None)
     p.add_argument("--steps", type=int, default=300)

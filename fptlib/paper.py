@@ -1,5 +1,5 @@
 """The paper's numbers, as data. Every value here is the paper's (or, for ``lr_critique``, the
-critique paper's), transcribed from /work/shared/reference/fpt-paper.md; nothing here was
+critique paper's), transcribed from the two papers below; nothing here was
 produced by this library. Tables render them in columns labelled with ``paper_label``.
 
 Sources: Lu, Grover, Abbeel, Mordatch, "Pretrained Transformers as Universal Computation Engines",

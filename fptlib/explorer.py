@@ -25,8 +25,11 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from . import experiments
 from .attention import (MatchingReport, chance_value, check_n_bits, extract_attentions, is_causal,
                         matching_bit_score)
+from .results import accuracy, provenance
+from .tasks.bits import BitXOR
 from .viz import check_index, bit_labels, plot_attention
 
 PRETRAINED, RANDOM, UNTRAINED = "language-pretrained", "random-init", "before training"
@@ -48,8 +51,6 @@ def xor_configs(n_bits: int, profile: str = "quick", backbone: str | None = None
     string length and the initialisation changed. At the paper's length 5 these are the very runs
     notebooks 03, 08 and 10 train, so the results store hands them back instead of training again.
     """
-    from fptlib import experiments
-
     check_n_bits(n_bits)
     backbone = experiments.resolve_backbone(backbone)
     changes = {"steps": steps} if steps is not None else {}
@@ -69,7 +70,6 @@ class XorModels:
 
 def _produced_by(record: dict) -> str:
     """The course's one-line provenance of a run, plus the string length and the hardware."""
-    from fptlib.results import provenance
     n = dict(record.get("run_config", {}).get("task_options") or {}).get("n", "?")
     return f"{provenance(record)}, bit-xor n={n}, {record.get('hardware', '?')}"
 
@@ -82,9 +82,6 @@ def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None,
     ``experiments.load_model`` loads their trained weights), so re-running a notebook never trains
     twice.
     """
-    from fptlib import experiments
-    from fptlib.results import accuracy
-
     configs = xor_configs(n_bits, profile, backbone, steps=steps, seed=seed)
     out = XorModels(n_bits, {})
     for kind, cfg in configs.items():
@@ -135,7 +132,6 @@ class XorAttention:
 
 def xor_inputs(n_bits: int, examples: int = EXAMPLES) -> Tensor:
     """Fixed Bit XOR inputs: the first ``examples`` of the task's test split (same for every model)."""
-    from fptlib.tasks.bits import BitXOR
     task = BitXOR(n=n_bits, eval_size=max(examples, 1))
     return next(iter(task.eval_batches("test", examples, "cpu"))).x
 

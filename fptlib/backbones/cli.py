@@ -6,6 +6,7 @@ import json
 from fptlib.backbones.hub import BackboneUnavailable, hub_reachable
 from fptlib.backbones.registry import INITS, KNOWN, load_backbone, pretrained_available
 from fptlib.freeze import PRESETS
+from fptlib.model import FPT
 
 
 def register(sub) -> None:
@@ -54,8 +55,6 @@ def cmd_backbones(args) -> int:
 
 
 def cmd_describe(args) -> int:
-    from fptlib.model import FPT
-
     note = None
     try:
         backbone = load_backbone(args.backbone, init=args.init, layers=args.layers)

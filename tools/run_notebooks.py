@@ -51,9 +51,11 @@ def execute(path: Path, timeout: int, write: bool) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fptlib.experiments import PROFILES
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("prefixes", nargs="*", help="run only notebooks whose file name starts so (e.g. 02)")
-    ap.add_argument("--profile", default="quick", choices=("quick", "full"))
+    ap.add_argument("--profile", default="quick", choices=PROFILES)
     ap.add_argument("--fresh", action="store_true",
                     help="start from an empty results store (moves results/*.json to a backup folder)")
     ap.add_argument("--check", action="store_true", help="execute without writing the notebooks back")

@@ -1,4 +1,9 @@
-"""Named configurations for every table of the paper, at two profiles, and ``run(config)``.
+"""Run settings, named configurations for every table of the paper at two profiles, and ``run(config)``.
+
+``config(task, profile, backbone, **changes)`` is the one place a run's settings come from: the
+paper's hyperparameters for the task (``paper.HYPERPARAMETERS``), then what the profile changes
+(``PROFILE_SETTINGS``), then the caller's changes. The profile, unless given, follows the one rule
+of :func:`choose_profile` (``FPT_PROFILE``, else ``full`` on a GPU and ``quick`` without one).
 
 - ``quick``: minutes on a 2-core CPU with the default backbone (the bundled MiniLM where GPT-2
   is not available): small sizes, a few hundred steps, for CI and a first contact. These numbers

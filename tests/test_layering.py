@@ -15,7 +15,7 @@ LAYERS = (
     ("env, paper, file helpers", ("env", "paper", "files")),
     ("model, backbones, tasks", ("model", "freeze", "attention", "backbones", "tasks")),
     ("train (the engine)", ("train",)),
-    ("results (store and record queries)", ("results",)),
+    ("results (store and record queries)", ("results", "stats")),
     ("experiments and sweeps", ("experiments", "sweeps")),
     ("report and plots", ("report", "viz", "jupyter_static")),
     ("notebook, explorer, command line", ("notebook", "explorer", "cli", "commands", "__main__", "__init__")),

@@ -15,7 +15,7 @@ import sys
 COMMAND_MODULES = (
     "fptlib.backbones.cli",   # backbones, describe
     "fptlib.tasks.cli",       # tasks
-    "fptlib.train.cli",       # demo, train, reproduce, sweep, results
+    "fptlib.commands",        # demo, train, reproduce, sweep, results
 )
 
 

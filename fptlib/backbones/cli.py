@@ -8,6 +8,7 @@ from fptlib.backbones.hub import BackboneUnavailable, hub_reachable
 from fptlib.backbones.registry import INITS, KNOWN, load_backbone, pretrained_available
 from fptlib.cli import positive_int
 from fptlib.freeze import PRESETS
+from fptlib.model import FPT
 
 
 def register(sub) -> None:
@@ -61,8 +62,6 @@ def cmd_backbones(args) -> int:
 
 
 def cmd_describe(args) -> int:
-    from fptlib.model import FPT
-
     note = None
     try:
         backbone = load_backbone(args.backbone, init=args.init, layers=args.layers)

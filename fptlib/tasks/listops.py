@@ -30,6 +30,7 @@ import random
 from pathlib import Path
 
 
+from fptlib.files import atomic_write_text
 from fptlib.tasks.base import paper_hparams, positive
 from fptlib.tasks.dataset import DatasetTask, Split
 from fptlib.tasks.download import data_dir as resolve_data_dir
@@ -263,8 +264,6 @@ def write_tsv(path: str | os.PathLike, rows) -> None:
     writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
     writer.writerow(["Source", "Target"])
     writer.writerows(rows)
-    from fptlib.results import atomic_write_text
-
     atomic_write_text(path, buf.getvalue())
 
 

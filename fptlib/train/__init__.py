@@ -1,4 +1,4 @@
-"""Training: the Trainer, checkpoints, DDP, the feature cache and learning-rate sweeps."""
+"""Training, the engine only: the Trainer, checkpoints, DDP and the feature cache."""
 from fptlib.train.checkpoint import CheckpointMismatch, TrainingInterrupted
 from fptlib.train.trainer import NonFiniteLossError, TrainConfig, Trainer, TrainResult
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fptlib.results import atomic_write
+from fptlib.files import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = 2              # 2: plain data only (RNG states as lists and tensors), read with weights_only=True
@@ -39,7 +39,7 @@ _PROCESS_START = time.time()
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save through a temporary file and os.replace (see results.atomic_write). Only plain
+    """torch.save through a temporary file and os.replace (see files.atomic_write). Only plain
     data is saved (``check_plain``), so that the file loads with ``weights_only=True``."""
     check_plain(obj)
     return atomic_write(path, lambda f: torch.save(obj, f), binary=True)

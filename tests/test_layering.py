@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fptlib"
 
 # lowest first; a module may import its own layer and the layers below, never above
 LAYERS = (
-    ("env, paper, file helpers", ("env", "paper", "files")),
+    ("env, paper, file and network helpers", ("env", "paper", "files", "net")),
     ("model, backbones, tasks", ("model", "freeze", "attention", "backbones", "tasks")),
     ("train (the engine)", ("train",)),
     ("results (store and record queries)", ("results", "stats")),

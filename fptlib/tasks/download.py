@@ -29,8 +29,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from fptlib import net
-
-_REPO = Path(__file__).resolve().parents[2]
+from fptlib.files import atomic_write_text, repo_root
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
@@ -40,9 +39,8 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     env = os.environ.get("FPT_DATA_DIR")
     if env:
         return Path(env).expanduser()
-    if (_REPO / "pyproject.toml").exists() and (_REPO / "fptlib").is_dir():
-        return _REPO / "data"
-    return Path.cwd() / "data"
+    root = repo_root()
+    return (root if root is not None else Path.cwd()) / "data"
 
 
 def data_dir_explained(path=None) -> str:
@@ -176,7 +174,6 @@ def trust_on_first_use(path: Path, record: Path) -> str:
                              f"tampered with. If you trust the new file, delete {record} and run "
                              f"again.")
         return digest
-    from fptlib.results import atomic_write_text
 
     atomic_write_text(record, f"{digest}  {path.name}\n")
     return digest

@@ -2,7 +2,7 @@
 are each skipped with a warning on stderr naming the file; tables and reproduce keep working."""
 import json
 
-from fptlib import experiments, results
+from fptlib import experiments, report, results
 from fptlib.cli import main
 from test_train_toy import TINY_GPT2, one_thread  # noqa: F401
 
@@ -57,5 +57,5 @@ def test_reproduce_survives_bad_files_and_retrains_a_truncated_record(tmp_path, 
                                     progress=False, log=lambda *_: None, **changes)
     assert len(records) == 2 and records[0]["key"] == cfg.key and records[0]["steps"] == 2
     assert json.loads((tmp_path / f"{cfg.key}.json").read_text())["steps"] == 2      # rewritten whole
-    md = results.table("architecture", "quick", directory=tmp_path, backbone="gpt2", **changes)
+    md = report.paper_table("architecture", "quick", directory=tmp_path, backbone="gpt2", **changes).markdown()
     assert "not run" not in md

@@ -74,7 +74,7 @@ def test_cached_run_trains_the_same_output_layer_as_the_uncached_trainer(request
     for split in ("val", "test"):
         assert res.final[split]["accuracy"] == pytest.approx(ref.final[split]["accuracy"], abs=1e-9)
         assert res.final[split]["loss"] == pytest.approx(ref.final[split]["loss"], abs=1e-5)
-    sizes = task.split_sizes()
+    sizes = {name: len(split) for name, split in task.splits().items()}
     assert res.cached_examples == {s: sizes[s] for s in ("train", "val", "test")} and sizes["train"] == 64
     assert res.feature_s > 0 and res.wall_s >= res.feature_s + res.train_s * 0.99
     assert "augmentation off" in res.notes[0]

@@ -21,7 +21,7 @@ from fptlib.files import atomic_write
 from fptlib.train.distributed import context
 from fptlib.train.trainer import COMPILE_FLAGS
 
-PROFILE_HELP = "quick | full (default: $FPT_PROFILE, else full on a GPU and quick without one)"
+PROFILE_HELP = "quick | evidence | full (default: $FPT_PROFILE, else evidence on a GPU and quick without one)"
 
 
 def _parse_value(text: str):

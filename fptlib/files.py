@@ -5,6 +5,7 @@ all write through :func:`atomic_write`, so none of them depends on another for i
 """
 from __future__ import annotations
 
+import json
 import os
 import site
 import sysconfig
@@ -35,6 +36,36 @@ def results_dir(directory: str | os.PathLike | None = None, env: Mapping[str, st
     if (root / "results").is_dir() or (root / ".git").exists():
         return root / "results"
     return Path.cwd() / "results"
+
+
+EVIDENCE = "evidence"          # the tracked sub-folder of the results store for the evidence profile
+MANIFEST = "manifest.json"     # per run key: the command, hardware, wall time, commit, created_at
+
+
+def evidence_dir(directory: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The evidence profile's records: ``<results store>/evidence/`` (tracked by git, unlike the
+    rest of the store; its weights and checkpoints stay ignored)."""
+    return results_dir(directory, env) / EVIDENCE
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, dict]:
+    """The manifest of a store folder (run key -> how it was produced); {} when there is none."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): restore it with git "
+                         f"(git checkout -- {path.name}) or delete it to start a new manifest") from None
+
+
+def add_to_manifest(folder: str | os.PathLike, key: str, entry: Mapping) -> Path:
+    """Add (or replace) one run's entry and rewrite the manifest atomically."""
+    manifest = read_manifest(folder)
+    manifest[key] = dict(entry)
+    text = json.dumps(dict(sorted(manifest.items())), indent=1, sort_keys=True) + "\n"
+    return atomic_write_text(Path(folder) / MANIFEST, text)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = False) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from fptlib import env
-from fptlib.files import atomic_write_text, results_dir
+from fptlib.files import MANIFEST, atomic_write_text, results_dir
 
 FORMAT = 1
 
@@ -147,6 +147,8 @@ def load(directory: str | os.PathLike | None = None, **filters: Any) -> list[dic
     folder = results_dir(directory)
     records = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if path.name == MANIFEST:      # how the records were produced (evidence folder), not a record
+            continue
         rec = read_record(path)
         if rec is not None and all(_matches(rec, k, v) for k, v in filters.items()):
             records.append(rec)

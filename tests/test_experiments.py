@@ -18,11 +18,13 @@ def test_every_table_has_labelled_configs_matching_the_paper(profile):
         assert configs, name
         for c in configs:
             assert c.profile == profile and c.table == name
-            assert c.row in ptable.rows, (name, c.row)
-            assert c.column in ptable.columns, (name, c.column)
-            assert ptable.value(c.row, c.column) is not None, (name, c.row, c.column)
+            # the paper's row and column, or a labelled variant the paper did not run
+            assert c.row in ptable.rows or c.row in experiments.VARIANTS, (name, c.row)
+            assert c.column in ptable.columns or c.column in experiments.VARIANTS, (name, c.column)
+            if c.row not in experiments.VARIANTS and c.column not in experiments.VARIANTS:
+                assert ptable.value(c.row, c.column) is not None, (name, c.row, c.column)
     full = experiments.table("table1", "full", backbone="gpt2")
-    assert {c.column for c in full} == set(paper.TASKS)
+    assert {c.column for c in full} == set(paper.TASKS) | {"listops (brackets kept)"}
     assert all(c.steps >= 20_000 for c in full)
 
 

@@ -21,10 +21,10 @@ def fake_default_backbone(monkeypatch):
 def test_profile_rule():
     choose = experiments.choose_profile
     assert choose("cpu", {})[0] == "quick"
-    assert choose("cuda", {})[0] == "full"
+    assert choose("cuda", {})[0] == "evidence"
     assert choose("cuda", {"FPT_PROFILE": "quick"}) == ("quick", "set by FPT_PROFILE")
     assert choose("cpu", {"FPT_PROFILE": " FULL "})[0] == "full"
-    with pytest.raises(ValueError, match="quick, full"):
+    with pytest.raises(ValueError, match="quick, evidence, full"):
         choose("cpu", {"FPT_PROFILE": "fast"})
 
 

@@ -18,6 +18,7 @@ from fptlib.backbones.base import Backbone, BackboneOutput
 
 # The default width: GPT-2 small's, the transformer the paper's baseline stands in for.
 LSTM_WIDTH = 768
+LSTM_LAYERS = 3        # the paper's LSTM baseline: 3 layers
 
 
 class LSTMBackbone(Backbone):
@@ -31,7 +32,7 @@ class LSTMBackbone(Backbone):
         (r"final_norm\.(?:weight|bias)", "layernorm"),
     )
 
-    def __init__(self, hidden_size: int = LSTM_WIDTH, num_layers: int = 3, dropout: float = 0.1,
+    def __init__(self, hidden_size: int = LSTM_WIDTH, num_layers: int = LSTM_LAYERS, dropout: float = 0.1,
                  seed: int | None = 0, name: str = "lstm") -> None:
         super().__init__()
         if seed is not None:

@@ -21,7 +21,7 @@ import torch
 from fptlib.backbones import hub
 from fptlib.backbones.base import Backbone
 from fptlib.backbones.families import FAMILIES, build_body, config_class, family_of, model_class
-from fptlib.backbones.lstm import LSTM_WIDTH, LSTMBackbone
+from fptlib.backbones.lstm import LSTM_LAYERS, LSTM_WIDTH, LSTMBackbone
 
 INITS = ("pretrained", "random", "statistics")
 # config fields that count or size something: an override must keep them positive integers
@@ -176,6 +176,14 @@ def hidden_size_of(name: str) -> int:
         return LSTM_WIDTH
     _, config = _config_for(name)
     return config.hidden_size
+
+
+def num_layers_of(name: str) -> int:
+    """The number of blocks of a backbone, read from its config without loading weights."""
+    if name == "lstm":
+        return LSTM_LAYERS
+    _, config = _config_for(name)
+    return config.num_hidden_layers      # every family's config maps this name (n_layer, num_layers)
 
 
 def _looks_like_model_id(name: str) -> bool:

@@ -3,7 +3,8 @@
 - ``demo``: the README's main job. FPT on Bit XOR with the default backbone, a progress bar,
   the final accuracy, and the first layers' attention saved as a picture.
 - ``train``: one run from the command line; ``--json`` prints its results record.
-- ``reproduce TABLE --profile quick|full``: every run of a paper table, skipping finished ones.
+- ``reproduce TABLE --profile quick|evidence|full``: every run of a paper table, skipping finished ones
+  (evidence: into the tracked ``results/evidence/`` with its manifest).
 - ``sweep``: a learning-rate sweep with validation-based selection over seeds.
 - ``results [TABLE]``: the stored records as markdown, beside the paper's numbers.
 """
@@ -200,7 +201,8 @@ def cmd_reproduce(args) -> int:
                           progress=not args.no_progress, device=args.device,
                           compile=_compile(args), **changes)
     print()
-    print(report.table(args.table, profile, directory=args.results_dir, backbone=args.backbone, **changes))
+    store = experiments.store_dir(profile, args.results_dir)      # evidence: results/evidence/
+    print(report.table(args.table, profile, directory=store, backbone=args.backbone, **changes))
     return 0
 
 

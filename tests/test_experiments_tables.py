@@ -224,3 +224,28 @@ def test_the_manifest_is_not_read_as_a_record(tmp_path, capsys):
     assert [r["key"] for r in results.load(tmp_path)] == ["k1"]
     assert "warning" not in capsys.readouterr().err
     assert not (tmp_path / "manifest.json.tmp").exists() and files.read_manifest(tmp_path) == {"k1": {"command": "c"}}
+
+
+def test_evidence_order_ranks_every_table_once():
+    assert sorted(experiments.EVIDENCE_ORDER) == sorted(experiments.names())
+
+
+def test_cli_reproduce_evidence_trains_seeds_into_the_tracked_folder_and_resumes(tmp_path, monkeypatch, capsys):
+    from fptlib.cli import main
+    from test_cli_train import TINY
+
+    monkeypatch.setenv("FPT_RESULTS_DIR", str(tmp_path))
+    small = {**experiments.PROFILE_SETTINGS["evidence"]["fashion-mnist"], "eval_limit": 32}   # a fast test
+    monkeypatch.setitem(experiments.PROFILE_SETTINGS["evidence"], "fashion-mnist", small)
+    argv = ["reproduce", "architecture", "--profile", "evidence", "--steps", "2", *TINY, "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("running") == 6                      # two rows, three seeds
+    manifest = files.read_manifest(tmp_path / "evidence")
+    assert len(manifest) == 6 and not list(tmp_path.glob("*.json"))
+    assert all(e["command"].startswith("python -m fptlib reproduce architecture --profile evidence")
+               and e["wall_time_s"] > 0 and e["commit"] for e in manifest.values())
+    assert {r["seed"] for r in results.load(tmp_path / "evidence")} == set(experiments.SEEDS["evidence"])
+    assert "Fashion-MNIST" in out                         # the stand-in is named in the table
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("done already") == 6

@@ -143,8 +143,12 @@ LSTM_LR = 3e-4          # the paper's learning rate for LSTMs
 # Table 1's "Full transformer": the paper's CIFAR-10 model is a 3-layer GPT-2, and its C10 LRA
 # train/test figures are a 3-layer transformer's; elsewhere the backbone's own depth
 FULL_TRANSFORMER_LAYERS = {"cifar10": 3, "cifar10-lra": 3}
-# ListOps in the corrected tokenization (closing brackets kept) beside the paper's (dropped)
+# ListOps in the corrected tokenization (closing brackets kept) beside the paper's (dropped): at quick
+# and evidence the generated expressions (at most 100 tokens) fit the paper's 512 positions; at full,
+# LRA's expressions with their brackets reach 2000 tokens, past GPT-2's 1024 positions, so the
+# positional table grows (``extend_positions``)
 LISTOPS_CORRECTED = {"tokenization": "corrected"}
+LISTOPS_CORRECTED_OFFLINE_MAX_LEN = 512
 # labels that are not the paper's rows or columns: variants the paper did not run, and what they are
 VARIANTS = {
     "listops (brackets kept)": "ListOps with the corrected tokenization (closing brackets kept); the paper's "
@@ -268,7 +272,20 @@ def describe_setting(config, task=None) -> str:
         lines.append(f"note        : the paper used GPT-2; this run uses {config.backbone} instead")
     if config.profile == "quick":
         lines.append("note        : quick profile: toy scale for a CPU, not the paper's settings")
+    lines += [f"note        : {n}" for n in profile_notes(config)[config.profile == "quick":]]
     return "\n".join(lines)
+
+
+EVIDENCE_NOTE = "evidence profile: offline sizes and stand-ins on a CPU budget, not the paper's settings"
+
+
+def profile_notes(config: RunConfig) -> list[str]:
+    """What a record says about its profile: toy scale (quick) or offline sizes (evidence), and the
+    stand-in when the task run is not the paper's task of the config's column."""
+    notes = {"quick": [FULL_SIZE_NOTE], "evidence": [EVIDENCE_NOTE]}.get(config.profile, [])
+    if config.column in paper.TASKS and config.task != config.column:
+        notes.append(f"stand-in: {config.task} for the paper's {paper.TASK_TITLES[config.column]}")
+    return notes
 
 
 def check_profile(profile: str) -> str:
@@ -320,13 +337,15 @@ def _label(cfg: RunConfig, table: str, row: str, column: str) -> RunConfig:
     return dataclasses.replace(cfg, table=table, row=row, column=column)
 
 
-def _with_listops_variant(columns, label: str = "listops"):
+def _with_listops_variant(profile: str, columns, label: str = "listops"):
     """(paper column, label, changes) for each column; ListOps twice: the paper's tokenization
     (brackets dropped) and the corrected one (brackets kept), labelled ``VARIANTS``."""
+    corrected = dict(task_options=LISTOPS_CORRECTED, extend_positions=True) if profile == "full" else \
+        dict(task_options={**LISTOPS_CORRECTED, "max_len": LISTOPS_CORRECTED_OFFLINE_MAX_LEN})
     for t in columns:
         yield t, label if t == "listops" else t, {}
         if t == "listops":
-            yield t, f"{label} (brackets kept)", {"task_options": LISTOPS_CORRECTED}
+            yield t, f"{label} (brackets kept)", corrected
 
 
 def _lstm(cfg: RunConfig, **changes) -> RunConfig:
@@ -343,7 +362,7 @@ TABLE1_EVIDENCE_TASKS = ("bit-memory", "bit-xor", "listops", "cifar10")
 
 def _table1(profile, bb):
     out = []
-    for t, col, changes in _with_listops_variant(_tasks(profile, evidence=TABLE1_EVIDENCE_TASKS)):
+    for t, col, changes in _with_listops_variant(profile, _tasks(profile, evidence=TABLE1_EVIDENCE_TASKS)):
         base = _base(t, profile, bb, **changes)
         out.append(_label(base, "table1", "FPT", col))
         # "Full transformer": the same architecture, randomly initialised, every weight trained;
@@ -457,7 +476,7 @@ def _depth(profile, bb):
     if profile == "quick":
         reservoir = tuple(k for k in reservoir if k <= 2) + (total,)
     out = []
-    for _, col_tok, changes in _with_listops_variant(("listops",), label=""):
+    for _, col_tok, changes in _with_listops_variant(profile, ("listops",), label=""):
         for init in ("pretrained", "random"):
             col = f"{init}{col_tok}"
             for k in ln_depths:
@@ -722,9 +741,7 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
                      checkpoint_dir=str(ckpt_dir) if ckpt_dir else None, compile=compile,
                      run_identity=json.loads(json.dumps(config.identity(exclude=RESUMABLE), default=str)))
     result = Trainer(model, task, tc).fit()
-    notes = []
-    if config.profile == "quick":
-        notes.append(FULL_SIZE_NOTE)
+    notes = profile_notes(config)
     if config.backbone != "lstm" and not config.backbone.startswith("gpt2"):
         notes.append(f"backbone {config.backbone}, not the paper's GPT-2")
     record = results.make_record(result, model, task, key=config.key, freeze=config.freeze, profile=config.profile,

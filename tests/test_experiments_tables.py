@@ -67,6 +67,9 @@ def test_the_papers_protocol_in_each_table(profile):
     assert {c.freeze for c in depth if "output only" not in c.row} == {"+layernorm"}
     corrected = [c for c in depth if c.column.endswith("(brackets kept)")]
     assert corrected and all(dict(c.task_options)["tokenization"] == "corrected" for c in corrected)
+    # brackets kept: LRA's 2000 tokens at full grow the positions; the short generated ones fit 512
+    assert all(c.extend_positions if profile == "full" else dict(c.task_options)["max_len"] == 512
+               for c in corrected)
     reservoir = [c for c in depth if c.row.endswith("output only") and not c.row.startswith("C10")]
     assert {c.freeze for c in reservoir} == {"output_only"} and len({c.layers for c in reservoir}) >= 3
     assert {c.init for c in reservoir} == {"pretrained", "random"}
@@ -249,3 +252,25 @@ def test_cli_reproduce_evidence_trains_seeds_into_the_tracked_folder_and_resumes
     assert "Fashion-MNIST" in out                         # the stand-in is named in the table
     assert main(argv) == 0
     assert capsys.readouterr().out.count("done already") == 6
+
+
+@pytest.mark.parametrize("profile", experiments.PROFILES)
+def test_a_cell_is_one_setting_over_seeds_or_the_critiques_lr_sweep(profile):
+    """The contract with the report: configs sharing (row, column) differ only in seed, or, in the
+    critique, in seed and lr."""
+    for name in experiments.names():
+        cells = collections.defaultdict(set)
+        for c in experiments.table(name, profile, BACKBONE[profile]):
+            ignore = {"seed": 0, "lr": 0.0} if name == "lr_critique" else {"seed": 0}
+            cells[(c.row, c.column)].add(dataclasses.replace(c, **ignore))
+        assert all(len(v) == 1 for v in cells.values()), (name, [k for k, v in cells.items() if len(v) > 1])
+
+
+def test_records_say_their_profile_and_stand_in():
+    arch = experiments.table("architecture", "evidence", "minilm")[0]
+    notes = experiments.profile_notes(arch)
+    assert notes[0] == experiments.EVIDENCE_NOTE and "stand-in: fashion-mnist for the paper's CIFAR-10" in notes
+    assert "stand-in" in experiments.describe_setting(arch)
+    xor = experiments.table("table1", "quick", "minilm")[0]
+    assert experiments.profile_notes(xor) == [experiments.FULL_SIZE_NOTE]      # Bit XOR is the paper's task
+    assert experiments.profile_notes(experiments.table("table1", "full", "gpt2")[0]) == []

@@ -157,7 +157,7 @@ VARIANTS = {
     "random (brackets kept)": "random backbone on ListOps with the closing brackets kept",
     **{f"{k} layer{'s' if k > 1 else ''}, output only":
        f"only the output layer trained on the first {k} blocks (the paper: 17 with random blocks at any depth)"
-       for k in (1, 2, 6)},
+       for k in (1, 2, 6, 24, 30, 36, 48)},     # 6: MiniLM, 24/36/48: GPT-2 medium/large/XL, 30: SmolLM2
     "C10 LRA, output only": "only the output layer trained on C10 LRA (the paper's depth section: 24.7)",
 }
 FULL_SIZE_NOTE = "quick profile: toy scale on CPU, not the paper's settings"
@@ -272,7 +272,7 @@ def describe_setting(config, task=None) -> str:
         lines.append(f"note        : the paper used GPT-2; this run uses {config.backbone} instead")
     if config.profile == "quick":
         lines.append("note        : quick profile: toy scale for a CPU, not the paper's settings")
-    lines += [f"note        : {n}" for n in profile_notes(config)[config.profile == "quick":]]
+    lines += [f"note        : {n}" for n in profile_notes(config) if n != FULL_SIZE_NOTE]
     return "\n".join(lines)
 
 
@@ -461,16 +461,11 @@ def _backbones(profile, bb):
     return [_label(_base(t, profile, name), "backbones", row, t) for row, name in names for t in columns]
 
 
-def num_layers(backbone: str) -> int:
-    """Blocks of a backbone, read from its config (no weights loaded)."""
-    return num_layers_of(backbone)
-
-
 def _depth(profile, bb):
     """ListOps with ``+layernorm`` at 1/2/6 blocks, and the output-only ("reservoir") rows at 1/2/6/12
     blocks (capped at the backbone's depth; the whole backbone's row is labelled by its real depth),
     pretrained and random; the ``+layernorm`` rows in both tokenizations; and C10 LRA output-only."""
-    total = num_layers(bb)
+    total = num_layers_of(bb)
     ln_depths = (1, 2) if profile == "quick" else tuple(k for k in (1, 2, 6) if k <= total)
     reservoir = tuple(k for k in (1, 2, 6, 12) if k < total) + (total,)
     if profile == "quick":
@@ -626,7 +621,7 @@ def _run_seconds(c: RunConfig) -> float:
     elif c.freeze in ("full", "+feedforward", "+attention", "+both"):
         per_step *= TRAINED_ALL
     if c.layers and c.backbone != "lstm":
-        per_step *= max(c.layers / num_layers(c.backbone), 0.2)
+        per_step *= max(c.layers / num_layers_of(c.backbone), 0.2)
     return c.steps * per_step * (1 + EVAL_OVERHEAD)
 
 

@@ -296,8 +296,8 @@ def check_profile(profile: str) -> str:
 
 def choose_profile(device: str | None = None, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     """The one profile rule: ``(profile, reason)``. ``FPT_PROFILE`` if set, else ``evidence`` on a
-    GPU (three seeds, offline-sized tasks: about an hour per long notebook on a T4; ``full`` is one
-    setting away) and ``quick`` without one (``device``: default the one training would use,
+    GPU (three seeds, offline-sized tasks, meant to take about an hour per long notebook on a T4:
+    not measured here; ``full`` is one setting away) and ``quick`` without one (``device``: default the one training would use,
     ``env.pick_device``)."""
     environ = os.environ if environ is None else environ
     asked = environ.get("FPT_PROFILE", "").strip().lower()

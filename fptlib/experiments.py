@@ -803,8 +803,12 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
             continue
         records.append(record)
         if profile == files.EVIDENCE:     # the tracked evidence folder says how each record was made
-            files.add_to_manifest(folder, cfg.key, manifest_entry(record, command, time.perf_counter() - started,
-                                                                  device))
+            wall = time.perf_counter() - started
+            pre = results.get(pretraining_config(cfg).key, folder) if cfg.init == "bit-memory" else None
+            if pre is not None and pre["key"] not in files.read_manifest(folder):   # trained inside this run
+                files.add_to_manifest(folder, pre["key"], manifest_entry(pre, command, pre.get("wall_time_s", 0)))
+                wall -= pre.get("wall_time_s", 0)
+            files.add_to_manifest(folder, cfg.key, manifest_entry(record, command, wall, device))
     return records
 
 

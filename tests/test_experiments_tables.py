@@ -274,3 +274,21 @@ def test_records_say_their_profile_and_stand_in():
     xor = experiments.table("table1", "quick", "minilm")[0]
     assert experiments.profile_notes(xor) == [experiments.FULL_SIZE_NOTE]      # Bit XOR is the paper's task
     assert experiments.profile_notes(experiments.table("table1", "full", "gpt2")[0]) == []
+
+
+def test_the_bit_memory_pretraining_a_run_needs_gets_its_manifest_entry(tmp_path, monkeypatch):
+    calls = []
+    fake = fake_run(calls)
+
+    def run(cfg, *, directory=None, **kw):
+        if cfg.init == "bit-memory":          # as bit_memory_backbone does: the pretraining is a stored run
+            fake(experiments.pretraining_config(cfg), directory=directory)
+        return fake(cfg, directory=directory)
+    monkeypatch.setattr(experiments, "run", run)
+    experiments.reproduce("init", "evidence", backbone="minilm", directory=tmp_path, log=lambda _: None)
+    folder = files.evidence_dir(tmp_path)
+    manifest = files.read_manifest(folder)
+    assert {r["key"] for r in results.load(folder)} == set(manifest)
+    pre = experiments.pretraining_config(by(experiments.table("init", "evidence", "minilm"),
+                                            init="bit-memory")[0])
+    assert pre.key in manifest

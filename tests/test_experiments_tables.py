@@ -292,3 +292,19 @@ def test_the_bit_memory_pretraining_a_run_needs_gets_its_manifest_entry(tmp_path
     pre = experiments.pretraining_config(by(experiments.table("init", "evidence", "minilm"),
                                             init="bit-memory")[0])
     assert pre.key in manifest
+
+
+def test_committed_evidence_records_load_and_match_the_manifest():
+    """The tracked folder of the repository: every record has a manifest entry and every entry a
+    record, produced by reproduce at the evidence profile (empty until the evidence is committed)."""
+    root = files.repo_root()
+    if root is None:
+        pytest.skip("an installed copy has no results/evidence/")
+    folder = root / "results" / files.EVIDENCE
+    manifest = files.read_manifest(folder)
+    records = results.load(folder)
+    assert {r["key"] for r in records} == set(manifest)
+    for r in records:
+        entry = manifest[r["key"]]
+        assert r["profile"] == "evidence" and "reproduce" in entry["command"] and "--profile evidence" in entry["command"]
+        assert entry["commit"] and entry["hardware"] and entry["created_at"] == r["created_at"]

@@ -219,7 +219,9 @@ def cmd_sweep(args) -> int:
 
 def cmd_results(args) -> int:
     if args.table:
-        print(report.table(args.table, _profile(args), directory=args.results_dir, backbone=args.backbone))
+        profile = _profile(args)
+        store = experiments.store_dir(profile, args.results_dir)      # evidence: results/evidence/
+        print(report.table(args.table, profile, directory=store, backbone=args.backbone))
     else:
         print(report.table(None, directory=args.results_dir))
     return 0

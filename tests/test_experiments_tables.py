@@ -250,6 +250,8 @@ def test_cli_reproduce_evidence_trains_seeds_into_the_tracked_folder_and_resumes
                and e["wall_time_s"] > 0 and e["commit"] for e in manifest.values())
     assert {r["seed"] for r in results.load(tmp_path / "evidence")} == set(experiments.SEEDS["evidence"])
     assert "Fashion-MNIST" in out                         # the stand-in is named in the table
+    rows = [line for line in out.splitlines() if line.startswith("| frozen random")]
+    assert rows and not any("not run" in line for line in rows)     # the table reads results/evidence/
     assert main(argv) == 0
     assert capsys.readouterr().out.count("done already") == 6
 

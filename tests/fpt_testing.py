@@ -6,7 +6,7 @@ ambiguous.
 from __future__ import annotations
 
 
-def tiny_backbone(family: str, seed: int = 0):
+def tiny_backbone(family: str, seed: int = 0, dropout: float = 0.1):
     """A 2-layer, 32-wide backbone of ``family`` with random weights (no download)."""
     from transformers import BertConfig, GPT2Config, LlamaConfig
 
@@ -22,7 +22,7 @@ def tiny_backbone(family: str, seed: int = 0):
         config = LlamaConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
                              num_key_value_heads=1, intermediate_size=64, vocab_size=16)
     elif family == "lstm":
-        return load_backbone("lstm", init="random", hidden_size=32, layers=2, seed=seed)
+        return load_backbone("lstm", init="random", hidden_size=32, layers=2, seed=seed, dropout=dropout)
     else:
         raise ValueError(family)
-    return backbone_from_config(config, name=f"tiny-{family}", seed=seed)
+    return backbone_from_config(config, name=f"tiny-{family}", seed=seed, dropout=dropout)

@@ -1,0 +1,200 @@
+"""Packed runs: each run of a pack ends where the same run trained alone ends.
+
+Tolerance. A pack computes the same arithmetic as the runs alone, but its matmuls have K times
+more rows and its per-run gradient norm is one norm over all trained parameters instead of a norm
+of per-tensor norms, so float32 sums are rounded in another order (about 1e-7 relative per
+operation). Over 50 Adam steps the largest parameter difference measured here was below 1e-6.
+PARAM_TOL = 1e-4 leaves a 100x margin for other CPUs' kernels, yet is a tenth of a single Adam
+step at lr 1e-3 (Adam moves every trained parameter by about lr per step): a run fed another run's
+batches, sharing another run's optimizer state or skipping one update fails it.
+"""
+import dataclasses
+
+import pytest
+import torch
+
+from fpt_testing import tiny_backbone
+from fptlib import tasks
+from fptlib.model import FPT
+from fptlib.train import NonFiniteLossError, TrainConfig, Trainer
+from fptlib.train.packed import PackError, PackedTrainer, auto_pack_size
+from test_train_toy import one_thread  # noqa: F401
+
+PARAM_TOL = 1e-4
+STEPS = 50
+LISTOPS = {"n_train": 64, "n_val": 16, "n_test": 16, "min_length": 10, "max_length": 40, "max_len": 48}
+
+
+def _task(name, tmp_path=None):
+    if name == "listops":
+        return tasks.get("listops", data_dir=tmp_path, **LISTOPS)
+    return tasks.get("bit-xor", n=5, eval_size=200)
+
+
+def _build(task, family, seed, freeze="fpt"):
+    """A run's model as it would be built alone: trained parts initialised from its seed, frozen
+    backbone the same for every seed (the backbone's own seed is fixed), dropout off."""
+    torch.manual_seed(seed)
+    return FPT.for_task(task, tiny_backbone(family, seed=0, dropout=0.0), freeze=freeze, dropout=0.0)
+
+
+def _cfg(**kw):
+    base = dict(steps=STEPS, lr=1e-3, batch_size=8, eval_every=25, eval_limit=200, device="cpu",
+                progress=False, log_every=10)
+    return TrainConfig(**{**base, **kw})
+
+
+def _alone(task, family, seed, cfg):
+    model = _build(task, family, seed)
+    try:
+        return model, Trainer(model, task, cfg).fit()
+    except NonFiniteLossError as err:
+        return model, err
+
+
+def _packed(task, family, seeds, configs, **kw):
+    models = [_build(task, family, s) for s in seeds]
+    return models, PackedTrainer(models, task, configs, **kw).fit()
+
+
+def _max_diff(a, b):
+    return max((p - q).abs().max().item() for (_, p), (_, q) in zip(a.named_parameters(), b.named_parameters()))
+
+
+def _assert_same_run(alone_model, alone, packed_model, packed):
+    assert _max_diff(alone_model, packed_model) <= PARAM_TOL
+    assert packed.steps == alone.steps and packed.samples == alone.samples and packed.stopped == alone.stopped
+    assert [e["step"] for e in packed.evals] == [e["step"] for e in alone.evals]
+    for a, p in zip(alone.evals, packed.evals):
+        for split in ("val", "test"):
+            examples = a[split]["examples"]
+            assert p[split]["examples"] == examples
+            assert abs(a[split]["accuracy"] - p[split]["accuracy"]) * examples <= 1.0 + 1e-9   # within one example
+
+
+RUNS = [(0, dict(lr=1e-3)), (1, dict(lr=3e-3, optimizer="adamw", weight_decay=0.01)), (2, dict(lr=1e-2, grad_clip=0.5))]
+
+
+@pytest.mark.parametrize("family", ["gpt2", "bert", "llama", "lstm"])
+def test_each_run_of_a_pack_ends_where_it_ends_alone(family):
+    """Causal (GPT-2), bidirectional (BERT), rotary (LLaMA) and the LSTM; three runs differing in
+    seed (initialisation and data), learning rate, optimizer, weight decay and clipping."""
+    task = _task("bit-xor")
+    configs = [_cfg(seed=s, **kw) for s, kw in RUNS]
+    models, results = _packed(task, family, [s for s, _ in RUNS], configs)
+    moved = []
+    for (seed, _), cfg, model, result in zip(RUNS, configs, models, results):
+        alone_model, alone = _alone(task, family, seed, cfg)
+        _assert_same_run(alone_model, alone, model, result)
+        assert result.packed["runs"] == 3 and len(result.packed["with"]) == 2
+        assert result.config == cfg.to_dict()
+        moved.append(_max_diff(_build(task, family, seed), model))
+    assert moved[2] > moved[0] > 10 * PARAM_TOL        # the learning rates really differed
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_padded_discrete_listops_batches_of_different_widths(family, tmp_path):
+    task = _task("listops", tmp_path)
+    configs = [_cfg(seed=s, steps=20, eval_every=10, batch_size=4) for s in (0, 1)]
+    models, results = _packed(task, family, [0, 1], configs)
+    for seed, cfg, model, result in zip((0, 1), configs, models, results):
+        alone_model, alone = _alone(task, family, seed, cfg)
+        _assert_same_run(alone_model, alone, model, result)
+
+
+class NanInSeed:
+    """The task, but the training stream of ``seed`` carries a NaN input from ``step`` on."""
+
+    def __init__(self, task, seed, step):
+        self._task, self._seed, self._step = task, seed, step
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def train_batches(self, batch_size, device, seed, start_step=0):
+        for step, batch in enumerate(self._task.train_batches(batch_size, device, seed, start_step), start_step):
+            if seed == self._seed and step >= self._step:
+                batch.x[0, 0] = float("nan")
+            yield batch
+
+
+def test_early_stop_and_nan_in_one_run_leave_the_others_unchanged():
+    task, family = NanInSeed(_task("bit-xor"), seed=2, step=7), "gpt2"
+    configs = [_cfg(seed=0), _cfg(seed=1, target_accuracy=0.01),        # reached at the first evaluation
+               _cfg(seed=2), _cfg(seed=3, steps=30)]                    # seed 2: NaN input at step 8
+    models, results = _packed(task, family, [0, 1, 2, 3], configs)
+    assert results[1].stopped == "target" and results[1].steps == 25
+    assert isinstance(results[2], NonFiniteLossError)
+    assert results[3].steps == 30 and results[3].stopped == "steps"
+    for seed, cfg, model, result in zip((0, 1, 2, 3), configs, models, results):
+        alone_model, alone = _alone(task, family, seed, cfg)
+        if isinstance(alone, NonFiniteLossError):
+            assert str(result) == str(alone) and "at step 8" in str(result)    # the same message and step
+        else:
+            _assert_same_run(alone_model, alone, model, result)
+
+
+class Interrupted(Exception):
+    pass
+
+
+class InterruptAt:
+    """The task, but its training stream raises at ``step`` (a killed process)."""
+
+    def __init__(self, task, step):
+        self._task, self._step = task, step
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def train_batches(self, batch_size, device, seed, start_step=0):
+        for step, batch in enumerate(self._task.train_batches(batch_size, device, seed, start_step), start_step):
+            if step >= self._step:
+                raise Interrupted
+            yield batch
+
+
+def test_resume_of_an_interrupted_pack_equals_the_uninterrupted_pack(tmp_path):
+    task, family = _task("bit-xor"), "bert"
+    configs = [_cfg(seed=0, eval_every=10), _cfg(seed=1, lr=3e-3, eval_every=10, steps=15),
+               _cfg(seed=2, optimizer="adamw", weight_decay=0.1, eval_every=10)]
+    straight_models, straight = _packed(task, family, [0, 1, 2], configs)
+
+    with pytest.raises(Interrupted):        # checkpoint at step 20 (run 1 finished at 15), killed at 25
+        _packed(InterruptAt(task, 25), family, [0, 1, 2], configs, checkpoint_dir=str(tmp_path))
+    assert (tmp_path / "checkpoint.pt").is_file()
+    torch.manual_seed(123)                  # another process state must not matter
+    models, resumed = _packed(task, family, [0, 1, 2], configs, checkpoint_dir=str(tmp_path))
+    for a, b, ra, rb in zip(straight_models, models, straight, resumed):
+        for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+            assert torch.equal(p, q), n
+        assert rb.evals == [{**e, "wall_s": f["wall_s"]} for e, f in zip(ra.evals, rb.evals)]
+        assert rb.steps == ra.steps and rb.stopped == ra.stopped
+    assert [r.resumed_from for r in resumed] == [20, 20, 20]
+    # another configuration is refused, with what differs
+    with pytest.raises(ValueError, match=r"runs\[0\].lr"):
+        _packed(task, family, [0, 1, 2], [dataclasses.replace(configs[0], lr=0.5), *configs[1:]],
+                checkpoint_dir=str(tmp_path))
+
+
+def test_runs_that_cannot_share_a_pack_are_refused_clearly():
+    task = _task("bit-xor")
+    models = [_build(task, "gpt2", 0), _build(task, "gpt2", 1)]
+    with pytest.raises(PackError, match="batch_size"):
+        PackedTrainer(models, task, [_cfg(), _cfg(batch_size=4)])
+    other_backbone = FPT.for_task(task, tiny_backbone("gpt2", seed=5, dropout=0.0), dropout=0.0)
+    with pytest.raises(PackError, match="frozen weights differ"):
+        PackedTrainer([models[0], other_backbone], task, [_cfg(), _cfg()])
+    attention = [_build(task, "gpt2", s, freeze="+attention") for s in (0, 1)]
+    with pytest.raises(PackError, match=r"trains \['attention'\].*unpacked"):
+        PackedTrainer(attention, task, [_cfg(), _cfg()])
+
+
+def test_auto_pack_size_by_memory_on_cuda_and_by_measurement_on_cpu():
+    from fptlib.train import packed
+    assert auto_pack_size(10, "cpu") == packed.CPU_AUTO_PACK and auto_pack_size(2, "cpu") == min(2, packed.CPU_AUTO_PACK)
+    assert auto_pack_size(40, "cuda", per_run_bytes=1 << 30, free_bytes=10 << 30) == 7    # 70% of 10 GiB / 1 GiB
+    assert auto_pack_size(3, "cuda", per_run_bytes=1 << 30, free_bytes=80 << 30) == 3
+    assert auto_pack_size(3, "cuda", per_run_bytes=1 << 40, free_bytes=1 << 30) == 1      # one run: no pack
+    with pytest.raises(ValueError, match="per_run_bytes"):
+        auto_pack_size(3, "cuda")

@@ -116,9 +116,11 @@ class PackedEmbedding(nn.Module):
         if self.padding_idx is not None and w.requires_grad:
             pad = self.padding_idx
             w.register_hook(lambda g: g.index_fill(1, torch.tensor([pad], device=g.device), 0))
-        n = self.pack.k * self.pack.rows
-        ids = ids.expand(n, *ids.shape[1:]) if ids.shape[0] == 1 else ids
-        run = self.pack.run_index(ids.device).view(n, *([1] * (ids.dim() - 1)))
+        k, rows = self.pack.k, self.pack.rows
+        if ids.shape[0] == 1 and k * rows > 1:      # position ids: one lookup per run, shared by its rows
+            out = w[:, ids[0]]
+            return out[:, None].expand(k, rows, *out.shape[1:]).reshape(k * rows, *out.shape[1:])
+        run = self.pack.run_index(ids.device).view(k * rows, *([1] * (ids.dim() - 1)))
         return w[run, ids]
 
 
@@ -208,18 +210,19 @@ class PackedModel(nn.Module):
 
 
 # -- the optimizer: Adam / AdamW per run on the stacked rows ----------------------------------
-def adam_step(flat, grad, exp_avg, exp_avg_sq, steps, lr, weight_decay, decoupled) -> None:
-    """torch.optim.Adam(W)'s single-tensor update, per row: ``lr``, ``weight_decay`` [K],
-    ``decoupled`` [K] bool (AdamW), ``steps`` [K] the step count after this update."""
+def adam_step(flat, grad, exp_avg, exp_avg_sq, steps, lr, weight_decay=None, decoupled=None) -> None:
+    """torch.optim.Adam(W)'s single-tensor update, per row: ``lr`` [K], ``steps`` [K] the step
+    count after this update, ``weight_decay`` [K] (None: no run decays), ``decoupled`` [K] bool (AdamW)."""
     b1, b2 = BETAS
     col = lambda t: t[:, None].to(flat.dtype)  # noqa: E731   (scalars per run in float64, like Python's)
-    grad = torch.where(decoupled[:, None], grad, grad + col(weight_decay) * flat)
-    flat.mul_(torch.where(decoupled[:, None], 1 - col(lr * weight_decay), 1.0))
+    if weight_decay is not None:
+        grad = torch.where(decoupled[:, None], grad, grad + col(weight_decay) * flat)
+        flat.mul_(torch.where(decoupled[:, None], 1 - col(lr * weight_decay), 1.0))
     exp_avg.lerp_(grad, 1 - b1)
     exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
     step_size = lr / (1 - b1 ** steps)
     denom = (exp_avg_sq.sqrt() / col((1 - b2 ** steps).sqrt())).add_(EPS)
-    flat.sub_(col(step_size) * exp_avg / denom)
+    flat.addcdiv_(exp_avg, denom.div_(col(step_size)), value=-1)
 
 
 def clip_rows(grad: torch.Tensor, max_norm: torch.Tensor) -> None:
@@ -355,7 +358,9 @@ class PackedTrainer:
             """Per active run: lr, weight decay, AdamW or not, clipping norm."""
             cs = [configs[i] for i in active]
             per_run = lambda values, dtype=torch.float32: torch.tensor(values, device=dev, dtype=dtype)  # noqa: E731
-            return (per_run([c.lr for c in cs], torch.float64), per_run([c.weight_decay for c in cs], torch.float64),
+            decay = any(c.weight_decay for c in cs)
+            return (per_run([c.lr for c in cs], torch.float64),
+                    per_run([c.weight_decay for c in cs], torch.float64) if decay else None,
                     per_run([c.optimizer == "adamw" for c in cs], torch.bool),
                     per_run([c.grad_clip if c.grad_clip is not None else float("inf") for c in cs]))
 

@@ -29,13 +29,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_trainer import model_flops_per_sample, peak_flops, pick_task  # noqa: E402
+from bench_trainer import model_flops_per_sample, peak_flops, setup  # noqa: E402
 
-from fptlib import env, experiments  # noqa: E402
-from fptlib.backbones import load_backbone  # noqa: E402
-from fptlib.model import FPT  # noqa: E402
+from fptlib import env  # noqa: E402
 from fptlib.train import TrainConfig, Trainer  # noqa: E402
-from fptlib.train.cli import parse_options  # noqa: E402
 from fptlib.train.packed import PackedTrainer  # noqa: E402
 
 LRS = (1e-3, 3e-4, 3e-3, 1e-4, 2e-3, 5e-4, 1e-2, 2e-4)
@@ -124,14 +121,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU); default torch's")
     ap.add_argument("--vmap", action="store_true", help="also time torch.func.vmap over stacked parameters")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    device = env.pick_device(args.device)
-    name = experiments.resolve_backbone(args.backbone)
-    task = pick_task(args.task, dict(parse_options(args.task_option)))
-    torch.manual_seed(0)
-    template = FPT.for_task(task, load_backbone(name, init=args.init))
+    device, name, task, template, seq_len = setup(args)
     cfgs = configs(args, device)
     load_before = os.getloadavg()
     sides = {"sequential": [], "packed": [], "vmap": []}
@@ -143,7 +133,6 @@ def main(argv=None) -> int:
     load_after = os.getloadavg()
     best = {k: max(v) for k, v in sides.items() if v}
 
-    seq_len = task.max_len
     print(f"hardware : {env.hardware(device)}; torch {torch.__version__}; {torch.get_num_threads()} threads")
     print(f"load avg : {load_before[0]:.2f} before, {load_after[0]:.2f} after (1-minute)")
     print(f"setup    : backbone {name} ({args.init}), task {task.name} [{task.data_source}], up to {seq_len} tokens, "

@@ -96,6 +96,8 @@ def test_each_run_of_a_pack_ends_where_it_ends_alone(family):
 def test_padded_discrete_listops_batches_of_different_widths(family, tmp_path):
     task = _task("listops", tmp_path)
     configs = [_cfg(seed=s, steps=20, eval_every=10, batch_size=4) for s in (0, 1)]
+    widths = [[b.mask.shape[1] for _, b in zip(range(20), task.train_batches(4, "cpu", seed))] for seed in (0, 1)]
+    assert widths[0] != widths[1]           # the two runs' batches need padding to one width
     models, results = _packed(task, family, [0, 1], configs)
     for seed, cfg, model, result in zip((0, 1), configs, models, results):
         alone_model, alone = _alone(task, family, seed, cfg)
@@ -198,3 +200,10 @@ def test_auto_pack_size_by_memory_on_cuda_and_by_measurement_on_cpu():
     assert auto_pack_size(3, "cuda", per_run_bytes=1 << 40, free_bytes=1 << 30) == 1      # one run: no pack
     with pytest.raises(ValueError, match="per_run_bytes"):
         auto_pack_size(3, "cuda")
+
+
+def test_bf16_autocast_pack_runs_on_cpu():
+    task = _task("bit-xor")
+    models, results = _packed(task, "llama", [0, 1], [_cfg(seed=s, steps=4, eval_every=0, amp="bf16") for s in (0, 1)])
+    assert [r.amp for r in results] == ["bfloat16", "bfloat16"]
+    assert all(r.final["val"]["loss"] == r.final["val"]["loss"] for r in results)      # finite, not NaN

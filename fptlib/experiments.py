@@ -400,6 +400,87 @@ def run(config: RunConfig, *, directory=None, force: bool = False, progress: boo
     return record
 
 
+def pack_group(config: RunConfig) -> str:
+    """Runs with the same group can be trained as one pack: they differ at most in learning rate,
+    steps and target, and in seed where the seed does not change the frozen backbone (pretrained)."""
+    seed = 0 if config.init == "pretrained" else config.seed
+    return dataclasses.replace(config, lr=1.0, steps=1, target_accuracy=None, seed=seed).key
+
+
+def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force: bool = False, progress: bool = True,
+             device: str = "auto", checkpoint: bool | str | None = None, save_weights: bool | None = None,
+             compile: bool | str = "auto", log: Callable[[str], None] = print) -> list[dict]:
+    """The records of ``configs``, in order: stored ones reused, the others trained, runs of one
+    ``pack_group`` together as packs (``fptlib.train.packed``). ``pack``: "auto" (by memory on
+    CUDA, the benchmark's size on a CPU), a pack size K, or False / 1 to train one run at a time.
+    A run whose loss became NaN raises its NonFiniteLossError after the others are stored."""
+    from fptlib import env
+    from fptlib.train.distributed import context
+    from fptlib.train.packed import PackError, auto_pack_size, measure_run_bytes
+
+    records, todo = {}, {}
+    for c in configs:
+        done = None if force else results.get(c.key, directory)
+        if done is not None:
+            records[c.key] = done
+        else:
+            todo.setdefault(pack_group(c), {})[c.key] = c
+    dev = env.pick_device(device)
+    errors = []
+    for group in (list(g.values()) for g in todo.values()):
+        if pack is False or pack is None or context().enabled:
+            size = 1
+        elif pack == "auto":
+            per_run = None
+            if dev.type == "cuda":
+                model, task = build(group[0], "cpu", directory)
+                per_run = measure_run_bytes(model.to(dev), task, train_config(group[0], device=device))
+            size = auto_pack_size(len(group), dev, per_run_bytes=per_run)
+        else:
+            size = int(pack)
+        for start in range(0, len(group), size):
+            chunk = group[start:start + size]
+            kw = dict(directory=directory, progress=progress, device=device, checkpoint=checkpoint,
+                      save_weights=save_weights, compile=compile)
+            if len(chunk) > 1:
+                log(f"packing {len(chunk)} runs: {', '.join(c.key for c in chunk)}")
+                try:
+                    outcomes = train_pack(chunk, **kw)
+                except PackError as err:
+                    log(f"cannot pack them ({err}); training them one at a time")
+                    outcomes = None
+                if outcomes is not None:
+                    for c, outcome in zip(chunk, outcomes):
+                        if isinstance(outcome, Exception):
+                            errors.append(outcome)
+                        else:
+                            records[c.key] = outcome
+                    continue
+            for c in chunk:
+                records[c.key] = train(c, **kw)[0]
+    if errors:
+        raise errors[0]
+    return [records[c.key] for c in configs]
+
+
+def train_pack(configs, *, directory=None, progress: bool = True, device: str = "auto",
+               checkpoint: bool | str | None = None, save_weights: bool | None = None,
+               compile: bool | str = "auto") -> list:
+    """Always train ``configs`` as one pack; per run its stored record, or its NonFiniteLossError.
+    The pack's checkpoint (``checkpoint`` as in ``train``) is ``<results>/checkpoints/pack-<hash>/``."""
+    from fptlib.train.packed import PackedTrainer
+
+    built = [build(c, "cpu", directory) for c in configs]
+    models, task = [m for m, _ in built], built[0][1]
+    name = "pack-" + hashlib.sha1(" ".join(c.key for c in configs).encode()).hexdigest()[:10]
+    ckpt_dir = _checkpoint_dir(checkpoint, configs[0], name, directory)
+    tcs = [train_config(c, device=device, progress=progress, compile=compile) for c in configs]
+    outcomes = PackedTrainer(models, task, tcs, checkpoint_dir=str(ckpt_dir) if ckpt_dir else None).fit()
+    return [o if isinstance(o, Exception) else
+            _finish(c, o, m, task, directory=directory, save_weights=save_weights)
+            for c, m, o in zip(configs, models, outcomes)]
+
+
 def train(config: RunConfig, *, directory=None, progress: bool = True, device: str = "auto",
           checkpoint: bool | str | None = None, store: bool = True, save_weights: bool | None = None,
           compile: bool | str = "auto"):
@@ -407,30 +488,54 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     ``checkpoint``: True for ``<results>/checkpoints/<key>/``, a folder name, or False / None
     (None: on for the full profile only). ``save_weights``: keep the trained parameters next to
     the record (None: when there are at most MAX_SAVED_TRAINED of them)."""
-    from fptlib import env
-    from fptlib.train.trainer import TrainConfig, Trainer
+    from fptlib.train.trainer import Trainer
 
-    dev = env.pick_device(device)
     model, task = build(config, "cpu", directory)      # the Trainer moves it (under DDP: to this rank's GPU)
+    ckpt_dir = _checkpoint_dir(checkpoint, config, config.key, directory)
+    tc = train_config(config, device=device, progress=progress, checkpoint_dir=ckpt_dir, compile=compile)
+    result = Trainer(model, task, tc).fit()
+    return _finish(config, result, model, task, directory=directory, store=store, save_weights=save_weights), model
+
+
+def _checkpoint_dir(checkpoint, config: RunConfig, name: str, directory) -> Path | None:
+    """``checkpoint``: True for ``<results>/checkpoints/<name>/``, a folder, False, or None (full profile only)."""
     if checkpoint is None:
         checkpoint = config.profile == "full"
     if isinstance(checkpoint, (str, Path)):
-        ckpt_dir = Path(checkpoint)
-    else:
-        ckpt_dir = results.results_dir(directory) / "checkpoints" / config.key if checkpoint else None
-    tc = TrainConfig(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum,
-                     eval_every=config.eval_every, eval_limit=config.eval_limit, seed=config.seed,
-                     target_accuracy=config.target_accuracy, device=str(dev), progress=progress,
-                     checkpoint_dir=str(ckpt_dir) if ckpt_dir else None, compile=compile)
-    result = Trainer(model, task, tc).fit()
+        return Path(checkpoint)
+    return results.results_dir(directory) / "checkpoints" / name if checkpoint else None
+
+
+def train_config(config: RunConfig, *, device: str = "auto", progress: bool = True, checkpoint_dir=None,
+                 compile: bool | str = "auto"):
+    """The TrainConfig of a run."""
+    from fptlib import env
+    from fptlib.train.trainer import TrainConfig
+
+    return TrainConfig(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum,
+                       eval_every=config.eval_every, eval_limit=config.eval_limit, seed=config.seed,
+                       target_accuracy=config.target_accuracy, device=str(env.pick_device(device)), progress=progress,
+                       checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None, compile=compile)
+
+
+def _finish(config: RunConfig, result, model, task, *, directory=None, store: bool = True,
+            save_weights: bool | None = None) -> dict:
+    """The results record of a trained run; stored (with small trained weights) when ``store``.
+    A packed run's record says so, and with which runs (``packed``)."""
     notes = []
     if config.profile == "quick":
         notes.append(FULL_SIZE_NOTE)
     if config.backbone != "lstm" and not config.backbone.startswith("gpt2"):
         notes.append(f"backbone {config.backbone}, not the paper's GPT-2")
+    extra = {"run_config": config.to_dict()}
+    if getattr(result, "packed", None):
+        extra["packed"] = result.packed
+        notes.append(f"trained packed with {result.packed['runs'] - 1} other run(s) over one shared frozen backbone "
+                     f"({result.packed['technique']}): the same batches, optimizer and result as alone, up to "
+                     f"float rounding; wall and train times are the pack's")
     record = results.make_record(result, model, task, key=config.key, freeze=config.freeze, profile=config.profile,
                                  label={"table": config.table, "row": config.row, "column": config.column},
-                                 notes=notes, extra={"run_config": config.to_dict()})
+                                 notes=notes, extra=extra)
     from fptlib.train.distributed import context
     if store and context().is_main:        # under DDP only rank 0 writes
         trained = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
@@ -444,7 +549,7 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
         results.save(record, directory)
     if context().enabled:                  # the other ranks wait for the files (Bit Memory weights)
         torch.distributed.barrier()
-    return record, model
+    return record
 
 
 def load_model(config: RunConfig, device: str = "cpu", directory=None):

@@ -207,3 +207,28 @@ def test_bf16_autocast_pack_runs_on_cpu():
     models, results = _packed(task, "llama", [0, 1], [_cfg(seed=s, steps=4, eval_every=0, amp="bf16") for s in (0, 1)])
     assert [r.amp for r in results] == ["bfloat16", "bfloat16"]
     assert all(r.final["val"]["loss"] == r.final["val"]["loss"] for r in results)      # finite, not NaN
+
+
+def test_records_of_packed_runs_equal_those_of_the_runs_alone(tmp_path):
+    """experiments.run_many: packs of compatible runs (tiny random GPT-2: the seed makes the
+    backbone, so runs pack by seed, across learning rates) give the records the runs give alone."""
+    from fptlib import experiments
+    from test_train_toy import tiny_config
+    configs = [tiny_config(lr=lr, seed=s, steps=12, eval_every=6) for s in (0, 1) for lr in (1e-3, 3e-3)]
+    logs = []
+    packed = experiments.run_many(configs, pack=2, directory=tmp_path / "packed", progress=False, log=logs.append)
+    alone = experiments.run_many(configs, pack=False, directory=tmp_path / "alone", progress=False, log=logs.append)
+    assert sum(line.startswith("packing 2 runs") for line in logs) == 2
+    for p, a in zip(packed, alone):
+        assert p["key"] == a["key"] and p["hyperparameters"] == a["hyperparameters"] and p["seed"] == a["seed"]
+        assert p["steps"] == a["steps"] and p["stopped"] == a["stopped"] and p["run_config"] == a["run_config"]
+        for split in ("val", "test"):
+            examples = a["final"][split]["examples"]
+            assert abs(p["final"][split]["accuracy"] - a["final"][split]["accuracy"]) * examples <= 1.0 + 1e-9
+            assert p["final"][split]["loss"] == pytest.approx(a["final"][split]["loss"], abs=1e-4)
+        assert p["packed"]["runs"] == 2 and "packed" not in a
+        assert any("trained packed with 1 other run" in n for n in p["notes"])
+        assert [n for n in p["notes"] if "packed" not in n] == a["notes"]
+    # stored records are reused, not trained again
+    again = experiments.run_many(configs, directory=tmp_path / "packed", progress=False, log=logs.append)
+    assert [(r["key"], r["created_at"]) for r in again] == [(r["key"], r["created_at"]) for r in packed]

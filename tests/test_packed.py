@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from fpt_testing import tiny_backbone
+from fptlib import results as store
 from fptlib import tasks
 from fptlib.model import FPT
 from fptlib.train import NonFiniteLossError, TrainConfig, Trainer
@@ -232,3 +233,17 @@ def test_records_of_packed_runs_equal_those_of_the_runs_alone(tmp_path):
     # stored records are reused, not trained again
     again = experiments.run_many(configs, directory=tmp_path / "packed", progress=False, log=logs.append)
     assert [(r["key"], r["created_at"]) for r in again] == [(r["key"], r["created_at"]) for r in packed]
+
+
+def test_a_packed_sweep_gives_the_unpacked_sweep(tmp_path):
+    from fptlib.train import sweep
+    from test_train_toy import tiny_config
+    base = tiny_config(steps=8, eval_every=4)
+    kw = dict(lrs=(1e-3, 3e-3), seeds=(0,), progress=False, log=lambda line: None)
+    packed = sweep.sweep(base, directory=tmp_path / "packed", pack=2, **kw)
+    alone = sweep.sweep(base, directory=tmp_path / "alone", pack=False, **kw)
+    assert all(r.get("packed") for r in store.load(directory=tmp_path / "packed"))
+    for p, a in zip(packed.rows, alone.rows):
+        assert p["lr"] == a["lr"] and p["seeds"] == a["seeds"]
+        one_example = 1 / 128                   # the quick profile's Bit XOR evaluation sets hold 128 examples
+        assert p["val"] == pytest.approx(a["val"], abs=one_example) and p["test"] == pytest.approx(a["test"], abs=one_example)

@@ -62,11 +62,15 @@ class SweepResult:
 
 def sweep(base: RunConfig, lrs=QUICK_LRS, seeds=(0, 1), *, select: str = "val", report: str = "test",
           directory=None, progress: bool = True, device: str = "auto",
-          log: Callable[[str], None] = print) -> SweepResult:
+          log: Callable[[str], None] = print, pack: bool | int | str = "auto") -> SweepResult:
+    """``pack``: train compatible (lr, seed) runs together as packs (see experiments.run_many):
+    "auto", a pack size, or False for one run at a time. The records are the same either way."""
     if not lrs or not seeds:
         raise ValueError("a sweep needs at least one learning rate and one seed")
     if any(not (isinstance(lr, (int, float)) and lr > 0) for lr in lrs):
         raise ValueError(f"learning rates must be positive numbers, got {list(lrs)}")
+    configs = [dataclasses.replace(base, lr=float(lr), seed=int(seed)) for lr in lrs for seed in seeds]
+    experiments.run_many(configs, pack=pack, directory=directory, progress=progress, device=device, log=log)
     rows = []
     for lr in lrs:
         vals, tests = [], []

@@ -571,23 +571,26 @@ def load_model(config: RunConfig, device: str = "cpu", directory=None):
 
 def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None, directory=None,
               progress: bool = True, device: str = "auto", log: Callable[[str], None] = print,
-              compile: bool | str = "auto", **changes) -> list[dict]:
+              compile: bool | str = "auto", pack: bool | int | str = "auto", **changes) -> list[dict]:
     """Run every configuration of a table that the store does not have yet; return all records.
+    Compatible runs (``pack_group``) train together as packs (``pack``: see ``run_many``).
     Runs whose data or backbone is not available here are skipped with a message."""
     configs = table(name, profile, backbone, **changes)
-    records = []
+    groups: dict[str, list[RunConfig]] = {}
     for i, cfg in enumerate(configs, 1):
-        done = results.get(cfg.key, directory)
-        if done is not None:
+        if results.get(cfg.key, directory) is not None:
             log(f"[{i}/{len(configs)}] done already: {cfg.row} / {cfg.column} ({cfg.key})")
-            records.append(done)
-            continue
-        log(f"[{i}/{len(configs)}] running {cfg.row} / {cfg.column}: {cfg.describe()}")
+        else:
+            log(f"[{i}/{len(configs)}] running {cfg.row} / {cfg.column}: {cfg.describe()}")
+        groups.setdefault(pack_group(cfg), []).append(cfg)
+    records = {}
+    for group in groups.values():        # one task and backbone per group: available or not together
         try:
-            records.append(run(cfg, directory=directory, progress=progress, device=device, compile=compile))
+            records.update((r["key"], r) for r in run_many(group, pack=pack, directory=directory, progress=progress,
+                                                           device=device, compile=compile, log=log))
         except (FileNotFoundError, *_unavailable_errors()) as err:
-            log(f"    skipped, not available here: {err}")
-    return records
+            log(f"    skipped {len(group)} run(s) of {group[0].task} / {group[0].backbone}, not available here: {err}")
+    return [records[c.key] for c in configs if c.key in records]
 
 
 def _unavailable_errors() -> tuple[type, ...]:

@@ -52,6 +52,18 @@ def test_sweep_command_prints_the_selection(store, capsys):
     out = capsys.readouterr().out
     assert "| 0.001" in out and "| 0.003" in out and out.count("**chosen**") == 1
     assert len(list(store.glob("*.json"))) == 2
+    assert "packing 2 runs" in out                    # default: compatible runs train as one pack
+
+
+def test_pack_flags_choose_packing_or_not(store, capsys):
+    base = ["sweep", "--task", "bit-xor", *TINY, "--init", "random", "--steps", "2", "--eval-every", "1",
+            "--lrs", "1e-3", "3e-3", "--seeds", "0", "--no-progress"]
+    assert main([*base, "--no-pack"]) == 0
+    assert "packing" not in capsys.readouterr().out
+    assert main([*base, "--lrs", "1e-4", "2e-4", "--pack", "2"]) == 0
+    assert "packing 2 runs" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*base, "--pack", "2", "--no-pack"])
 
 
 def test_sweep_selects_on_validation(tmp_path):

@@ -189,7 +189,7 @@ def cmd_reproduce(args) -> int:
         changes["backbone_overrides"] = parse_options(args.backbone_override)
     experiments.reproduce(args.table, args.profile, backbone=args.backbone, directory=args.results_dir,
                           progress=not args.no_progress, device=args.device,
-                          compile=_compile(args), **changes)
+                          compile=_compile(args), pack=_pack(args), **changes)
     print()
     print(results.table(args.table, args.profile, directory=args.results_dir, backbone=args.backbone, **changes))
     return 0
@@ -201,7 +201,7 @@ def cmd_sweep(args) -> int:
     cfg = _config_from_args(args)
     lrs = tuple(args.lrs) if args.lrs else (sweep.QUICK_LRS if args.profile == "quick" else sweep.CRITIQUE_LRS)
     res = sweep.sweep(cfg, lrs=lrs, seeds=tuple(args.seeds), directory=args.results_dir,
-                      progress=not args.no_progress, device=args.device)
+                      progress=not args.no_progress, device=args.device, pack=_pack(args))
     print()
     print(res.markdown())
     return 0
@@ -214,6 +214,23 @@ def cmd_results(args) -> int:
     else:
         print(results.table(None, directory=args.results_dir))
     return 0
+
+
+def _add_pack(p) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--pack", type=int, default=None, metavar="K",
+                       help="train up to K compatible runs at once over one shared frozen backbone "
+                            "(default: automatic, by memory on CUDA, the benchmark's size on a CPU)")
+    group.add_argument("--no-pack", action="store_true", help="train the runs one at a time")
+
+
+def _pack(args):
+    """The ``pack`` argument of experiments.run_many from --pack K / --no-pack."""
+    if args.no_pack:
+        return False
+    if args.pack is not None and args.pack < 1:
+        raise SystemExit(f"--pack must be a positive number of runs, got {args.pack}")
+    return "auto" if args.pack is None else args.pack
 
 
 def register(subparsers) -> None:
@@ -244,12 +261,14 @@ def register(subparsers) -> None:
                    help="backbone config field for every run, e.g. n_layer=2 (random inits; repeatable)")
     _add_common(p)
     _add_compile(p)
+    _add_pack(p)
     p.set_defaults(func=cmd_reproduce)
 
     p = subparsers.add_parser("sweep", help="learning-rate sweep, validation-based selection, several seeds")
     _add_run_flags(p)
     p.add_argument("--lrs", type=float, nargs="+", default=None, help="learning rates (default by profile)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    _add_pack(p)
     p.set_defaults(func=cmd_sweep)
 
     p = subparsers.add_parser("results", help="stored results as markdown, beside the paper's numbers")

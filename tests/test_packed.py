@@ -121,6 +121,16 @@ class NanInSeed:
             yield batch
 
 
+def test_gradient_accumulation_in_a_pack():
+    task = _task("bit-xor")
+    configs = [_cfg(seed=s, steps=10, eval_every=5, grad_accum=2, lr=3e-3) for s in (0, 1)]
+    models, results = _packed(task, "gpt2", [0, 1], configs)
+    for seed, cfg, model, result in zip((0, 1), configs, models, results):
+        alone_model, alone = _alone(task, "gpt2", seed, cfg)
+        _assert_same_run(alone_model, alone, model, result)
+        assert result.samples == 10 * 2 * 8
+
+
 def test_early_stop_and_nan_in_one_run_leave_the_others_unchanged():
     task, family = NanInSeed(_task("bit-xor"), seed=2, step=7), "gpt2"
     configs = [_cfg(seed=0), _cfg(seed=1, target_accuracy=0.01),        # reached at the first evaluation

@@ -48,7 +48,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fptlib.train import checkpoint as ckpt
-from fptlib.train.trainer import (NonFiniteLossError, TrainConfig, Trainer, TrainResult, _jsonable,
+from fptlib.train.trainer import (CUDA_GRAPH_MODES, NonFiniteLossError, TrainConfig, Trainer, TrainResult, _jsonable,
                                   compile_mode, model_identity, seed_everything, task_identity)
 
 TECHNIQUE = "batch-stacked"
@@ -304,6 +304,9 @@ class PackedTrainer:
         if self.compile_mode is not None:
             mode = None if self.compile_mode == "default" else self.compile_mode
             self.forward = torch.compile(self.net, mode=mode)
+        # CUDA graphs (as in the Trainer) are told where each forward-backward pass begins; a run
+        # leaving the pack changes the shapes, and the graphs are recorded again for the new K
+        self._mark_step = self.compile_mode in CUDA_GRAPH_MODES and self.device.type == "cuda"
 
     # -- checkpoints ------------------------------------------------------------------------
     def identity(self) -> dict:
@@ -335,7 +338,7 @@ class PackedTrainer:
     def fit(self) -> list:
         configs, task, dev, K = self.configs, self.task, self.device, len(self.configs)
         c0 = configs[0]
-        seed_everything(c0.seed)          # dropout: one generator for the stacked batch
+        seed_everything(c0.seed)          # dropout: one generator for the stacked batch, seeded by run 0's seed
         fingerprint = ckpt.frozen_fingerprint(self.models[0])
         runs = [{"step": 0, "samples": 0, "history": [], "evals": [], "best": {}, "steps_to_target": None,
                  "stopped": None, "row": None, "error": None} for _ in range(K)]
@@ -429,6 +432,8 @@ class PackedTrainer:
                 k = len(active)
                 flat.requires_grad_(True)
                 for micro in range(c0.grad_accum):
+                    if self._mark_step:
+                        torch.compiler.cudagraph_mark_step_begin()
                     parts = [next(b) for b in batches]
                     x, y, mask = stack_batches(parts, task)
                     with self.evaluator._autocast():
@@ -480,9 +485,9 @@ class PackedTrainer:
         finally:
             bar.close()
         train_s += time.perf_counter() - t_train
-        return self._results(runs, fingerprint, resumed_from, t_start, train_s, save)
+        return self._results(runs, resumed_from, t_start, train_s, save)
 
-    def _results(self, runs, fingerprint, resumed_from, t_start, train_s, save) -> list:
+    def _results(self, runs, resumed_from, t_start, train_s, save) -> list:
         for i, run in enumerate(runs):      # the final evaluations (unless one was at the last step)
             if run["stopped"] != "nan" and self.splits and not (run["evals"] and run["evals"][-1]["step"] == run["step"]):
                 self._evaluate(i, run["row"].to(self.device), run, t_start)

@@ -468,10 +468,14 @@ def train_pack(configs, *, directory=None, progress: bool = True, device: str = 
                compile: bool | str = "auto") -> list:
     """Always train ``configs`` as one pack; per run its stored record, or its NonFiniteLossError.
     The pack's checkpoint (``checkpoint`` as in ``train``) is ``<results>/checkpoints/pack-<hash>/``."""
-    from fptlib.train.packed import PackedTrainer
+    from fptlib.train.packed import PackedTrainer, share_frozen
 
-    built = [build(c, "cpu", directory) for c in configs]
-    models, task = [m for m, _ in built], built[0][1]
+    models, task = [], None
+    for c in configs:                       # one copy of the frozen backbone for the pack, not K
+        model, task = build(c, "cpu", directory)
+        if models:
+            share_frozen(models[0], model)
+        models.append(model)
     name = "pack-" + hashlib.sha1(" ".join(c.key for c in configs).encode()).hexdigest()[:10]
     ckpt_dir = _checkpoint_dir(checkpoint, configs[0], name, directory)
     tcs = [train_config(c, device=device, progress=progress, compile=compile) for c in configs]

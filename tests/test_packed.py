@@ -257,3 +257,18 @@ def test_a_packed_sweep_gives_the_unpacked_sweep(tmp_path):
         assert p["lr"] == a["lr"] and p["seeds"] == a["seeds"]
         one_example = 1 / 128                   # the quick profile's Bit XOR evaluation sets hold 128 examples
         assert p["val"] == pytest.approx(a["val"], abs=one_example) and p["test"] == pytest.approx(a["test"], abs=one_example)
+
+
+def test_models_of_a_pack_can_share_one_frozen_backbone():
+    from fptlib.train.packed import share_frozen
+    task = _task("bit-xor")
+    for family in ("gpt2", "lstm"):
+        a, b = _build(task, family, 0), _build(task, family, 1)
+        share_frozen(a, b)
+        frozen_a = {n: p for n, p in a.named_parameters() if not p.requires_grad}
+        assert all(p is frozen_a[n] for n, p in b.named_parameters() if not p.requires_grad)
+        assert not any(p is dict(a.named_parameters())[n] for n, p in b.named_parameters() if p.requires_grad)
+        x = next(task.train_batches(4, "cpu", seed=0)).x
+        assert torch.equal(b(x), _build(task, family, 1)(x))       # b computes what it computed before
+    with pytest.raises(PackError, match="frozen weights differ"):
+        share_frozen(_build(task, "gpt2", 0), FPT.for_task(task, tiny_backbone("gpt2", seed=5, dropout=0.0), dropout=0.0))

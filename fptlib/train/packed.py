@@ -250,18 +250,41 @@ def check_packable(models, task, configs) -> None:
         if c.checkpoint_dir is not None:
             raise PackError("a packed run has no checkpoint_dir of its own: give PackedTrainer(checkpoint_dir=...)")
     ident = model_identity(models[0])
-    frozen0 = [(n, p) for n, p in models[0].named_parameters() if not p.requires_grad]
     for i, m in enumerate(models[1:], 1):
         if model_identity(m) != ident:
             diffs = ckpt.config_differences(_jsonable(ident), _jsonable(model_identity(m)))
             raise PackError(f"run {i}'s model differs from run 0's ({'; '.join(diffs[:5])}): a pack shares one "
                             f"model configuration")
-        frozen = dict((n, p) for n, p in m.named_parameters() if not p.requires_grad)
-        for n, p in frozen0:
-            if n not in frozen or not torch.equal(frozen[n].to(p.device), p):
-                raise PackError(f"run {i}'s frozen weights differ from run 0's (e.g. {n}): a pack shares one frozen "
-                                f"backbone. A randomly initialised backbone built with another seed is another "
-                                f"backbone; pack only runs whose backbone is the same (e.g. pretrained)")
+        differs = frozen_difference(models[0], m)
+        if differs:
+            raise PackError(f"run {i}'s frozen weights differ from run 0's (e.g. {differs}): a pack shares one frozen "
+                            f"backbone. A randomly initialised backbone built with another seed is another "
+                            f"backbone; pack only runs whose backbone is the same (e.g. pretrained)")
+
+
+def frozen_difference(source: nn.Module, model: nn.Module) -> str | None:
+    """The name of a frozen parameter of ``model`` that differs from (or is missing in) ``source``, else None."""
+    frozen = {n: p for n, p in source.named_parameters() if not p.requires_grad}
+    mine = {n: p for n, p in model.named_parameters() if not p.requires_grad}
+    for name in sorted(set(frozen) | set(mine)):
+        a, b = frozen.get(name), mine.get(name)
+        if a is None or b is None or (a is not b and not torch.equal(a, b.to(a.device))):
+            return name
+    return None
+
+
+def share_frozen(source: nn.Module, model: nn.Module) -> None:
+    """Make ``model`` use ``source``'s frozen parameter tensors (after checking they are equal),
+    so that K models built for a pack hold one copy of the backbone, not K."""
+    differs = frozen_difference(source, model)
+    if differs:
+        raise PackError(f"frozen weights differ from the first run's (e.g. {differs}): a pack shares one frozen backbone")
+    frozen = {n: p for n, p in source.named_parameters() if not p.requires_grad}
+    for prefix, module in model.named_modules():
+        for name, param in list(module.named_parameters(recurse=False)):
+            full = f"{prefix}.{name}" if prefix else name
+            if not param.requires_grad:
+                setattr(module, name, frozen[full])
 
 
 class PackedTrainer:

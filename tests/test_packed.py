@@ -272,3 +272,18 @@ def test_models_of_a_pack_can_share_one_frozen_backbone():
         assert torch.equal(b(x), _build(task, family, 1)(x))       # b computes what it computed before
     with pytest.raises(PackError, match="frozen weights differ"):
         share_frozen(_build(task, "gpt2", 0), FPT.for_task(task, tiny_backbone("gpt2", seed=5, dropout=0.0), dropout=0.0))
+
+
+def test_stack_batches_pads_continuous_and_discrete_tokens_to_the_widest():
+    from types import SimpleNamespace as NS
+
+    from fptlib.tasks.base import Batch
+    from fptlib.train.packed import stack_batches
+    ones = lambda *shape: torch.ones(*shape, dtype=torch.long)  # noqa: E731
+    continuous = [Batch(torch.ones(2, 3, 4), torch.zeros(2), ones(2, 3)), Batch(torch.ones(2, 5, 4), torch.zeros(2), ones(2, 5))]
+    x, y, mask = stack_batches(continuous, NS(pad_id=None))        # homology-like [B, L, features]
+    assert x.shape == (4, 5, 4) and mask.shape == (4, 5) and y.shape == (2, 2)
+    assert x[:2, 3:].abs().sum() == 0 and mask[:2, 3:].sum() == 0 and mask[2:].all()
+    discrete = [Batch(ones(2, 2) * 7, torch.zeros(2), ones(2, 2)), Batch(ones(2, 4) * 7, torch.zeros(2), ones(2, 4))]
+    x, _, mask = stack_batches(discrete, NS(pad_id=3))
+    assert x.shape == (4, 4) and (x[:2, 2:] == 3).all() and mask[:2, 2:].sum() == 0

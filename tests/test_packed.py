@@ -66,6 +66,8 @@ def _assert_same_run(alone_model, alone, packed_model, packed):
     assert _max_diff(alone_model, packed_model) <= PARAM_TOL
     assert packed.steps == alone.steps and packed.samples == alone.samples and packed.stopped == alone.stopped
     assert [e["step"] for e in packed.evals] == [e["step"] for e in alone.evals]
+    assert [(h["step"], h["samples"]) for h in packed.history] == [(h["step"], h["samples"]) for h in alone.history]
+    assert [h["loss"] for h in packed.history] == pytest.approx([h["loss"] for h in alone.history], abs=1e-4)
     for a, p in zip(alone.evals, packed.evals):
         for split in ("val", "test"):
             examples = a[split]["examples"]
@@ -134,11 +136,11 @@ def test_gradient_accumulation_in_a_pack():
 def test_early_stop_and_nan_in_one_run_leave_the_others_unchanged():
     task, family = NanInSeed(_task("bit-xor"), seed=2, step=7), "gpt2"
     configs = [_cfg(seed=0), _cfg(seed=1, target_accuracy=0.01),        # reached at the first evaluation
-               _cfg(seed=2), _cfg(seed=3, steps=30)]                    # seed 2: NaN input at step 8
+               _cfg(seed=2), _cfg(seed=3, steps=33)]                    # seed 2: NaN input at step 8
     models, results = _packed(task, family, [0, 1, 2, 3], configs)
     assert results[1].stopped == "target" and results[1].steps == 25
     assert isinstance(results[2], NonFiniteLossError)
-    assert results[3].steps == 30 and results[3].stopped == "steps"
+    assert results[3].steps == 33 and results[3].stopped == "steps"      # not a logging step of the others
     for seed, cfg, model, result in zip((0, 1, 2, 3), configs, models, results):
         alone_model, alone = _alone(task, family, seed, cfg)
         if isinstance(alone, NonFiniteLossError):

@@ -402,7 +402,7 @@ class PackedTrainer:
         loss_sum = torch.zeros(len(active), device=dev)
         acc_sum = torch.zeros(len(active), device=dev)
         first_bad = torch.full((len(active),), -1, dtype=torch.long, device=dev)
-        window = 0
+        windows = [0] * len(active)     # steps since each run's last history entry
         t_start = time.perf_counter() - wall_s
         t_train = time.perf_counter()
 
@@ -413,17 +413,19 @@ class PackedTrainer:
         def leave(keep: list[int]) -> None:
             """Drop the finished runs from the pack (their rows, states and streams)."""
             nonlocal flat, exp_avg, exp_avg_sq, opt_steps, lr, wd, decoupled, clip, loss_sum, acc_sum, first_bad, batches
-            nonlocal active
+            nonlocal active, windows
             index = torch.tensor(keep, device=dev, dtype=torch.long)
             flat, exp_avg, exp_avg_sq = (t.detach()[index].clone() for t in (flat, exp_avg, exp_avg_sq))
             opt_steps, loss_sum, acc_sum, first_bad = (t[index] for t in (opt_steps, loss_sum, acc_sum, first_bad))
             batches = [batches[p] for p in keep]
+            windows = [windows[p] for p in keep]
             active = [active[p] for p in keep]
             lr, wd, decoupled, clip = settings()
 
-        def log_now() -> list[int]:
-            """Read the window's losses back (the one host sync); returns positions of NaN runs."""
-            nonlocal window
+        def log_now(due: set[int]) -> list[int]:
+            """Read the losses back (the one host sync); a history entry for the runs at positions
+            ``due`` (where the run alone would log: the others keep their window). Returns the
+            positions of runs whose loss became NaN."""
             values = torch.stack([loss_sum, acc_sum, first_bad.float()]).tolist()
             bad = []
             for p, i in enumerate(active):
@@ -431,12 +433,15 @@ class PackedTrainer:
                     bad.append(p)
                     runs[i]["error"] = Trainer._nan_message(types.SimpleNamespace(
                         config=configs[i], amp_dtype=self.amp_dtype), int(values[2][p]))
-                elif window:
+                elif p in due and windows[p]:
                     runs[i]["history"].append({"step": step, "samples": runs[i]["samples"],
-                                               "wall_s": time.perf_counter() - t_start,
-                                               "loss": values[0][p] / window, "accuracy": values[1][p] / window})
-            loss_sum.zero_(); acc_sum.zero_()
-            window = 0
+                                               "wall_s": time.perf_counter() - t_start, "loss": values[0][p] / windows[p],
+                                               "accuracy": values[1][p] / windows[p]})
+            logged = torch.tensor(sorted(due), device=dev, dtype=torch.long)
+            loss_sum[logged] = 0
+            acc_sum[logged] = 0
+            for p in due:
+                windows[p] = 0
             bar.update(step - bar.n)
             return bad
 
@@ -468,7 +473,7 @@ class PackedTrainer:
                     loss_sum += losses
                     acc_sum += torch.stack([task.accuracy(logits[p].detach(), y[p]) for p in range(k)])
                     first_bad.masked_fill_(~torch.isfinite(losses) & (first_bad < 0), step + 1)
-                window += c0.grad_accum
+                windows = [w + c0.grad_accum for w in windows]
                 grad = flat.grad
                 flat = flat.detach()
                 clip_rows(grad, clip)
@@ -483,8 +488,9 @@ class PackedTrainer:
                 do_eval = self.splits and c0.eval_every and step % c0.eval_every == 0
                 do_ckpt = ckpt_every and step % ckpt_every == 0
                 out_of_time = c0.time_budget_s is not None and time.perf_counter() - t_start >= c0.time_budget_s
-                if step % c0.log_every == 0 or ends or do_eval or do_ckpt or out_of_time:
-                    for p in log_now():
+                everyone = step % c0.log_every == 0 or do_eval or do_ckpt or out_of_time
+                if everyone or ends:
+                    for p in log_now(set(range(len(active))) if everyone else ends):
                         runs[active[p]]["stopped"] = "nan"
                         ends.discard(p)
                     nan = {p for p, i in enumerate(active) if runs[i]["stopped"] == "nan"}

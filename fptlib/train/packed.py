@@ -232,6 +232,66 @@ def clip_rows(grad: torch.Tensor, max_norm: torch.Tensor) -> None:
 
 
 # -- the trainer ------------------------------------------------------------------------------
+class _Active:
+    """The runs still in the pack: position p of every tensor and list belongs to run ``runs[p]``."""
+
+    def __init__(self, runs, flat, exp_avg, exp_avg_sq, opt_steps):
+        self.runs, self.flat, self.exp_avg, self.exp_avg_sq, self.opt_steps = runs, flat, exp_avg, exp_avg_sq, opt_steps
+
+    def start(self, configs, task, step: int, device) -> None:
+        """Per-run data streams from ``step`` (the batches each run gets alone), sums and settings."""
+        c0 = configs[0]
+        self.batches = [task.train_batches(c0.batch_size, device, configs[i].seed, start_step=step * c0.grad_accum)
+                        for i in self.runs]
+        k = len(self.runs)
+        self.loss_sum, self.acc_sum = torch.zeros(k, device=device), torch.zeros(k, device=device)
+        self.first_bad = torch.full((k,), -1, dtype=torch.long, device=device)
+        self.windows = [0] * k          # steps since each run's last history entry
+        self.settings(configs)
+
+    def settings(self, configs) -> None:
+        """Per run: lr, weight decay (None when no run decays), AdamW or not, clipping norm."""
+        cs, dev = [configs[i] for i in self.runs], self.flat.device
+        per_run = lambda values, dtype=torch.float32: torch.tensor(values, device=dev, dtype=dtype)  # noqa: E731
+        self.lr = per_run([c.lr for c in cs], torch.float64)
+        self.wd = per_run([c.weight_decay for c in cs], torch.float64) if any(c.weight_decay for c in cs) else None
+        self.decoupled = per_run([c.optimizer == "adamw" for c in cs], torch.bool)
+        self.clip = per_run([c.grad_clip if c.grad_clip is not None else float("inf") for c in cs])
+
+    def read(self, due: set[int]) -> list[tuple]:
+        """Per position (loss, accuracy, first NaN step or -1), loss and accuracy averaged over the
+        run's window for the positions ``due`` (where the run alone would log; their window starts
+        again) and None for the others, which keep theirs. One host read."""
+        values = torch.stack([self.loss_sum, self.acc_sum, self.first_bad.float()]).tolist()
+        out = []
+        for p, w in enumerate(self.windows):
+            logged = p in due and w > 0
+            out.append((values[0][p] / w if logged else None, values[1][p] / w if logged else None, int(values[2][p])))
+        index = torch.tensor(sorted(due), device=self.flat.device, dtype=torch.long)
+        self.loss_sum[index] = 0
+        self.acc_sum[index] = 0
+        self.windows = [0 if p in due else w for p, w in enumerate(self.windows)]
+        return out
+
+    def keep(self, positions: list[int], configs) -> None:
+        """Drop the other runs (finished) from the pack: their rows, optimizer states and streams."""
+        if len(positions) == len(self.runs):
+            return
+        index = torch.tensor(positions, device=self.flat.device, dtype=torch.long)
+        self.flat, self.exp_avg, self.exp_avg_sq = (
+            t.detach()[index].clone() for t in (self.flat, self.exp_avg, self.exp_avg_sq))
+        self.opt_steps, self.loss_sum, self.acc_sum, self.first_bad = (
+            t[index] for t in (self.opt_steps, self.loss_sum, self.acc_sum, self.first_bad))
+        self.runs, self.batches, self.windows = (
+            [xs[p] for p in positions] for xs in (self.runs, self.batches, self.windows))
+        self.settings(configs)
+
+    def state(self) -> dict:
+        return {"active": self.runs, "flat": self.flat.detach().cpu(), "exp_avg": self.exp_avg.cpu(),
+                "exp_avg_sq": self.exp_avg_sq.cpu(), "opt_steps": self.opt_steps.cpu()}
+
+
+
 def describe_run(config: TrainConfig) -> dict:
     return {k: getattr(config, k) for k in ("seed", "lr", "optimizer", "weight_decay", "grad_clip", "steps")}
 
@@ -278,7 +338,8 @@ def share_frozen(source: nn.Module, model: nn.Module) -> None:
     so that K models built for a pack hold one copy of the backbone, not K."""
     differs = frozen_difference(source, model)
     if differs:
-        raise PackError(f"frozen weights differ from the first run's (e.g. {differs}): a pack shares one frozen backbone")
+        raise PackError(f"frozen weights differ from the first run's (e.g. {differs}): a pack shares one "
+                        f"frozen backbone")
     frozen = {n: p for n, p in source.named_parameters() if not p.requires_grad}
     for prefix, module in model.named_modules():
         for name, param in list(module.named_parameters(recurse=False)):
@@ -359,166 +420,117 @@ class PackedTrainer:
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> list:
-        configs, task, dev, K = self.configs, self.task, self.device, len(self.configs)
-        c0 = configs[0]
+        configs, task, dev, c0 = self.configs, self.task, self.device, self.configs[0]
         seed_everything(c0.seed)          # dropout: one generator for the stacked batch, seeded by run 0's seed
         fingerprint = ckpt.frozen_fingerprint(self.models[0])
         runs = [{"step": 0, "samples": 0, "history": [], "evals": [], "best": {}, "steps_to_target": None,
-                 "stopped": None, "row": None, "error": None} for _ in range(K)]
-        active = list(range(K))
+                 "stopped": None, "row": None, "error": None} for _ in configs]
         flat = torch.stack([self.net.flatten(m).to(dev) for m in self.models])
-        exp_avg, exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
-        opt_steps = torch.zeros(K, device=dev, dtype=torch.float64)
+        pack = _Active(list(range(len(configs))), flat, torch.zeros_like(flat), torch.zeros_like(flat),
+                       torch.zeros(len(configs), device=dev, dtype=torch.float64))
         step, wall_s, train_s, resumed_from = 0, 0.0, 0.0, None
         path = self._path()
         if path is not None and self.resume and path.is_file():
             saved = ckpt.load(path)
             ckpt.check_compatible(path, saved["identity"], self.identity(), saved["fingerprint"], fingerprint)
-            runs, active, step = saved["runs"], saved["active"], saved["step"]
-            flat, exp_avg, exp_avg_sq = (saved[k].to(dev) for k in ("flat", "exp_avg", "exp_avg_sq"))
-            opt_steps = saved["opt_steps"].to(dev)
+            runs, step = saved["runs"], saved["step"]
+            pack = _Active(saved["active"], *(saved[k].to(dev) for k in ("flat", "exp_avg", "exp_avg_sq", "opt_steps")))
             wall_s, train_s, resumed_from = saved["wall_s"], saved["train_s"], step
             ckpt.set_rng_state(saved["rng"])
-
-        def settings():
-            """Per active run: lr, weight decay, AdamW or not, clipping norm."""
-            cs = [configs[i] for i in active]
-            per_run = lambda values, dtype=torch.float32: torch.tensor(values, device=dev, dtype=dtype)  # noqa: E731
-            decay = any(c.weight_decay for c in cs)
-            return (per_run([c.lr for c in cs], torch.float64),
-                    per_run([c.weight_decay for c in cs], torch.float64) if decay else None,
-                    per_run([c.optimizer == "adamw" for c in cs], torch.bool),
-                    per_run([c.grad_clip if c.grad_clip is not None else float("inf") for c in cs]))
-
-        def streams():
-            return [task.train_batches(c0.batch_size, dev, configs[i].seed, start_step=step * c0.grad_accum)
-                    for i in active]
-
-        lr, wd, decoupled, clip = settings()
-        batches = streams()
+        pack.start(configs, task, step, dev)
         ckpt_every = (c0.checkpoint_every or c0.eval_every) if path is not None else 0
-        bar = tqdm(total=max(c.steps for c in configs), initial=step, desc=f"{getattr(task, 'name', 'train')} x{K}",
-                   disable=not self.progress, dynamic_ncols=True, leave=True)
-        loss_sum = torch.zeros(len(active), device=dev)
-        acc_sum = torch.zeros(len(active), device=dev)
-        first_bad = torch.full((len(active),), -1, dtype=torch.long, device=dev)
-        windows = [0] * len(active)     # steps since each run's last history entry
+        bar = tqdm(total=max(c.steps for c in configs), initial=step,
+                   desc=f"{getattr(task, 'name', 'train')} x{len(configs)}", disable=not self.progress,
+                   dynamic_ncols=True, leave=True)
         t_start = time.perf_counter() - wall_s
         t_train = time.perf_counter()
 
-        def finish(i: int, position: int, stopped: str) -> None:
-            runs[i]["stopped"] = stopped
-            runs[i]["row"] = flat[position].detach().cpu().clone()
-
-        def leave(keep: list[int]) -> None:
-            """Drop the finished runs from the pack (their rows, states and streams)."""
-            nonlocal flat, exp_avg, exp_avg_sq, opt_steps, lr, wd, decoupled, clip, loss_sum, acc_sum, first_bad, batches
-            nonlocal active, windows
-            index = torch.tensor(keep, device=dev, dtype=torch.long)
-            flat, exp_avg, exp_avg_sq = (t.detach()[index].clone() for t in (flat, exp_avg, exp_avg_sq))
-            opt_steps, loss_sum, acc_sum, first_bad = (t[index] for t in (opt_steps, loss_sum, acc_sum, first_bad))
-            batches = [batches[p] for p in keep]
-            windows = [windows[p] for p in keep]
-            active = [active[p] for p in keep]
-            lr, wd, decoupled, clip = settings()
-
-        def log_now(due: set[int]) -> list[int]:
-            """Read the losses back (the one host sync); a history entry for the runs at positions
-            ``due`` (where the run alone would log: the others keep their window). Returns the
-            positions of runs whose loss became NaN."""
-            values = torch.stack([loss_sum, acc_sum, first_bad.float()]).tolist()
-            bad = []
-            for p, i in enumerate(active):
-                if values[2][p] >= 0:
-                    bad.append(p)
-                    runs[i]["error"] = Trainer._nan_message(types.SimpleNamespace(
-                        config=configs[i], amp_dtype=self.amp_dtype), int(values[2][p]))
-                elif p in due and windows[p]:
-                    runs[i]["history"].append({"step": step, "samples": runs[i]["samples"],
-                                               "wall_s": time.perf_counter() - t_start, "loss": values[0][p] / windows[p],
-                                               "accuracy": values[1][p] / windows[p]})
-            logged = torch.tensor(sorted(due), device=dev, dtype=torch.long)
-            loss_sum[logged] = 0
-            acc_sum[logged] = 0
-            for p in due:
-                windows[p] = 0
-            bar.update(step - bar.n)
-            return bad
-
         def save() -> None:
-            if path is None:
-                return
-            ckpt.atomic_save({"format": 1, "identity": self.identity(), "fingerprint": fingerprint,
-                              "runs": runs, "active": active, "step": step, "flat": flat.detach().cpu(),
-                              "exp_avg": exp_avg.cpu(), "exp_avg_sq": exp_avg_sq.cpu(), "opt_steps": opt_steps.cpu(),
-                              "wall_s": time.perf_counter() - t_start, "train_s": train_s, "rng": ckpt.rng_state()},
-                             path)
+            if path is not None:
+                ckpt.atomic_save({"format": 1, "identity": self.identity(), "fingerprint": fingerprint, "runs": runs,
+                                  "step": step, "wall_s": time.perf_counter() - t_start, "train_s": train_s,
+                                  "rng": ckpt.rng_state(), **pack.state()}, path)
 
         self.net.train()
         try:
-            while active:
-                k = len(active)
-                flat.requires_grad_(True)
-                for micro in range(c0.grad_accum):
-                    if self._mark_step:
-                        torch.compiler.cudagraph_mark_step_begin()
-                    parts = [next(b) for b in batches]
-                    x, y, mask = stack_batches(parts, task)
-                    with self.evaluator._autocast():
-                        logits = self.forward(flat, x.to(dev), None if mask is None else mask.to(dev)).float()
-                    logits = logits.view(k, -1, *logits.shape[1:])
-                    losses = torch.stack([task.loss(logits[p], y[p]) for p in range(k)])
-                    (losses.sum() / c0.grad_accum).backward()
-                    losses = losses.detach()
-                    loss_sum += losses
-                    acc_sum += torch.stack([task.accuracy(logits[p].detach(), y[p]) for p in range(k)])
-                    first_bad.masked_fill_(~torch.isfinite(losses) & (first_bad < 0), step + 1)
-                windows = [w + c0.grad_accum for w in windows]
-                grad = flat.grad
-                flat = flat.detach()
-                clip_rows(grad, clip)
-                opt_steps += 1
-                adam_step(flat, grad, exp_avg, exp_avg_sq, opt_steps, lr, wd, decoupled)
+            while pack.runs:
+                self._step(pack, step)
                 step += 1
-                for i in active:
+                for i in pack.runs:
                     runs[i]["step"] = step
                     runs[i]["samples"] += c0.batch_size * c0.grad_accum
 
-                ends = {p for p, i in enumerate(active) if step >= configs[i].steps}
+                ends = {p for p, i in enumerate(pack.runs) if step >= configs[i].steps}
                 do_eval = self.splits and c0.eval_every and step % c0.eval_every == 0
                 do_ckpt = ckpt_every and step % ckpt_every == 0
                 out_of_time = c0.time_budget_s is not None and time.perf_counter() - t_start >= c0.time_budget_s
                 everyone = step % c0.log_every == 0 or do_eval or do_ckpt or out_of_time
-                if everyone or ends:
-                    for p in log_now(set(range(len(active))) if everyone else ends):
-                        runs[active[p]]["stopped"] = "nan"
+                if not (everyone or ends):
+                    continue
+                due = set(range(len(pack.runs))) if everyone else ends
+                for p, (loss, accuracy, bad_step) in enumerate(pack.read(due)):    # the one host sync
+                    run = runs[pack.runs[p]]
+                    if bad_step >= 0:
+                        run["stopped"] = "nan"
+                        run["error"] = Trainer._nan_message(types.SimpleNamespace(
+                            config=configs[pack.runs[p]], amp_dtype=self.amp_dtype), bad_step)
                         ends.discard(p)
-                    nan = {p for p, i in enumerate(active) if runs[i]["stopped"] == "nan"}
-                    train_s += time.perf_counter() - t_train
-                    if do_eval:
-                        for p, i in enumerate(active):
-                            if p not in nan and p not in ends and self._evaluate(i, flat[p], runs[i], t_start):
-                                finish(i, p, "target")
-                    for p in ends:
-                        finish(active[p], p, "steps")
-                    if out_of_time:
-                        for p, i in enumerate(active):
-                            if runs[i]["stopped"] is None:
-                                finish(i, p, "time")
-                    keep = [p for p, i in enumerate(active) if runs[i]["stopped"] is None]
-                    if len(keep) < len(active):
-                        leave(keep)
-                    if do_ckpt:
-                        save()
-                    t_train = time.perf_counter()
+                    elif loss is not None:
+                        run["history"].append({"step": step, "samples": run["samples"], "loss": loss,
+                                               "wall_s": time.perf_counter() - t_start, "accuracy": accuracy})
+                bar.update(step - bar.n)
+                train_s += time.perf_counter() - t_train
+                for p, i in enumerate(pack.runs):
+                    if runs[i]["stopped"] == "nan":
+                        continue
+                    if p in ends:
+                        self._finish(runs[i], pack, p, "steps")
+                    elif do_eval and self._evaluate(i, pack.flat[p], runs[i], t_start):
+                        self._finish(runs[i], pack, p, "target")
+                    elif out_of_time:
+                        self._finish(runs[i], pack, p, "time")
+                pack.keep([p for p, i in enumerate(pack.runs) if runs[i]["stopped"] is None], configs)
+                if do_ckpt:
+                    save()
+                t_train = time.perf_counter()
         finally:
             bar.close()
         train_s += time.perf_counter() - t_train
         return self._results(runs, resumed_from, t_start, train_s, save)
 
+    @staticmethod
+    def _finish(run: dict, pack: "_Active", position: int, stopped: str) -> None:
+        run["stopped"] = stopped
+        run["row"] = pack.flat[position].detach().cpu().clone()
+
+    def _step(self, pack: "_Active", step: int) -> None:
+        """One optimizer step of every run in the pack: forward/backward on the stacked batches,
+        per-run clipping and Adam; losses, accuracies and the first NaN step summed on the device."""
+        c0, task, dev, k = self.configs[0], self.task, self.device, len(pack.runs)
+        pack.flat.requires_grad_(True)
+        for _ in range(c0.grad_accum):
+            if self._mark_step:
+                torch.compiler.cudagraph_mark_step_begin()
+            x, y, mask = stack_batches([next(b) for b in pack.batches], task)
+            with self.evaluator._autocast():
+                logits = self.forward(pack.flat, x.to(dev), None if mask is None else mask.to(dev)).float()
+            logits = logits.view(k, -1, *logits.shape[1:])
+            losses = torch.stack([task.loss(logits[p], y[p]) for p in range(k)])
+            (losses.sum() / c0.grad_accum).backward()
+            losses = losses.detach()
+            pack.loss_sum += losses
+            pack.acc_sum += torch.stack([task.accuracy(logits[p].detach(), y[p]) for p in range(k)])
+            pack.first_bad.masked_fill_(~torch.isfinite(losses) & (pack.first_bad < 0), step + 1)
+        pack.windows = [w + c0.grad_accum for w in pack.windows]
+        grad, pack.flat = pack.flat.grad, pack.flat.detach()
+        clip_rows(grad, pack.clip)
+        pack.opt_steps += 1
+        adam_step(pack.flat, grad, pack.exp_avg, pack.exp_avg_sq, pack.opt_steps, pack.lr, pack.wd, pack.decoupled)
+
     def _results(self, runs, resumed_from, t_start, train_s, save) -> list:
         for i, run in enumerate(runs):      # the final evaluations (unless one was at the last step)
-            if run["stopped"] != "nan" and self.splits and not (run["evals"] and run["evals"][-1]["step"] == run["step"]):
+            evaluated = run["evals"] and run["evals"][-1]["step"] == run["step"]
+            if run["stopped"] != "nan" and self.splits and not evaluated:
                 self._evaluate(i, run["row"].to(self.device), run, t_start)
         out = []
         for i, run in enumerate(runs):

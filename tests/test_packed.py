@@ -207,7 +207,8 @@ def test_runs_that_cannot_share_a_pack_are_refused_clearly():
 
 def test_auto_pack_size_by_memory_on_cuda_and_by_measurement_on_cpu():
     from fptlib.train import packed
-    assert auto_pack_size(10, "cpu") == packed.CPU_AUTO_PACK and auto_pack_size(2, "cpu") == min(2, packed.CPU_AUTO_PACK)
+    assert auto_pack_size(10, "cpu") == packed.CPU_AUTO_PACK
+    assert auto_pack_size(2, "cpu") == min(2, packed.CPU_AUTO_PACK)
     assert auto_pack_size(40, "cuda", per_run_bytes=1 << 30, free_bytes=10 << 30) == 7    # 70% of 10 GiB / 1 GiB
     assert auto_pack_size(3, "cuda", per_run_bytes=1 << 30, free_bytes=80 << 30) == 3
     assert auto_pack_size(3, "cuda", per_run_bytes=1 << 40, free_bytes=1 << 30) == 1      # one run: no pack
@@ -258,7 +259,8 @@ def test_a_packed_sweep_gives_the_unpacked_sweep(tmp_path):
     for p, a in zip(packed.rows, alone.rows):
         assert p["lr"] == a["lr"] and p["seeds"] == a["seeds"]
         one_example = 1 / 128                   # the quick profile's Bit XOR evaluation sets hold 128 examples
-        assert p["val"] == pytest.approx(a["val"], abs=one_example) and p["test"] == pytest.approx(a["test"], abs=one_example)
+        assert p["val"] == pytest.approx(a["val"], abs=one_example)
+        assert p["test"] == pytest.approx(a["test"], abs=one_example)
 
 
 def test_models_of_a_pack_can_share_one_frozen_backbone():
@@ -273,7 +275,8 @@ def test_models_of_a_pack_can_share_one_frozen_backbone():
         x = next(task.train_batches(4, "cpu", seed=0)).x
         assert torch.equal(b(x), _build(task, family, 1)(x))       # b computes what it computed before
     with pytest.raises(PackError, match="frozen weights differ"):
-        share_frozen(_build(task, "gpt2", 0), FPT.for_task(task, tiny_backbone("gpt2", seed=5, dropout=0.0), dropout=0.0))
+        other_backbone = FPT.for_task(task, tiny_backbone("gpt2", seed=5, dropout=0.0), dropout=0.0)
+        share_frozen(_build(task, "gpt2", 0), other_backbone)
 
 
 def test_stack_batches_pads_continuous_and_discrete_tokens_to_the_widest():
@@ -282,7 +285,8 @@ def test_stack_batches_pads_continuous_and_discrete_tokens_to_the_widest():
     from fptlib.tasks.base import Batch
     from fptlib.train.packed import stack_batches
     ones = lambda *shape: torch.ones(*shape, dtype=torch.long)  # noqa: E731
-    continuous = [Batch(torch.ones(2, 3, 4), torch.zeros(2), ones(2, 3)), Batch(torch.ones(2, 5, 4), torch.zeros(2), ones(2, 5))]
+    continuous = [Batch(torch.ones(2, 3, 4), torch.zeros(2), ones(2, 3)),
+                  Batch(torch.ones(2, 5, 4), torch.zeros(2), ones(2, 5))]
     x, y, mask = stack_batches(continuous, NS(pad_id=None))        # homology-like [B, L, features]
     assert x.shape == (4, 5, 4) and mask.shape == (4, 5) and y.shape == (2, 2)
     assert x[:2, 3:].abs().sum() == 0 and mask[:2, 3:].sum() == 0 and mask[2:].all()

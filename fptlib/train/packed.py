@@ -26,12 +26,13 @@ forward), so per-run gradient clipping is one norm over dim 1 and Adam/AdamW is 
 operations with per-run learning rate, weight decay and step count.
 
 Each run keeps its own data stream (``task.train_batches`` with its own seed, exactly the batches
-it would get alone), optimizer state, clipping, evaluation (with the Trainer's own ``evaluate``),
-early stop, and result: a run that reaches its steps or target accuracy, or whose loss becomes NaN,
-leaves the pack (the others go on unchanged). What differs from training alone: batched matmuls
-sum in another order (float rounding, see tests/test_packed.py for the size), and dropout masks
-are drawn for the whole stacked batch from one generator, so with dropout > 0 a packed run is a
-different (equally valid) random draw than the same run alone.
+it would get alone), optimizer state, clipping, evaluation (the fixed evaluation batches repeated
+for the K runs, one packed forward, in eval mode), early stop, and result: a run that reaches its
+steps or target accuracy, or whose loss becomes NaN, leaves the pack (the others go on unchanged).
+What differs from training alone: batched matmuls sum in another order (float rounding, see
+tests/test_packed.py for the size), and dropout masks are drawn for the whole stacked batch from
+one generator, so with dropout > 0 a packed run is a different (equally valid) random draw than
+the same run alone.
 """
 from __future__ import annotations
 
@@ -364,7 +365,7 @@ class PackedTrainer:
         check_packable(models, task, configs)
         self.models, self.task, self.configs = models, task, configs
         c = configs[0]
-        # the evaluator: run 0's model with the Trainer's own evaluate (and its checks of splits and targets)
+        # a Trainer of run 0 for the settings every run shares: its checks of splits, device, amp, autocast
         self.evaluator = Trainer(models[0], task, dataclasses.replace(c, compile=False, progress=False))
         for i, cfg in enumerate(configs):
             split = cfg.target_split or (self.evaluator.splits[0] if self.evaluator.splits else None)
@@ -401,22 +402,54 @@ class PackedTrainer:
         return Path(self.checkpoint_dir) / ckpt.CHECKPOINT_NAME if self.checkpoint_dir else None
 
     # -- evaluation -------------------------------------------------------------------------
-    def _evaluate(self, i: int, row: torch.Tensor, run: dict, t_start: float) -> bool:
-        """Evaluate run i (its parameters ``row``) on every split; True when it reached its target."""
-        self.net.unflatten_into(row, self.models[0])
-        entry = {"step": run["step"], "samples": run["samples"], "wall_s": time.perf_counter() - t_start}
-        for split in self.splits:
-            entry[split] = self.evaluator.evaluate(split)
-            if split not in run["best"] or entry[split]["accuracy"] > run["best"][split]["accuracy"]:
-                run["best"][split] = {**entry[split], "step": run["step"]}
-        run["evals"].append(entry)
-        c = self.configs[i]
-        target_split = c.target_split or (self.splits[0] if self.splits else None)
-        if c.target_accuracy is not None and entry[target_split]["accuracy"] >= c.target_accuracy:
-            if run["steps_to_target"] is None:
+    @torch.no_grad()
+    def _evaluate_rows(self, rows: torch.Tensor) -> list[dict[str, dict]]:
+        """Mean loss and accuracy per split for K runs' parameters ``rows`` [K, N] at once: every
+        fixed evaluation batch repeated K times, one packed forward, in eval mode, under a forked
+        RNG (evaluating never changes the training trajectory); as Trainer.evaluate per run."""
+        c, task, dev, k = self.configs[0], self.task, self.device, rows.shape[0]
+        was_training = self.net.training
+        self.net.eval()
+        out = [{} for _ in range(k)]
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            for split in self.splits:
+                loss_sum = torch.zeros(k, device=dev, dtype=torch.float64)
+                acc_sum = torch.zeros(k, device=dev, dtype=torch.float64)
+                n = 0
+                for batch in task.eval_batches(split, c.eval_batch_size or max(c.batch_size, 64), dev, c.eval_limit):
+                    batch = batch.to(dev)
+                    mask = None if batch.mask is None else batch.mask.repeat(k, 1)
+                    with self.evaluator._autocast():
+                        logits = self.net(rows, batch.x.repeat(k, *([1] * (batch.x.dim() - 1))), mask).float()
+                    logits = logits.view(k, -1, *logits.shape[1:])
+                    b = batch.y.shape[0]
+                    loss_sum += torch.stack([task.loss(logits[p], batch.y) for p in range(k)]).double() * b
+                    acc_sum += torch.stack([task.accuracy(logits[p], batch.y) for p in range(k)]).double() * b
+                    n += b
+                if n == 0:
+                    raise ValueError(f"split {split!r} of task {getattr(task, 'name', '?')!r} produced no examples")
+                for p, (loss, acc) in enumerate(zip(loss_sum.tolist(), acc_sum.tolist())):
+                    out[p][split] = {"loss": loss / n, "accuracy": acc / n, "examples": n}
+        self.net.train(was_training)
+        return out
+
+    def _evaluate(self, indices: list[int], rows: torch.Tensor, runs: list[dict], t_start: float) -> list[bool]:
+        """Evaluate runs ``indices`` (parameters ``rows``) and record it in their evals and best;
+        per run, True when it reached its target accuracy."""
+        reached = []
+        for i, metrics in zip(indices, self._evaluate_rows(rows)):
+            run, c = runs[i], self.configs[i]
+            entry = {"step": run["step"], "samples": run["samples"], "wall_s": time.perf_counter() - t_start, **metrics}
+            for split in self.splits:
+                if split not in run["best"] or entry[split]["accuracy"] > run["best"][split]["accuracy"]:
+                    run["best"][split] = {**entry[split], "step": run["step"]}
+            run["evals"].append(entry)
+            target_split = c.target_split or self.splits[0]
+            hit = c.target_accuracy is not None and entry[target_split]["accuracy"] >= c.target_accuracy
+            if hit and run["steps_to_target"] is None:
                 run["steps_to_target"] = run["step"]
-            return True
-        return False
+            reached.append(hit)
+        return reached
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> list:
@@ -480,15 +513,18 @@ class PackedTrainer:
                                                "wall_s": time.perf_counter() - t_start, "accuracy": accuracy})
                 bar.update(step - bar.n)
                 train_s += time.perf_counter() - t_train
-                for p, i in enumerate(pack.runs):
-                    if runs[i]["stopped"] == "nan":
-                        continue
+                alive = [p for p, i in enumerate(pack.runs) if runs[i]["stopped"] != "nan"]
+                to_eval = [p for p in alive if p not in ends] if do_eval else []
+                reached = dict(zip(to_eval, self._evaluate([pack.runs[p] for p in to_eval], pack.flat.detach()[to_eval],
+                                                           runs, t_start) if to_eval else []))
+                for p in alive:
+                    run = runs[pack.runs[p]]
                     if p in ends:
-                        self._finish(runs[i], pack, p, "steps")
-                    elif do_eval and self._evaluate(i, pack.flat[p], runs[i], t_start):
-                        self._finish(runs[i], pack, p, "target")
+                        self._finish(run, pack, p, "steps")
+                    elif reached.get(p):
+                        self._finish(run, pack, p, "target")
                     elif out_of_time:
-                        self._finish(runs[i], pack, p, "time")
+                        self._finish(run, pack, p, "time")
                 pack.keep([p for p, i in enumerate(pack.runs) if runs[i]["stopped"] is None], configs)
                 if do_ckpt:
                     save()
@@ -528,10 +564,10 @@ class PackedTrainer:
         adam_step(pack.flat, grad, pack.exp_avg, pack.exp_avg_sq, pack.opt_steps, pack.lr, pack.wd, pack.decoupled)
 
     def _results(self, runs, resumed_from, t_start, train_s, save) -> list:
-        for i, run in enumerate(runs):      # the final evaluations (unless one was at the last step)
-            evaluated = run["evals"] and run["evals"][-1]["step"] == run["step"]
-            if run["stopped"] != "nan" and self.splits and not evaluated:
-                self._evaluate(i, run["row"].to(self.device), run, t_start)
+        final = [i for i, run in enumerate(runs)       # the final evaluations (unless one was at the last step)
+                 if run["stopped"] != "nan" and not (run["evals"] and run["evals"][-1]["step"] == run["step"])]
+        if self.splits and final:
+            self._evaluate(final, torch.stack([runs[i]["row"] for i in final]).to(self.device), runs, t_start)
         out = []
         for i, run in enumerate(runs):
             c = self.configs[i]

@@ -25,8 +25,11 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from . import experiments
 from .attention import (MatchingReport, chance_value, check_n_bits, extract_attentions, is_causal,
                         matching_bit_score)
+from .results import accuracy, provenance
+from .tasks.bits import BitXOR
 from .viz import check_index, bit_labels, plot_attention
 
 PRETRAINED, RANDOM, UNTRAINED = "language-pretrained", "random-init", "before training"
@@ -44,17 +47,14 @@ def xor_configs(n_bits: int, profile: str = "quick", backbone: str | None = None
                 steps: int | None = None, seed: int = 0) -> dict:
     """``{kind: experiments.RunConfig}`` for the two trained models at string length ``n_bits``.
 
-    The course's Bit XOR settings for the profile (``fptlib.notebook.config``) with only the
+    The course's Bit XOR settings for the profile (``fptlib.experiments.config``) with only the
     string length and the initialisation changed. At the paper's length 5 these are the very runs
     notebooks 03, 08 and 10 train, so the results store hands them back instead of training again.
     """
-    from fptlib import experiments
-    from fptlib.notebook import config
-
     check_n_bits(n_bits)
     backbone = experiments.resolve_backbone(backbone)
     changes = {"steps": steps} if steps is not None else {}
-    return {kind: config(profile, "bit-xor", backbone=backbone, init=init, seed=seed, task_options={"n": n_bits},
+    return {kind: experiments.config("bit-xor", profile, backbone, init=init, seed=seed, task_options={"n": n_bits},
                          table="attention", row=kind, column=f"n={n_bits}", **changes)
             for kind, init in ((PRETRAINED, "pretrained"), (RANDOM, "random"))}
 
@@ -70,9 +70,8 @@ class XorModels:
 
 def _produced_by(record: dict) -> str:
     """The course's one-line provenance of a run, plus the string length and the hardware."""
-    from fptlib.notebook import produced_by
     n = dict(record.get("run_config", {}).get("task_options") or {}).get("n", "?")
-    return f"{produced_by(record)}, bit-xor n={n}, {record.get('hardware', '?')}"
+    return f"{provenance(record)}, bit-xor n={n}, {record.get('hardware', '?')}"
 
 
 def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None, *, steps: int | None = None,
@@ -83,9 +82,6 @@ def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None,
     ``experiments.load_model`` loads their trained weights), so re-running a notebook never trains
     twice.
     """
-    from fptlib import experiments
-    from fptlib.notebook import accuracy
-
     configs = xor_configs(n_bits, profile, backbone, steps=steps, seed=seed)
     out = XorModels(n_bits, {})
     for kind, cfg in configs.items():
@@ -136,7 +132,6 @@ class XorAttention:
 
 def xor_inputs(n_bits: int, examples: int = EXAMPLES) -> Tensor:
     """Fixed Bit XOR inputs: the first ``examples`` of the task's test split (same for every model)."""
-    from fptlib.tasks.bits import BitXOR
     task = BitXOR(n=n_bits, eval_size=max(examples, 1))
     return next(iter(task.eval_batches("test", examples, "cpu"))).x
 

@@ -83,6 +83,7 @@ def test_render_bad_settings(data):
         render(data, N, head=4)
 
 
+@pytest.mark.widgets
 def test_widget_callback_redraws_on_each_change(data, monkeypatch):
     calls = []
     real = ex.render
@@ -136,10 +137,10 @@ def test_xor_configs_change_only_length_and_init():
 
 def test_length_5_runs_are_the_course_bit_xor_runs():
     """At the paper's length the explorer reuses the runs notebooks 03/08/10 store."""
-    from fptlib.notebook import config
+    from fptlib.experiments import config
     cfgs = ex.xor_configs(5, "quick", backbone="minilm")
-    assert cfgs[KINDS[0]].key == config("quick", "bit-xor", backbone="minilm").key
-    assert cfgs[KINDS[1]].key == config("quick", "bit-xor", backbone="minilm", init="random").key
+    assert cfgs[KINDS[0]].key == config("bit-xor", "quick", "minilm").key
+    assert cfgs[KINDS[1]].key == config("bit-xor", "quick", "minilm", init="random").key
 
 
 def test_long_strings_keep_fewer_examples():

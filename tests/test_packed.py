@@ -78,10 +78,10 @@ def _assert_same_run(alone_model, alone, packed_model, packed):
 RUNS = [(0, dict(lr=1e-3)), (1, dict(lr=3e-3, optimizer="adamw", weight_decay=0.01)), (2, dict(lr=1e-2, grad_clip=0.5))]
 
 
-@pytest.mark.parametrize("family", ["gpt2", "bert", "llama", "lstm"])
+@pytest.mark.parametrize("family", ["gpt2", "bert", "llama", "lstm", "longformer"])
 def test_each_run_of_a_pack_ends_where_it_ends_alone(family):
-    """Causal (GPT-2), bidirectional (BERT), rotary (LLaMA) and the LSTM; three runs differing in
-    seed (initialisation and data), learning rate, optimizer, weight decay and clipping."""
+    """Causal (GPT-2), bidirectional (BERT, Longformer), rotary (LLaMA) and the LSTM; three runs
+    differing in seed (initialisation and data), learning rate, optimizer, weight decay and clipping."""
     task = _task("bit-xor")
     configs = [_cfg(seed=s, **kw) for s, kw in RUNS]
     models, results = _packed(task, family, [s for s, _ in RUNS], configs)
@@ -200,6 +200,12 @@ def test_runs_that_cannot_share_a_pack_are_refused_clearly():
     other_backbone = FPT.for_task(task, tiny_backbone("gpt2", seed=5, dropout=0.0), dropout=0.0)
     with pytest.raises(PackError, match="frozen weights differ"):
         PackedTrainer([models[0], other_backbone], task, [_cfg(), _cfg()])
+    # ViT's learned positions are a bare parameter of the backbone, T5's relative position bias is
+    # looked up per query-key pair: neither stacks per run, and both say so
+    with pytest.raises(PackError, match="cannot pack the trained parameters of 'backbone'"):
+        PackedTrainer([_build(task, "vit", s) for s in (0, 1)], task, [_cfg(), _cfg()])
+    with pytest.raises(PackError, match="relative position bias.*unpacked"):
+        PackedTrainer([_build(task, "t5", s) for s in (0, 1)], task, [_cfg(), _cfg()]).fit()
     attention = [_build(task, "gpt2", s, freeze="+attention") for s in (0, 1)]
     with pytest.raises(PackError, match=r"trains \['attention'\].*unpacked"):
         PackedTrainer(attention, task, [_cfg(), _cfg()])
@@ -249,12 +255,12 @@ def test_records_of_packed_runs_equal_those_of_the_runs_alone(tmp_path):
 
 
 def test_a_packed_sweep_gives_the_unpacked_sweep(tmp_path):
-    from fptlib.train import sweep
+    from fptlib import sweeps
     from test_train_toy import tiny_config
     base = tiny_config(steps=8, eval_every=4)
     kw = dict(lrs=(1e-3, 3e-3), seeds=(0,), progress=False, log=lambda line: None)
-    packed = sweep.sweep(base, directory=tmp_path / "packed", pack=2, **kw)
-    alone = sweep.sweep(base, directory=tmp_path / "alone", pack=False, **kw)
+    packed = sweeps.sweep(base, directory=tmp_path / "packed", pack=2, **kw)
+    alone = sweeps.sweep(base, directory=tmp_path / "alone", pack=False, **kw)
     assert all(r.get("packed") for r in store.load(directory=tmp_path / "packed"))
     for p, a in zip(packed.rows, alone.rows):
         assert p["lr"] == a["lr"] and p["seeds"] == a["seeds"]

@@ -49,8 +49,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fptlib.train import checkpoint as ckpt
+from fptlib.env import seed_everything
 from fptlib.train.trainer import (CUDA_GRAPH_MODES, NonFiniteLossError, TrainConfig, Trainer, TrainResult, _jsonable,
-                                  compile_mode, model_identity, seed_everything, task_identity)
+                                  compile_mode, model_identity, task_identity)
 
 TECHNIQUE = "batch-stacked"
 PACKABLE_GROUPS = frozenset({"input", "output", "layernorm", "positions"})
@@ -59,6 +60,8 @@ SHARED_SETTINGS = ("batch_size", "grad_accum", "eval_every", "eval_splits", "eva
                    "time_budget_s", "device", "amp", "compile", "log_every", "checkpoint_every")
 # settings a run may have of its own
 RUN_SETTINGS = ("lr", "optimizer", "weight_decay", "grad_clip", "seed", "steps", "target_accuracy", "target_split")
+PACK_CHECKPOINT_KEYS = ("format", "identity", "fingerprint", "runs", "step", "rng", "active", "flat", "exp_avg",
+                        "exp_avg_sq", "opt_steps")
 BETAS, EPS = (0.9, 0.999), 1e-8       # torch.optim.Adam's defaults, which the Trainer uses
 # Measured by bench/bench_packed.py (bench/RESULTS.md): the pack size pack="auto" uses on a CPU.
 CPU_AUTO_PACK = 4
@@ -87,11 +90,18 @@ class _Pack:
         return torch.arange(self.k, device=device).repeat_interleave(self.rows)
 
 
+def _probe(weight: torch.Tensor) -> nn.Parameter:
+    """An empty frozen parameter of ``weight``'s dtype and device: the model reads its layers' dtype
+    from ``next(layer.parameters())``, and the packed twins hold no parameters of their own."""
+    return nn.Parameter(weight.detach().new_empty(0), requires_grad=False)
+
+
 class PackedLinear(nn.Module):
     def __init__(self, pack: _Pack, prefix: str, linear: nn.Linear):
         super().__init__()
         self.pack, self.prefix, self.has_bias = pack, prefix, linear.bias is not None
         self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.dtype_probe = _probe(linear.weight)
 
     def forward(self, x):
         w = self.pack.params[f"{self.prefix}.weight"]                  # [K, out, in]
@@ -111,6 +121,7 @@ class PackedEmbedding(nn.Module):
         super().__init__()
         self.pack, self.prefix, self.padding_idx = pack, prefix, table.padding_idx
         self.num_embeddings, self.embedding_dim = table.num_embeddings, table.embedding_dim   # read by backbones
+        self.dtype_probe = _probe(table.weight)
 
     def forward(self, ids):
         w = self.pack.params[f"{self.prefix}.weight"]                  # [K, V, dim]
@@ -118,6 +129,10 @@ class PackedEmbedding(nn.Module):
             pad = self.padding_idx
             w.register_hook(lambda g: g.index_fill(1, torch.tensor([pad], device=g.device), 0))
         k, rows = self.pack.k, self.pack.rows
+        if ids.dim() < 2 or ids.shape[0] not in (1, k * rows):
+            raise PackError(f"{self.prefix!r} is looked up with indices of shape {tuple(ids.shape)}, not one row "
+                            f"per example (e.g. T5's relative position bias): its per-run tables cannot be "
+                            f"stacked; train these runs unpacked (pack=False)")
         if ids.shape[0] == 1 and k * rows > 1:      # position ids: one lookup per run, shared by its rows
             out = w[:, ids[0]]
             return out[:, None].expand(k, rows, *out.shape[1:]).reshape(k * rows, *out.shape[1:])
@@ -464,7 +479,7 @@ class PackedTrainer:
         step, wall_s, train_s, resumed_from = 0, 0.0, 0.0, None
         path = self._path()
         if path is not None and self.resume and path.is_file():
-            saved = ckpt.load(path)
+            saved = ckpt.load(path, required=PACK_CHECKPOINT_KEYS)
             ckpt.check_compatible(path, saved["identity"], self.identity(), saved["fingerprint"], fingerprint)
             runs, step = saved["runs"], saved["step"]
             pack = _Active(saved["active"], *(saved[k].to(dev) for k in ("flat", "exp_avg", "exp_avg_sq", "opt_steps")))
@@ -480,7 +495,7 @@ class PackedTrainer:
 
         def save() -> None:
             if path is not None:
-                ckpt.atomic_save({"format": 1, "identity": self.identity(), "fingerprint": fingerprint, "runs": runs,
+                ckpt.atomic_save({"format": ckpt.FORMAT, "identity": self.identity(), "fingerprint": fingerprint, "runs": runs,
                                   "step": step, "wall_s": time.perf_counter() - t_start, "train_s": train_s,
                                   "rng": ckpt.rng_state(), **pack.state()}, path)
 

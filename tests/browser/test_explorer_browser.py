@@ -3,7 +3,8 @@
 Starts JupyterLab on 127.0.0.1 (a free port, a random token, settings and workspaces in a temporary
 folder, a copy of notebook 12 so the committed file is never autosaved over), opens the notebook in
 Debian's Chromium through selenium and /usr/bin/chromedriver, runs every cell, moves the explorer's
-head slider one step and checks that the drawn picture changes. Screenshots go to
+head slider one step and checks that the drawn picture changes, then checks that bertviz's head view
+draws offline (its scripts served by ``fptlib.jupyter_static``). Screenshots go to
 ``tests/browser/artifacts/`` (git-ignored). Every wait has a deadline; JupyterLab (with its kernels)
 and Chromium are shut down whatever happens.
 
@@ -154,6 +155,11 @@ const box = s.closest('.widget-vbox');
 const img = box && box.querySelector('.widget-output img, .jupyter-widgets-output-area img');
 return img;
 """
+BERTVIZ_JS = """
+const view = document.querySelector('[id^="bertviz-"]');
+const svg = view && view.querySelector('svg');
+return svg ? svg.querySelectorAll('text, rect, line').length : 0;
+"""
 ERRORS_JS = """
 return Array.from(document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
   .map(e => e.textContent).filter(t => t.includes('Traceback') || t.includes('Error')).join('\\n---\\n');
@@ -201,3 +207,12 @@ def test_head_slider_redraws_the_explorer(lab, browser):
     (ARTIFACTS / "explorer_head0.png").write_bytes(before_pixels)
     (ARTIFACTS / "explorer_head1.png").write_bytes(after_pixels)
     assert after_pixels != before_pixels, "the drawn picture looks the same after moving the head slider"
+
+    # bertviz's head view draws with no internet: its scripts come from fptlib.jupyter_static
+    drawn = wait_for("bertviz's head view to draw (require.js, d3 and jQuery served by fptlib.jupyter_static; "
+                     "run tools/setup.sh if they are missing)", lambda: browser.execute_script(BERTVIZ_JS), timeout=60)
+    assert drawn > 10, f"bertviz drew only {drawn} elements"
+    view = browser.find_element("css selector", '[id^="bertviz-"]')
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", view)
+    time.sleep(0.5)
+    (ARTIFACTS / "bertviz_head_view.png").write_bytes(view.screenshot_as_png)

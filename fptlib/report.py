@@ -345,6 +345,12 @@ def _claim_verdict(c: paper.PaperClaim, profile: str, by_key: Mapping[str, Mappi
     return stats.verdict(claim, a.summary, b.summary, where=where)
 
 
+def evidence_profile() -> str:
+    """The profile whose records the course commits and its claims table shows (README, notebook
+    00): ``evidence`` (``quick`` on a checkout that predates that profile)."""
+    return "evidence" if "evidence" in experiments.PROFILES else "quick"
+
+
 def claims(profile: str | None = None, directory: str | os.PathLike | None = None,
            records: list[dict] | None = None, backbone: str | None = None) -> Table:
     """Every claim of the paper the course tests (``paper.CLAIMS``): the paper's numbers, and the

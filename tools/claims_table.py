@@ -16,12 +16,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fptlib import experiments  # noqa: E402
 from fptlib.cli import main as fptlib_main  # noqa: E402
+from fptlib.report import evidence_profile  # noqa: E402
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
-# the profile whose records are committed (the evidence profile; quick until that profile exists)
-PROFILE = "evidence" if "evidence" in experiments.PROFILES else "quick"
+PROFILE = evidence_profile()      # the profile whose records are committed
 BACKBONE = "minilm"        # the committed evidence's backbone (the default one on a CPU)
 
 

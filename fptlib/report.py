@@ -225,9 +225,10 @@ def _ours(cell: Cell, steps_unit: bool) -> str:
         got = [s for s in reached if s]
         if not got:
             return f"not reached in {max(r.get('steps') or 0 for r in cell.records)}"
-        text = stats.Summary(tuple(got)).text().replace("%", "")     # steps, not a percentage
-        text = text.replace(" (", " steps (", 1) if "(" in text else text
-        return text if len(got) == len(reached) else f"{text}; {len(reached) - len(got)} seeds never reached it"
+        steps = stats.Summary(tuple(float(s) for s in got))
+        text = f"{steps.mean:.0f}" if steps.n == 1 else f"{steps.mean:.0f} ± {steps.std:.0f}"
+        missed = len(reached) - len(got)
+        return text if not missed else f"{text} ({missed} of {len(reached)} seeds never reached it)"
     s = cell.summary
     return f"{100 * s.mean:.1f}" if s.n == 1 else f"{100 * s.mean:.1f} ± {100 * s.std:.1f}"
 
@@ -287,7 +288,7 @@ def paper_table(name: str, profile: str | None = None, directory: str | os.PathL
                "this run (%)" if not steps_unit else "this run (steps)": _ours(cell, steps_unit),
                "seeds": cell.summary.n if cell.summary else 0}
         if any_sweep:
-            row["lr chosen on val"] = cell.lr
+            row["lr chosen on val"] = f"{cell.lr:g}" if cell.lr is not None else "-"
         row["what produced it"] = cell.produced()
         rows.append(row)
     how = ("steps to the target accuracy, per seed" if steps_unit else

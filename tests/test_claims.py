@@ -119,8 +119,9 @@ def test_a_learning_rate_sweep_is_chosen_on_validation(seeded):
     recs = [record(c, 0.50 if c.lr == 1e-4 else 0.90, 0.80 if c.lr == 1e-4 else 0.60) for c in tf]
     lr, summary = sweeps.select_by_validation(recs)
     assert lr == 1e-4 and summary.n == 3 and summary.mean == pytest.approx(0.50)
-    row = report.paper_table("architecture", "full", records=recs, backbone="minilm", baselines=False).rows[0]
-    assert row["lr chosen on val"] == 1e-4 and row["this run (%)"] == "50.0 ± 0.0" and row["seeds"] == 3
+    table = report.paper_table("architecture", "full", records=recs, backbone="minilm", baselines=False)
+    row = table.rows[0]
+    assert "| 0.0001 |" in table.markdown() and row["lr chosen on val"] == "0.0001" and row["this run (%)"] == "50.0 ± 0.0" and row["seeds"] == 3
     assert "lr 0.0001 chosen on validation among 0.0001, 0.001" in row["what produced it"]
 
 
@@ -174,3 +175,19 @@ def _tool(name):
 def test_the_readme_claims_block_is_the_live_command_output():
     tool = _tool("claims_table")
     assert tool.current() == tool.live(), "README is stale: run tools/claims_table.py --write"
+
+
+def test_steps_to_target_are_aggregated_over_seeds(monkeypatch):
+    original = experiments.TABLES["compute"]
+    monkeypatch.setitem(experiments.TABLES, "compute", lambda p, bb: [dataclasses.replace(c, seed=s)
+                                                                       for c in original(p, bb) for s in (0, 1, 2)])
+    configs = [c for c in experiments.table("compute", "full", "minilm") if c.column == "bit-xor"]
+    lang = [c for c in configs if c.row == "language"]
+    rand = [c for c in configs if c.row == "random"]
+    curve = lambda hit: [(s, 1.0 if s >= hit else 0.5, 0.5) for s in (100, 200, 300, 400)]   # noqa: E731
+    recs = [record(c, None, evals=curve(hit)) for c, hit in zip(lang, (100, 200, 300))]
+    recs += [record(c, None, evals=curve(hit)) for c, hit in zip(rand, (400, 999, 999))]
+    rows = {r["setting"]: r for r in report.paper_table("compute", "full", records=recs, backbone="minilm").rows
+            if r["column"] == "Bit XOR"}
+    assert rows["language"]["this run (steps)"] == "200 ± 100" and rows["language"]["seeds"] == 3
+    assert rows["random"]["this run (steps)"] == "400 (2 of 3 seeds never reached it)"

@@ -164,6 +164,19 @@ _add(PaperTable(
     caption="Learning rate swept 1e-6 to 1e-2, batch 8, validation early stopping, 3 seeds."))
 
 
+# the paper's task in tables whose columns are not tasks (the ladder names it in each row)
+TABLE_TASKS = {"architecture": "cifar10", "model_size": "cifar10", "layernorm": "cifar10", "depth": "listops"}
+
+
+def task_of(table: str, row: str, column: str) -> str | None:
+    """The task the paper ran for a cell of one of its tables: the column, the row's first word
+    (the ladder: "cifar10 pretrained"), or the table's one task (``TABLE_TASKS``); None if none."""
+    if column in TASK_TITLES:
+        return column
+    first = row.split(" ", 1)[0]
+    return first if first in TASK_TITLES else TABLE_TASKS.get(table)
+
+
 def get(name: str) -> PaperTable:
     if name not in TABLES:
         raise ValueError(f"unknown paper table {name!r}: known tables are {sorted(TABLES)}")

@@ -150,9 +150,15 @@ class Cell:
         return self.configs[0].task
 
     @property
+    def paper_task(self) -> str | None:
+        """The task the paper ran in this cell (``paper.task_of``)."""
+        cfg = self.configs[0]
+        return paper.task_of(cfg.table, self.row, self.column)
+
+    @property
     def stand_in(self) -> bool:
-        """The column is the paper's task but another task ran (``experiments.STAND_INS``)."""
-        return bool(self.column) and self.column in paper.TASK_TITLES and self.task != self.column
+        """Another task ran than the paper's in this cell (``experiments.STAND_INS``)."""
+        return self.paper_task is not None and self.task != self.paper_task
 
     def ran_on(self) -> str:
         """Which task and data really ran: the paper's task, or the stand-in that replaced it."""
@@ -160,7 +166,7 @@ class Cell:
         if not self.stand_in:
             return "the paper's task" + (f" ({data})" if data else "")
         return f"stand-in: {self.task}" + (f" ({data})" if data else "") + \
-            f", not {paper.TASK_TITLES[self.column]}"
+            f", not {paper.TASK_TITLES[self.paper_task]}"
 
     def produced(self) -> str:
         """What produced the numbers: backbone, freeze, lr, steps, the seeds, the data."""
@@ -254,7 +260,7 @@ def baseline_rows(table_cells: Sequence[Cell]) -> list[dict]:
         if cell.records:
             cfg = cell.configs[0]
             cols = seen.setdefault((cfg.task, cfg.task_options, cfg.eval_limit), [])
-            title = paper.TASK_TITLES.get(cell.column, cell.task if cell.column not in paper.TASK_TITLES else cell.column)
+            title = paper.TASK_TITLES.get(cell.paper_task or cell.task, cell.task)
             if title not in cols:
                 cols.append(title)
     rows = []

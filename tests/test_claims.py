@@ -191,3 +191,15 @@ def test_steps_to_target_are_aggregated_over_seeds(monkeypatch):
             if r["column"] == "Bit XOR"}
     assert rows["language"]["this run (steps)"] == "200 ± 100" and rows["language"]["seeds"] == 3
     assert rows["random"]["this run (steps)"] == "400 (2 of 3 seeds never reached it)"
+
+
+def test_a_stand_in_is_named_where_the_columns_are_not_tasks():
+    configs = experiments.table("layernorm", "quick", "minilm")
+    assert {c.column for c in configs} == {"layer norm frozen", "layer norm trained"}
+    recs = [record(c, 0.5, profile="quick") for c in configs]
+    t = report.paper_table("layernorm", "quick", records=recs, backbone="minilm", baselines=False)
+    assert all(r["ran on"].startswith(f"stand-in: {configs[0].task}") and r["ran on"].endswith("not CIFAR-10")
+               for r in t.rows)
+    ladder = report.paper_table("ladder", "quick", records=[], backbone="minilm", baselines=False)
+    xor = next(r for r in ladder.rows if r["setting"] == "bit-xor pretrained")
+    assert xor["ran on"] == "the paper's task"

@@ -163,6 +163,8 @@ def test_results_claims_command_prints_the_table(tmp_path, capsys):
                  "--results-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "What holds up" in out and ARCH.text in out and "not run here" in out
+    with pytest.raises(SystemExit, match="not both"):
+        main(["results", "table1", "--claims"])
 
 
 def _tool(name):

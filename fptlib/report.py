@@ -348,6 +348,7 @@ def _claim_verdict(c: paper.PaperClaim, profile: str, by_key: Mapping[str, Mappi
         return stats.Verdict(claim, "not run here", f"{c.text}: not run here: the {profile} profile's "
                              f"{c.table} table has no {'setting ' + str(c.first if a is None else c.second)}.")
     where = "; ".join(f"{label}: {cell.produced()}" + (f" [{cell.ran_on()}]" if cell.stand_in else "")
+                      + ("" if cell.how == Cell.how else f" [{cell.how}]")
                       for label, cell in ((first, a), (second, b)) if cell.records)
     return stats.verdict(claim, a.summary, b.summary, where=where)
 

@@ -205,3 +205,19 @@ def test_a_stand_in_is_named_where_the_columns_are_not_tasks():
     ladder = report.paper_table("ladder", "quick", records=[], backbone="minilm", baselines=False)
     xor = next(r for r in ladder.rows if r["setting"] == "bit-xor pretrained")
     assert xor["ran on"] == "the paper's task"
+
+
+def test_runs_without_validation_are_scored_by_their_final_test_and_say_so(seeded):
+    rows = by_row(seeded())
+    recs = []
+    for row, accs in (("frozen random transformer", (0.70, 0.72, 0.71)), ("frozen random LSTM", (0.60, 0.61, 0.62))):
+        for c, x in zip(rows[row], accs):
+            rec = record(c, x)
+            rec["evals"] = [{"step": 100, "test": {"accuracy": 0.99}}, {"step": 200, "test": {"accuracy": x}}]
+            rec["final"] = {"test": {"accuracy": x}}
+            recs.append(rec)
+    verdict = claim_row(report.claims("full", records=recs, backbone="minilm"), ARCH)
+    assert verdict["verdict"] == "holds" and "71.0 ± 1.0%" in verdict["why (computed from the records)"]
+    assert "no validation evaluations" in verdict["why (computed from the records)"]
+    md = report.paper_table("architecture", "full", records=recs, backbone="minilm", baselines=False).markdown()
+    assert "final test accuracy (no validation evaluations to select on)" in md

@@ -347,6 +347,7 @@ class Plan:
     seconds: dict[str, float]
     warmups: dict[str, Warmup]
     device: str
+    LIST_STORED = 8        # more stored runs than this are named on one line
 
     @property
     def total_s(self) -> float:
@@ -356,8 +357,10 @@ class Plan:
         n = len(self.stored) + len(self.to_train)
         lines = [f"plan: {n} run{'s' if n != 1 else ''}: {len(self.stored)} in the results store "
                  f"(loaded, not trained), {len(self.to_train)} to train on {self.device}"]
-        for label, cfg in self.stored.items():
-            lines.append(f"  stored   {label}: {cfg.describe()}")
+        if len(self.stored) <= self.LIST_STORED:
+            lines += [f"  stored   {label}: {cfg.describe()}" for label, cfg in self.stored.items()]
+        else:
+            lines.append(f"  stored   {', '.join(self.stored)}")
         for label, cfg in self.to_train.items():
             w = self.warmups[label]
             resume = " (resumes from its checkpoint)" if _has_checkpoint(cfg) else ""

@@ -125,3 +125,38 @@ def test_run_many_prints_the_plan_then_trains_only_what_is_missing(quiet_env, on
 
 def test_duration_reads_in_seconds_minutes_hours():
     assert nb.duration(42) == "42 s" and nb.duration(600) == "10.0 min" and nb.duration(3 * 3600) == "3.0 h"
+
+
+def _first_code_cells():
+    import nbformat
+
+    for path in sorted((files.PACKAGE_DIR.parent / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb_ = nbformat.read(path, as_version=4)
+        yield path.name, [c.source for c in nb_.cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("in_colab", [False, True])
+def test_every_notebook_opens_with_one_install_and_setup_cell(monkeypatch, in_colab):
+    """Run each notebook's first code cell (IPython's transform of %pip) with setup() and the
+    magic recorded: pip runs on Colab only, setup gets visible profile and results arguments."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    magics, calls = [], []
+    if in_colab:
+        colab = types.ModuleType("google.colab")
+        colab.__spec__ = importlib.machinery.ModuleSpec("google.colab", None)
+        monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setattr(nb, "setup", lambda *a, **k: calls.append((a, k)) or "ctx")
+    shell = types.SimpleNamespace(run_line_magic=lambda name, line: magics.append((name, line)))
+    names = []
+    for name, cells in _first_code_cells():
+        first = cells[0]
+        assert not any("setup(" in c for c in cells[1:]), f"{name}: setup() belongs in the first code cell only"
+        assert "profile=None" in first and "results=None" in first, name
+        ns = {"get_ipython": lambda: shell}
+        exec(TransformerManager().transform_cell(first), ns)
+        assert ns["ctx"] == "ctx" and ns["IN_COLAB"] is in_colab
+        names.append(name)
+    assert len(names) == 13 and calls == [((), {"profile": None, "results": None})] * 13
+    assert len(magics) == (13 if in_colab else 0)
+    assert all(m == "pip" and "fptlib[" in line and "git+https://github.com/" in line for m, line in magics)

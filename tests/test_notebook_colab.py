@@ -160,3 +160,61 @@ def test_every_notebook_opens_with_one_install_and_setup_cell(monkeypatch, in_co
     assert len(names) == 13 and calls == [((), {"profile": None, "results": None})] * 13
     assert len(magics) == (13 if in_colab else 0)
     assert all(m == "pip" and "fptlib[" in line and "git+https://github.com/" in line for m, line in magics)
+
+
+# ---- progress bars that read as finished -----------------------------------------------------
+
+def test_a_bar_of_a_run_stopped_at_its_target_closes_at_100_percent():
+    import io
+
+    from tqdm.auto import tqdm
+
+    from fptlib.train.trainer import finish_bar
+
+    out = io.StringIO()
+    bar = tqdm(total=200, file=out, leave=True)
+    bar.container = types.SimpleNamespace(children=[None, types.SimpleNamespace(max=200), None])  # tqdm.notebook's
+    bar.update(150)
+    finish_bar(bar)
+    assert bar.total == 150 and bar.container.children[1].max == 150
+    assert "100%" in out.getvalue().split("\r")[-1] and "150/150" in out.getvalue()
+    full = tqdm(total=10, file=io.StringIO())
+    full.update(10)
+    finish_bar(full)
+    assert full.total == 10
+
+
+def _widget(model, **state):
+    return {"model_name": model, "model_module": "@jupyter-widgets/controls", "state": state}
+
+
+def test_saved_notebook_bars_show_their_final_text():
+    import nbformat
+
+    from test_course_tools import _tool
+
+    run_notebooks = _tool("run_notebooks")
+    nb_ = nbformat.v4.new_notebook()
+    state = {
+        "box": _widget("HBoxModel", children=["IPY_MODEL_l", "IPY_MODEL_p", "IPY_MODEL_r"]),
+        "l": _widget("HTMLModel", value="bit-xor:\u2007100%"),
+        "p": _widget("FloatProgressModel", value=200.0, max=200.0, bar_style="success"),
+        "r": _widget("HTMLModel", value="\u2007200/200\u2007[00:12&lt;00:00,\u200717.25it/s]"),
+        "slider": _widget("IntSliderModel", value=3),
+    }
+    nb_.metadata["widgets"] = {run_notebooks.WIDGET_STATE: {"state": state, "version_major": 2, "version_minor": 0}}
+    view = {"version_major": 2, "version_minor": 0}
+    bar = nbformat.v4.new_output("display_data", data={run_notebooks.WIDGET_VIEW: {**view, "model_id": "box"},
+                                                       "text/plain": "bit-xor:   0%|          | 0/200 [00:00<?, ?it/s]"})
+    other = nbformat.v4.new_output("display_data", data={run_notebooks.WIDGET_VIEW: {**view, "model_id": "slider"},
+                                                         "text/plain": "IntSlider(value=3)"})
+    nb_.cells = [nbformat.v4.new_code_cell("run(cfg)", outputs=[bar, other])]
+    assert run_notebooks.finished_bars(nb_) == 1
+    assert bar["data"]["text/plain"] == "bit-xor: 100%|██████████| 200/200 [00:12<00:00, 17.25it/s]"
+    assert other["data"]["text/plain"] == "IntSlider(value=3)"
+    assert run_notebooks.finished_bars(nb_) == 0
+    saved = nb_.metadata["widgets"][run_notebooks.WIDGET_STATE]["state"]
+    saved["p"]["state"]["value"] = 50.0                 # an interrupted run's bar stays where it stopped
+    saved["l"]["state"]["value"] = "bit-xor:\u200725%"
+    assert run_notebooks.finished_bars(nb_) == 1
+    assert bar["data"]["text/plain"].startswith("bit-xor: 25%|██        | 200/200")

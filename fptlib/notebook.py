@@ -269,6 +269,7 @@ def plot_runs(runs: Mapping[str, Mapping[str, Any]], *, split: str | None = None
 
 WARMUP_STEPS = 6          # optimizer steps of a warm-up; the first WARMUP_SKIP are not timed
 WARMUP_SKIP = 2           # (allocation, kernel selection, caches)
+WARMUP_LR = 1e-4          # speed does not depend on it; a sweep's largest rate could diverge in a warm-up
 _WARMUPS: dict[str, "Warmup"] = {}   # measured once per kind of run and device, for this kernel
 
 
@@ -311,7 +312,7 @@ def measure(config, device: str | None = None, steps: int = WARMUP_STEPS) -> War
     with torch.random.fork_rng(devices=gpus):
         model, task = experiments.build(probe, "cpu")
         trainer = Trainer(model, task, TrainConfig(
-            steps=steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum, eval_every=0,
+            steps=steps, lr=WARMUP_LR, batch_size=config.batch_size, grad_accum=config.grad_accum, eval_every=0,
             eval_splits=(), eval_limit=config.eval_limit, seed=config.seed, device=device, log_every=1,
             progress=False, compile=False))
         history = trainer.fit().history
@@ -347,6 +348,7 @@ class Plan:
     seconds: dict[str, float]
     warmups: dict[str, Warmup]
     device: str
+    failed: dict[str, str] = field(default_factory=dict)   # label -> why its warm-up failed
     LIST_STORED = 8        # more stored runs than this are named on one line
 
     @property
@@ -362,13 +364,17 @@ class Plan:
         else:
             lines.append(f"  stored   {', '.join(self.stored)}")
         for label, cfg in self.to_train.items():
-            w = self.warmups[label]
+            w = self.warmups.get(label)
             resume = " (resumes from its checkpoint)" if _has_checkpoint(cfg) else ""
             lines.append(f"  to train {label}: {cfg.describe()}{resume}")
+            if w is None:
+                lines.append(f"           no estimate: the warm-up failed ({self.failed[label]})")
+                continue
             lines.append(f"           ~{duration(self.seconds[label])}: {cfg.steps} steps x {w.step_s:.3g} s "
                          f"+ evaluations of {w.eval_s:.3g} s each (warm-up of {w.steps_timed} steps)")
-        if self.to_train:
-            lines.append(f"estimate: about {duration(self.total_s)} in all on {self.device}, from measured "
+        if self.seconds:
+            some = f" for the {len(self.seconds)} runs measured" if len(self.seconds) < len(self.to_train) else ""
+            lines.append(f"estimate: about {duration(self.total_s)} in all{some} on {self.device}, from measured "
                          f"warm-ups (at most this when a run stops at its target accuracy)")
         return "\n".join(lines)
 
@@ -396,15 +402,19 @@ def plan(configs: Mapping[str, Any] | Iterable[Any], *, device: str | None = Non
     ``configs``: ``{label: RunConfig}``, a list of them (a table) or one. Prints unless ``quiet``."""
     device = device or str(env.pick_device("auto"))
     labelled = _labelled(configs)
-    stored, to_train, seconds, warmups = {}, {}, {}, {}
+    stored, to_train, seconds, warmups, failed = {}, {}, {}, {}, {}
     for label, cfg in labelled.items():
         if results.get(cfg.key) is not None:
             stored[label] = cfg
             continue
         to_train[label] = cfg
-        warmups[label] = measure(cfg, device)
+        try:
+            warmups[label] = measure(cfg, device)
+        except Exception as err:      # an estimate is advice: the run itself reports its own errors
+            failed[label] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:200]
+            continue
         seconds[label] = warmups[label].estimate(cfg)
-    p = Plan(stored, to_train, seconds, warmups, device)
+    p = Plan(stored, to_train, seconds, warmups, device, failed)
     if not quiet:
         print(p.text(), flush=True)
     return p

@@ -218,3 +218,13 @@ def test_saved_notebook_bars_show_their_final_text():
     saved["l"]["state"]["value"] = "bit-xor:\u200725%"
     assert run_notebooks.finished_bars(nb_) == 1
     assert bar["data"]["text/plain"].startswith("bit-xor: 25%|██        | 200/200")
+
+
+def test_a_failed_warmup_leaves_the_plan_without_that_estimate(quiet_env, monkeypatch, capsys):
+    def broken(cfg, *a, **k):
+        raise OSError("no config for this backbone offline")
+    monkeypatch.setattr(experiments, "build", broken)
+    p = nb.plan({"x": tiny_config()})
+    assert p.failed == {"x": "OSError: no config for this backbone offline"} and p.seconds == {}
+    out = capsys.readouterr().out
+    assert "no estimate: the warm-up failed (OSError" in out and "estimate: about" not in out

@@ -73,10 +73,10 @@ class NotebookContext:
 
     def summary(self) -> str:
         """The lines ``setup()`` prints (stable across runs on the same kind of machine)."""
-        others = ", ".join(p for p in experiments.PROFILES if p != self.profile)
+        others = " or ".join(f'"{p}"' for p in experiments.PROFILES if p != self.profile)
         lines = [
-            f"profile    : {self.profile} ({self.profile_reason or 'the default'}; "
-            f"setup(profile=...) picks another: {others})",
+            f"profile    : {self.profile} ({self.profile_reason or 'the default'})",
+            f"             another: setup(profile={others}) in the first cell",
             f"device     : {self.device}",
             f"backbone   : {self.backbone} ({self.backbone_reason})",
             f"results    : {_display_path(self.results_dir)} ({self.results_reason})",
@@ -350,6 +350,7 @@ class Plan:
     device: str
     failed: dict[str, str] = field(default_factory=dict)   # label -> why its warm-up failed
     LIST_STORED = 8        # more stored runs than this are named on one line
+    LONG_S = 3600          # above this total, the plan says how to shorten it or keep it safe
 
     @property
     def total_s(self) -> float:
@@ -376,6 +377,9 @@ class Plan:
             some = f" for the {len(self.seconds)} runs measured" if len(self.seconds) < len(self.to_train) else ""
             lines.append(f"estimate: about {duration(self.total_s)} in all{some} on {self.device}, from measured "
                          f"warm-ups (at most this when a run stops at its target accuracy)")
+        if self.total_s > self.LONG_S:
+            lines.append("this is long: a smaller profile in setup(profile=...) runs shorter versions, and "
+                         "setup(results=\"drive\") on Colab keeps finished runs and checkpoints if the runtime ends")
         return "\n".join(lines)
 
 

@@ -82,7 +82,7 @@ def test_results_folder_and_profile_arguments(quiet_env, tmp_path, capsys):
     assert ctx.profile == "full" and ctx.results_dir == tmp_path / "mine" and ctx.results_dir.is_dir()
     assert os.environ["FPT_RESULTS_DIR"] == str(tmp_path / "mine") and not ctx.in_colab
     assert ctx.checkpoint is None                  # not on Drive: experiments' own default
-    assert "profile    : full (passed to setup()" in out and "setup(profile=...)" in out
+    assert "profile    : full (passed to setup())" in out and 'another: setup(profile="quick"' in out
     ctx = nb.setup(quiet=True)                     # defaults as before: quick without a GPU
     assert ctx.profile == "quick" and ctx.results_dir == tmp_path / "mine"
 
@@ -102,6 +102,9 @@ def test_plan_lists_stored_runs_and_estimates_from_one_measured_warmup(quiet_env
     assert p.seconds["long"] == pytest.approx(100 * p.seconds["short"])     # scales with steps and evals
     out = capsys.readouterr().out
     assert "0 in the results store" in out and "2 to train on cpu" in out and "estimate: about" in out
+    assert ("this is long" in out) == (p.total_s > nb.Plan.LONG_S)
+    p.seconds["long"] = 2 * nb.Plan.LONG_S
+    assert "this is long: a smaller profile" in p.text()
 
     experiments.run(short, progress=False)          # now stored: not measured again, listed as stored
     p = nb.plan([short, long], quiet=True)

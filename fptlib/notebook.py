@@ -116,7 +116,7 @@ def choose_results(results: str | os.PathLike | None = None) -> tuple[Path, str,
         reason = "from $FPT_RESULTS_DIR" if os.environ.get("FPT_RESULTS_DIR") else "the default"
         return files.results_dir(), reason, False
     if str(results).lower() != "drive":
-        return Path(results).expanduser(), "passed to setup()", False
+        return Path(results).expanduser().absolute(), "passed to setup()", False
     if not in_colab():
         raise RuntimeError('setup(results="drive") keeps the results on Google Drive and works on Colab only; '
                            'here pass a folder instead, e.g. setup(results="~/fpt-results"), or leave results=None')

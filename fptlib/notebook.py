@@ -405,7 +405,11 @@ def plan(configs: Mapping[str, Any] | Iterable[Any], *, device: str | None = Non
     measured warm-up (a few steps of the same model, task and batch; once per kind of run).
     ``configs``: ``{label: RunConfig}``, a list of them (a table) or one. Prints unless ``quiet``."""
     device = device or str(env.pick_device("auto"))
-    labelled = _labelled(configs)
+    labelled = {}
+    for label, cfg in _labelled(configs).items():
+        if cfg.init == "bit-memory":        # trained first, by experiments.run, when not stored
+            labelled.setdefault(f"Bit Memory pretraining for {label}", experiments.pretraining_config(cfg))
+        labelled[label] = cfg
     stored, to_train, seconds, warmups, failed = {}, {}, {}, {}, {}
     for label, cfg in labelled.items():
         if results.get(cfg.key) is not None:

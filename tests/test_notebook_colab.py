@@ -231,3 +231,12 @@ def test_a_failed_warmup_leaves_the_plan_without_that_estimate(quiet_env, monkey
     assert p.failed == {"x": "OSError: no config for this backbone offline"} and p.seconds == {}
     out = capsys.readouterr().out
     assert "no estimate: the warm-up failed (OSError" in out and "estimate: about" not in out
+
+
+def test_plan_includes_the_bit_memory_pretraining_a_run_needs(quiet_env, monkeypatch):
+    monkeypatch.setattr(nb, "measure", lambda cfg, device=None: nb.Warmup(0.5, 1.0, 4, "cpu"))
+    cfg = tiny_config(init="bit-memory", steps=10, eval_every=0)
+    p = nb.plan({"bm": cfg}, quiet=True)
+    assert list(p.to_train) == ["Bit Memory pretraining for bm", "bm"]
+    assert p.to_train["Bit Memory pretraining for bm"] == experiments.pretraining_config(cfg)
+    assert p.seconds["bm"] == pytest.approx(10 * 0.5 + 1.0)

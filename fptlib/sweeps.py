@@ -77,6 +77,19 @@ def select_by_validation(records: Iterable[Mapping], select: str = "val",
     return lr, table[lr][1]
 
 
+def select_each(records: Iterable[Mapping], select: str = "val",
+                report: str = "test") -> dict[tuple[str, str], tuple[float, stats.Summary]]:
+    """:func:`select_by_validation` per setting of a table, a setting being a (row, column) of the
+    records' labels: ``{(row, column): (lr, test Summary)}`` for every setting run at more than
+    one learning rate."""
+    settings: dict[tuple[str, str], list] = defaultdict(list)
+    for r in records:
+        label = r.get("label") or {}
+        settings[(label.get("row", ""), label.get("column", ""))].append(r)
+    return {where: select_by_validation(runs, select, report) for where, runs in settings.items()
+            if len({record_lr(r) for r in runs}) > 1}
+
+
 @dataclass
 class SweepResult:
     base: RunConfig

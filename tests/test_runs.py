@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fptlib import experiments, stats, sweeps
+from fptlib.cli import main
 from fptlib.train.trainer import Trainer
 from test_train_toy import one_thread, tiny_config  # noqa: F401
 
@@ -79,11 +80,7 @@ def test_select_by_validation_follows_validation_not_test():
 def test_reproduce_runs_a_tables_lr_grid_and_selects_each_setting_on_validation(tmp_path, monkeypatch):
     """A learning-rate-critique table with its grid (2 settings x 2 lrs x 2 seeds): reproduce runs
     every config, grouped per setting, and each setting's lr is chosen on validation."""
-    grid = [dataclasses.replace(tiny_config(steps=2, eval_every=1, freeze=freeze), lr=lr, seed=seed,
-                                row=row, column="bit-xor")
-            for row, freeze in (("frozen random", "fpt"), ("unfrozen random", "full"))
-            for lr in (1e-3, 1e-2) for seed in (0, 1)]
-    configs = _table(monkeypatch, "lr_critique", grid)
+    configs = _table(monkeypatch, "lr_critique", _grid())
     groups = experiments.compatible_groups(configs)
     assert [len(g) for g in groups] == [4, 4] and {c.row for c in groups[0]} == {"frozen random"}
 
@@ -98,6 +95,25 @@ def test_reproduce_runs_a_tables_lr_grid_and_selects_each_setting_on_validation(
         assert lr in (1e-3, 1e-2) and vals[lr] == max(vals.values())
         assert summary.n == 2 and summary.values == stats.summarize(
             [r for r in mine if sweeps.record_lr(r) == lr]).values
+        assert sweeps.select_each(records)[(row, "listops")] == (lr, summary)
+    assert len(sweeps.select_each(records)) == 2
+    assert sweeps.select_each([r for r in records if sweeps.record_lr(r) == 1e-3]) == {}   # one lr: no sweep
+
+
+def _grid(rows=(("frozen random", "fpt"), ("unfrozen random", "full")), lrs=(1e-3, 1e-2), seeds=(0, 1)):
+    return [dataclasses.replace(tiny_config(steps=2, eval_every=1, freeze=freeze), lr=lr, seed=seed,
+                                row=row, column="listops")
+            for row, freeze in rows for lr in lrs for seed in seeds]
+
+
+def test_reproduce_command_runs_the_lr_critique_grid_and_prints_each_choice(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FPT_RESULTS_DIR", str(tmp_path))
+    _table(monkeypatch, "lr_critique", _grid())
+    assert main(["reproduce", "lr_critique", "--profile", "quick", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("] running") == 8 and "learning rates chosen on validation" in out
+    chosen = [line for line in out.splitlines() if line.startswith("  ") and "/ listops: lr " in line]
+    assert len(chosen) == 2 and all("(2 seeds)" in line for line in chosen)
 
 
 def test_compatible_groups_share_everything_but_seed_and_lr():

@@ -594,7 +594,8 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
               progress: bool = True, device: str = "auto", log: Callable[[str], None] = print,
               compile: bool | str = "auto", **changes) -> list[dict]:
     """Run every configuration of a table that the store does not have yet; return all records
-    (in the table's order). Runs are taken group by group (:func:`compatible_groups`: the seeds
+    in the table's order, each labelled with its place in THIS table (a run shared with another
+    table is stored once, under the label of the table that ran it first). Runs are taken group by group (:func:`compatible_groups`: the seeds
     and learning rates of one setting together). Runs whose data or backbone is not available
     here are skipped with a message."""
     configs = table(name, profile, backbone, **changes)
@@ -614,4 +615,5 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
             by_key[cfg.key] = run(cfg, directory=directory, progress=progress, device=device, compile=compile)
         except (FileNotFoundError, BackboneUnavailable) as err:
             log(f"    skipped, not available here: {err}")
-    return [by_key[c.key] for c in configs if c.key in by_key]
+    return [{**by_key[c.key], "label": {"table": c.table, "row": c.row, "column": c.column}}
+            for c in configs if c.key in by_key]

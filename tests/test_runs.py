@@ -84,8 +84,11 @@ def test_reproduce_runs_a_tables_lr_grid_and_selects_each_setting_on_validation(
     groups = experiments.compatible_groups(configs)
     assert [len(g) for g in groups] == [4, 4] and {c.row for c in groups[0]} == {"frozen random"}
 
+    shared = dataclasses.replace(configs[0], table="table1", row="FPT")     # stored first by another table
+    experiments.run(shared, directory=tmp_path, progress=False)
     lines = []
     records = experiments.reproduce("lr_critique", "quick", directory=tmp_path, progress=False, log=lines.append)
+    assert records[0]["key"] == shared.key and records[0]["label"]["row"] == "frozen random"   # this table's label
     assert len(records) == len({r["key"] for r in records}) == 8
     assert "8 distinct runs in 2 groups" in lines[0]
     for row in ("frozen random", "unfrozen random"):

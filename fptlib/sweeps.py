@@ -60,8 +60,9 @@ def by_lr(records: Iterable[Mapping], select: str = "val",
         groups[record_lr(r)].append(r)
     out = {}
     for lr in sorted(groups):
-        chosen = [stats.selected(r, select, report) for r in groups[lr]]
-        seeds = tuple(r.get("seed") for r in groups[lr])
+        runs = sorted(groups[lr], key=lambda r: (r.get("seed") is None, r.get("seed") or 0))   # as summarize
+        chosen = [stats.selected(r, select, report) for r in runs]
+        seeds = tuple(r.get("seed") for r in runs)
         out[lr] = (stats.Summary(tuple(c.selected for c in chosen), seeds),
                    stats.summarize(groups[lr], select, report))
     return out

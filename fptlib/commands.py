@@ -197,9 +197,14 @@ def cmd_reproduce(args) -> int:
     if args.backbone_override:
         changes["backbone_overrides"] = parse_options(args.backbone_override)
     profile = _profile(args)
-    experiments.reproduce(args.table, profile, backbone=args.backbone, directory=args.results_dir,
-                          progress=not args.no_progress, device=args.device,
-                          compile=_compile(args), pack=_pack(args), **changes)
+    records = experiments.reproduce(args.table, profile, backbone=args.backbone, directory=args.results_dir,
+                                    progress=not args.no_progress, device=args.device,
+                                    compile=_compile(args), pack=_pack(args), **changes)
+    chosen = sweeps.select_each(records)
+    if chosen:
+        print("\nlearning rates chosen on validation (mean best-val accuracy over seeds); test at that lr:")
+        for (row, column), (lr, summary) in chosen.items():
+            print(f"  {row} / {column}: lr {lr:g}, test {summary.text()}")
     print()
     print(report.table(args.table, profile, directory=args.results_dir, backbone=args.backbone, **changes))
     return 0

@@ -38,6 +38,7 @@ from fptlib.model import FPT
 from fptlib.tasks.registry import data_key
 from fptlib.train.checkpoint import atomic_save, load_trained_state
 from fptlib.train.distributed import context
+from fptlib.train.features import fit_output_only, has_training_set
 from fptlib.train.packed import PackedTrainer, PackError, auto_pack_size, measure_run_bytes, share_frozen
 from fptlib.train.trainer import TrainConfig, Trainer
 
@@ -409,6 +410,16 @@ def weights_path(key: str, directory=None) -> Path:
 # any other difference from the checkpoint's run is refused
 RESUMABLE = ("steps", "eval_every", "eval_limit", "target_accuracy")
 MAX_SAVED_TRAINED = 5_000_000    # trained parameters above which weights are not kept (fully trained runs)
+OUTPUT_ONLY = "output_only"      # the freeze preset whose runs train on cached frozen features
+FRESH_DATA_NOTE = ("output layer only, trained with the ordinary Trainer: the task draws fresh examples "
+                   "at every step, so there is no training set to cache")
+
+
+def uses_feature_cache(config: RunConfig, task) -> bool:
+    """Whether ``train`` fits ``config`` on cached frozen features (``train.features``): output-only
+    runs of a task with a finite training set. Bit tasks draw fresh data at every step and train
+    with the ordinary Trainer."""
+    return config.freeze == OUTPUT_ONLY and has_training_set(task)
 
 
 def build(config: RunConfig, device: str | torch.device = "cpu", directory=None):
@@ -506,13 +517,13 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
     dev = env.pick_device(device)
     errors = []
     for group in (list(g.values()) for g in todo.values()):
-        if pack is False or pack is None or context().enabled:
-            size = 1
+        if pack is False or pack is None or context().enabled or group[0].freeze == OUTPUT_ONLY:
+            size = 1        # output-only runs: the feature cache (or one run's Trainer) is the fast path
         elif pack == "auto":
             per_run = None
             if dev.type == "cuda":
                 model, task = build(group[0], "cpu", directory)
-                per_run = measure_run_bytes(model.to(dev), task, train_config(group[0], device=device))
+                per_run = measure_run_bytes(model.to(dev), task, train_config(group[0], device=str(dev)))
             size = auto_pack_size(len(group), dev, per_run_bytes=per_run)
         else:
             size = int(pack)
@@ -554,11 +565,20 @@ def train_pack(configs, *, directory=None, progress: bool = True, device: str = 
         models.append(model)
     name = "pack-" + hashlib.sha1(" ".join(c.key for c in configs).encode()).hexdigest()[:10]
     ckpt_dir = _checkpoint_dir(checkpoint, configs[0], name, directory)
-    tcs = [train_config(c, device=device, progress=progress, compile=compile) for c in configs]
+    tcs = [train_config(c, device=str(env.pick_device(device)), progress=progress, compile=compile) for c in configs]
     outcomes = PackedTrainer(models, task, tcs, checkpoint_dir=str(ckpt_dir) if ckpt_dir else None).fit()
     return [o if isinstance(o, Exception) else
             _finish(c, o, m, task, directory=directory, save_weights=save_weights)
             for c, m, o in zip(configs, models, outcomes)]
+
+
+def train_config(config: RunConfig, **settings) -> TrainConfig:
+    """The Trainer's settings for ``config`` (``settings``: device, progress, checkpoint_dir, ...)."""
+    return TrainConfig(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum,
+                       eval_every=config.eval_every, eval_limit=config.eval_limit, seed=config.seed,
+                       target_accuracy=config.target_accuracy,
+                       run_identity=json.loads(json.dumps(config.identity(exclude=RESUMABLE), default=str)),
+                       **settings)
 
 
 def train(config: RunConfig, *, directory=None, progress: bool = True, device: str = "auto",
@@ -567,12 +587,29 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     """Always train; return (record, model). Stores the record (and small trained weights).
     ``checkpoint``: True for ``<results>/checkpoints/<key>/``, a folder name, or False / None
     (None: on for the full profile only). ``save_weights``: keep the trained parameters next to
-    the record (None: when there are at most MAX_SAVED_TRAINED of them)."""
+    the record (None: when there are at most MAX_SAVED_TRAINED of them).
+    Output-only runs of dataset tasks train on cached frozen features (:func:`uses_feature_cache`;
+    augmentation and dropout before the output layer off, as the record's notes say)."""
+
+    dev = env.pick_device(device)
     model, task = build(config, "cpu", directory)      # the Trainer moves it (under DDP: to this rank's GPU)
     ckpt_dir = _checkpoint_dir(checkpoint, config, config.key, directory)
-    tc = train_config(config, device=device, progress=progress, checkpoint_dir=ckpt_dir, compile=compile)
-    result = Trainer(model, task, tc).fit()
-    return _finish(config, result, model, task, directory=directory, store=store, save_weights=save_weights), model
+    tc = train_config(config, device=str(dev), progress=progress, compile=compile,
+                      checkpoint_dir=str(ckpt_dir) if ckpt_dir else None)
+    notes = []
+    if uses_feature_cache(config, task):
+        # a checkpoint of the output head alone: apart from any checkpoint of an uncached run
+        if tc.checkpoint_dir:
+            tc = dataclasses.replace(tc, checkpoint_dir=str(Path(tc.checkpoint_dir) / "cached"))
+        result = fit_output_only(model, task, tc)
+        notes.extend(result.notes)
+    else:
+        if config.freeze == OUTPUT_ONLY:
+            notes.append(FRESH_DATA_NOTE)
+        result = Trainer(model, task, tc).fit()
+    record = _finish(config, result, model, task, notes=notes, directory=directory, store=store,
+                     save_weights=save_weights)
+    return record, model
 
 
 def _checkpoint_dir(checkpoint, config: RunConfig, name: str, directory) -> Path | None:
@@ -584,21 +621,11 @@ def _checkpoint_dir(checkpoint, config: RunConfig, name: str, directory) -> Path
     return results.results_dir(directory) / "checkpoints" / name if checkpoint else None
 
 
-def train_config(config: RunConfig, *, device: str = "auto", progress: bool = True, checkpoint_dir=None,
-                 compile: bool | str = "auto") -> TrainConfig:
-    """The TrainConfig of a run."""
-    return TrainConfig(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum,
-                       eval_every=config.eval_every, eval_limit=config.eval_limit, seed=config.seed,
-                       target_accuracy=config.target_accuracy, device=str(env.pick_device(device)), progress=progress,
-                       checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None, compile=compile,
-                       run_identity=json.loads(json.dumps(config.identity(exclude=RESUMABLE), default=str)))
-
-
-def _finish(config: RunConfig, result, model, task, *, directory=None, store: bool = True,
+def _finish(config: RunConfig, result, model, task, *, notes=(), directory=None, store: bool = True,
             save_weights: bool | None = None) -> dict:
-    """The results record of a trained run; stored (with small trained weights) when ``store``.
-    A packed run's record says so, and with which runs (``packed``)."""
-    notes = []
+    """The results record of a trained run (``notes`` first); stored (with small trained weights)
+    when ``store``. A packed run's record says so, and with which runs (``packed``)."""
+    notes = list(notes)
     if config.profile == "quick":
         notes.append(FULL_SIZE_NOTE)
     if config.backbone != "lstm" and not config.backbone.startswith("gpt2"):
@@ -612,6 +639,8 @@ def _finish(config: RunConfig, result, model, task, *, directory=None, store: bo
     record = results.make_record(result, model, task, key=config.key, freeze=config.freeze, profile=config.profile,
                                  label={"table": config.table, "row": config.row, "column": config.column},
                                  notes=notes, extra=extra)
+    if hasattr(result, "feature_s"):
+        record["feature_cache"] = {"feature_s": round(result.feature_s, 3), "examples": result.cached_examples}
     if store and context().is_main:        # under DDP only rank 0 writes
         trained = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
         if save_weights is None:
@@ -642,26 +671,52 @@ def load_model(config: RunConfig, device: str = "cpu", directory=None):
     return model, task
 
 
+# what runs of one group may differ in: a packed trainer trains them side by side (one model each)
+GROUP_VARIES = ("seed", "lr")
+
+
+def compatible_groups(configs) -> list[list[RunConfig]]:
+    """``configs`` grouped for training together: the same run (backbone, task and data, freeze,
+    budget, ...) except for ``GROUP_VARIES`` (seeds, learning rates). Groups keep the order in
+    which their first config appears, configs their order within the group; a key listed twice
+    is kept once."""
+    groups: dict[str, list[RunConfig]] = {}
+    seen = set()
+    for cfg in configs:
+        if cfg.key in seen:
+            continue
+        seen.add(cfg.key)
+        shared = json.dumps(cfg.identity(exclude=GROUP_VARIES), sort_keys=True, default=str)
+        groups.setdefault(shared, []).append(cfg)
+    return list(groups.values())
+
+
 def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None, directory=None,
               progress: bool = True, device: str = "auto", log: Callable[[str], None] = print,
               compile: bool | str = "auto", pack: bool | int | str = "auto", **changes) -> list[dict]:
-    """Run every configuration of a table that the store does not have yet; return all records.
-    Compatible runs (``pack_group``) train together as packs (``pack``: see ``run_many``).
-    Runs whose data or backbone is not available here are skipped with a message."""
+    """Run every configuration of a table that the store does not have yet; return all records
+    in the table's order, each labelled with its place in THIS table (a run shared with another
+    table is stored once, under the label of the table that ran it first). Runs are taken group by
+    group (:func:`compatible_groups`: the seeds and learning rates of one setting together), and a
+    group's runs train as packs where they can (``pack``: see ``run_many``). Runs whose data or
+    backbone is not available here are skipped with a message."""
     configs = table(name, profile, backbone, **changes)
-    groups: dict[str, list[RunConfig]] = {}
-    for i, cfg in enumerate(configs, 1):
-        if results.get(cfg.key, directory) is not None:
-            log(f"[{i}/{len(configs)}] done already: {cfg.row} / {cfg.column} ({cfg.key})")
-        else:
-            log(f"[{i}/{len(configs)}] running {cfg.row} / {cfg.column}: {cfg.describe()}")
-        groups.setdefault(pack_group(cfg), []).append(cfg)
-    records = {}
-    for group in groups.values():        # one task and backbone per group: available or not together
+    groups = compatible_groups(configs)
+    log(f"{name}: {len(configs)} configurations, {sum(map(len, groups))} distinct runs "
+        f"in {len(groups)} groups (differing in {' or '.join(GROUP_VARIES)} only)")
+    by_key = {}
+    count, i = sum(map(len, groups)), 0
+    for group in groups:            # one task and backbone per group: available or not together
+        for cfg in group:
+            i += 1
+            done = results.get(cfg.key, directory) is not None
+            log(f"[{i}/{count}] " + (f"done already: {cfg.row} / {cfg.column} ({cfg.key})" if done else
+                                     f"running {cfg.row} / {cfg.column}: {cfg.describe()}"))
         try:
-            records.update((r["key"], r) for r in run_many(group, pack=pack, directory=directory, progress=progress,
-                                                           device=device, compile=compile, log=log))
+            for record in run_many(group, pack=pack, directory=directory, progress=progress, device=device,
+                                   compile=compile, log=log):
+                by_key[record["key"]] = record
         except (FileNotFoundError, BackboneUnavailable) as err:
             log(f"    skipped {len(group)} run(s) of {group[0].task} / {group[0].backbone}, not available here: {err}")
-    return [records[c.key] for c in configs if c.key in records]
-
+    return [{**by_key[c.key], "label": {"table": c.table, "row": c.row, "column": c.column}}
+            for c in configs if c.key in by_key]

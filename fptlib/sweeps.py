@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -163,27 +162,3 @@ def sweep_each(configs: Mapping[str, Any], lrs: Sequence[float], seeds: Sequence
                 remaining.remove(bad)
     return results, diverged
 
-
-def select_by_validation(records: Sequence[Mapping], select: str = "val",
-                         report: str = "test") -> tuple[float, stats.Summary]:
-    """The learning rate of a sweep chosen on validation, and its test scores over seeds.
-
-    ``records``: one setting's runs, differing only in ``lr`` and ``seed``. Per run, the
-    evaluation with the best validation accuracy is taken (``stats.selected``); the lr with the
-    highest *mean validation* accuracy over its seeds wins (ties: the smaller lr); its
-    ``stats.Summary`` holds the test accuracies at those evaluations. Test never picks the lr.
-    """
-    by_lr: dict[float, list[Mapping]] = {}
-    for rec in records:
-        lr = (rec.get("hyperparameters") or {}).get("lr")
-        if lr is None:
-            raise ValueError(f"run {rec.get('key')!r} has no learning rate in its hyperparameters")
-        by_lr.setdefault(float(lr), []).append(rec)
-    if not by_lr:
-        raise ValueError("select_by_validation needs at least one record")
-
-    def mean_val(lr: float) -> float:
-        return statistics.fmean(stats.selected(r, select, report).selected for r in by_lr[lr])
-
-    best = max(sorted(by_lr), key=mean_val)          # sorted: ties keep the smaller lr
-    return best, stats.summarize(by_lr[best], select, report)

@@ -1,4 +1,4 @@
-"""Pictures of attention: heatmaps per head, grids over layers and heads, matching-bit scores.
+"""Pictures of attention: heatmaps per head, grids over layers and heads, partner and self shares, ablations.
 
 Every function here is pure: it takes tensors, builds a new ``matplotlib.figure.Figure`` (not
 through pyplot, so nothing accumulates in global state and a notebook shows each figure exactly
@@ -6,7 +6,8 @@ once, as the cell's value) and returns it. The explorer widgets and the tests ca
 functions.
 
 Convention: rows are the attending token ("from"), columns the attended token ("to"). For Bit XOR
-the two bands the paper shows are the cells (n+i, i) and (n+i, n+i): ``mark_bits=n`` outlines them.
+the two bands the paper shows are the cells (n+i, i) (the partner bit) and (n+i, n+i) (the token
+itself): ``mark_bits=n`` outlines them.
 """
 from __future__ import annotations
 
@@ -75,13 +76,15 @@ def _set_token_ticks(ax: Axes, tokens: Sequence[str] | None, L: int, x=True, y=T
 
 
 def _mark_matching(ax: Axes, n_bits: int, L: int) -> None:
-    """Outline the cells an XOR head should light up: (n+i, i) and (n+i, n+i)."""
+    """Outline the cells an XOR head may light up: the partner (n+i, i) in solid red, the token
+    itself (n+i, n+i) in dotted white."""
     if 2 * n_bits != L:
         raise ValueError(f"mark_bits={n_bits} needs {2 * n_bits} tokens, the attention covers {L}")
+    width = 0.8 if L <= 32 else 0.3
     for i in range(n_bits):
-        for col in (i, n_bits + i):
-            ax.add_patch(Rectangle((col - 0.5, n_bits + i - 0.5), 1, 1, fill=False,
-                                   edgecolor="red", linewidth=0.8 if L <= 32 else 0.3))
+        ax.add_patch(Rectangle((i - 0.5, n_bits + i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=width))
+        ax.add_patch(Rectangle((n_bits + i - 0.5, n_bits + i - 0.5), 1, 1, fill=False, edgecolor="white",
+                               linestyle=":", linewidth=width))
 
 
 def plot_attention(attn: Tensor, layer: int, head: int, example: int, tokens: Sequence[str] | None = None,
@@ -159,11 +162,14 @@ def plot_attention_grid(attn: Tensor, example: int = 0, tokens: Sequence[str] | 
     return fig
 
 
-def plot_matching_scores(score: Tensor, chance: float | None = None, ax: Axes | None = None,
-                         title: str = "matching-bit attention", vmax: float = 1.0) -> Figure:
-    """Heatmap of the matching-bit score per layer (rows) x head (columns), values written in."""
+def plot_share_heatmap(score: Tensor, chance: float | None = None, ax: Axes | None = None,
+                       title: str = "partner share", vmax: float = 1.0, mark: tuple[int, int] | None = None) -> Figure:
+    """Heatmap of a per-head share, layers (rows) x heads (columns), values written in.
+
+    ``mark=(layer, head)`` outlines one cell (e.g. the top partner-share head).
+    """
     if not isinstance(score, Tensor) or score.dim() != 2:
-        raise ValueError("score must be a [layers, heads] tensor from fptlib.attention.matching_bit_score, "
+        raise ValueError("score must be a [layers, heads] tensor from fptlib.attention.partner_share or self_share, "
                          f"got {getattr(score, 'shape', type(score).__name__)}")
     n_layers, n_heads = score.shape
     ax = _new_ax(ax, figsize=(0.32 * n_heads + 1.8, 0.32 * n_layers + 1.2))
@@ -173,9 +179,12 @@ def plot_matching_scores(score: Tensor, chance: float | None = None, ax: Axes | 
         for head in range(n_heads):
             v = float(score[layer, head])
             ax.text(head, layer, f"{v:.2f}"[1:] if 0 <= v < 1 else f"{v:.1f}", ha="center", va="center",
-                    fontsize=6, color="black" if v > 0.6 * vmax else "white")
+                    fontsize=6 if n_heads <= 12 else 4, color="black" if v > 0.6 * vmax else "white")
+    if mark is not None:
+        ax.add_patch(Rectangle((mark[1] - 0.5, mark[0] - 0.5), 1, 1, fill=False, edgecolor="cyan", linewidth=1.5))
     ax.set_xticks(range(n_heads), [str(h) for h in range(n_heads)], fontsize=7)
-    ax.set_yticks(range(n_layers), [str(layer) for layer in range(n_layers)], fontsize=7)
+    step = max(1, -(-n_layers // 16))
+    ax.set_yticks(range(0, n_layers, step), [str(layer) for layer in range(0, n_layers, step)], fontsize=7)
     ax.set_xlabel("head", fontsize=8)
     ax.set_ylabel("layer", fontsize=8)
     ax.set_title(title + ("" if chance is None else f"\n(chance {chance:.3f})"), fontsize=9)
@@ -183,43 +192,70 @@ def plot_matching_scores(score: Tensor, chance: float | None = None, ax: Axes | 
     return ax.figure
 
 
-def plot_matching_comparison(scores: Mapping[str, Tensor], chance: float | None = None,
-                             suptitle: str | None = None) -> Figure:
-    """Matching-bit heatmaps of several models (e.g. language-pretrained vs random-init) side by side."""
-    if not scores:
-        raise ValueError("scores is empty: pass {model name: [layers, heads] score}")
-    first = next(iter(scores.values()))
-    fig = Figure(figsize=(len(scores) * (0.32 * first.shape[1] + 1.8), 0.32 * first.shape[0] + 1.6),
-                 layout="constrained")
-    axes = fig.subplots(1, len(scores), squeeze=False)[0]
-    for ax, (name, score) in zip(axes, scores.items()):
-        plot_matching_scores(score, chance, ax=ax, title=name)
+def plot_shares(shares: Mapping[str, object], suptitle: str | None = None) -> Figure:
+    """Partner share (top row, the headline) and self share (bottom row) of several models.
+
+    ``shares`` maps a model name to a :class:`fptlib.attention.BitShares`; each partner panel
+    outlines that model's top partner-share head.
+    """
+    if not shares:
+        raise ValueError("shares is empty: pass {model name: BitShares}")
+    first = next(iter(shares.values())).partner
+    w, h = 0.32 * first.shape[1] + 1.8, 0.32 * min(first.shape[0], 16) + 1.4
+    fig = Figure(figsize=(len(shares) * w, 2 * h), layout="constrained")
+    axes = fig.subplots(2, len(shares), squeeze=False)
+    for c, (name, s) in enumerate(shares.items()):
+        layer, head = s.top
+        plot_share_heatmap(s.partner, s.partner_chance, ax=axes[0][c], mark=(layer, head),
+                           title=f"{name}: partner share (top L{layer} H{head})")
+        plot_share_heatmap(s.itself, s.self_chance, ax=axes[1][c], title=f"{name}: self share")
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     return fig
 
 
-def plot_matching_vs_length(best: Mapping[str, Mapping[int, float]], chance: Mapping[int, float],
-                            title: str = "best head's matching-bit share vs string length") -> Figure:
-    """Lines of the best head's score per model against string length, with chance as a dashed line.
+def plot_ablation(rows: Sequence[Mapping], title: str = "Bit XOR accuracy with heads ablated") -> Figure:
+    """Bars of accuracy per ablation, from :func:`fptlib.explorer.head_ablation`'s rows."""
+    if not rows:
+        raise ValueError("rows is empty: pass fptlib.explorer.head_ablation(...)")
+    key = next(k for k in rows[0] if k.endswith("acc (%)"))
+    colors = {"none": "grey", "top head": "crimson", "random head": "steelblue"}
+    ax = _new_ax(None, figsize=(0.7 * len(rows) + 2.0, 3.2))
+    labels = [r["heads"] if r["ablated"] != "none" else "none" for r in rows]
+    values = [r[key] for r in rows]
+    ax.bar(range(len(rows)), values, color=[colors.get(r["ablated"], "darkorange") for r in rows])
+    for i, v in enumerate(values):
+        ax.text(i, v + 1, f"{v:.0f}", ha="center", fontsize=7)
+    ax.axhline(50, color="k", linestyle="--", linewidth=0.8, label="chance (50%)")
+    ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=7)
+    ax.set_ylim(0, 108)
+    ax.set_ylabel(key, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    return ax.figure
 
-    ``best`` maps a model name to ``{n_bits: score}``; ``chance`` maps ``n_bits`` to the chance value.
+
+def plot_vs_length(series: Mapping[str, Mapping[int, float]], title: str = "against string length") -> Figure:
+    """Lines of values in [0, 1] (shares, accuracies) against bits per string, one per label.
+
+    ``series`` maps a label to ``{n_bits: value}`` (e.g. :func:`fptlib.explorer.length_series`);
+    labels containing "chance" are drawn dashed.
     """
-    if not best or not chance:
-        raise ValueError("best and chance must be non-empty: {model: {n_bits: score}}, {n_bits: chance}")
-    ax = _new_ax(None, figsize=(5.5, 3.6))
-    for name, by_n in best.items():
+    if not series or not any(series.values()):
+        raise ValueError("series must be non-empty: {label: {n_bits: value}}")
+    ax = _new_ax(None, figsize=(6.0, 3.6))
+    ns_all = sorted({n for by_n in series.values() for n in by_n})
+    for label, by_n in series.items():
         ns = sorted(by_n)
-        ax.plot(ns, [by_n[n] for n in ns], marker="o", label=name)
-    ns = sorted(chance)
-    ax.plot(ns, [chance[n] for n in ns], "k--", label="chance (uniform attention)")
+        ax.plot(ns, [by_n[n] for n in ns], "--" if "chance" in label else "-", marker="o", label=label)
     ax.set_xscale("log", base=2)
-    ax.set_xticks(ns, [str(n) for n in ns])
-    ax.set_ylim(0, 1.02)
+    ax.set_xticks(ns_all, [str(n) for n in ns_all])
+    ax.minorticks_off()
+    ax.set_ylim(0, 1.05)
     ax.set_xlabel("bits per string (n)")
-    ax.set_ylabel("share of attention on the 2 needed bits")
+    ax.set_ylabel("share / accuracy")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     return ax.figure
 
 

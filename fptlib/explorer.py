@@ -29,6 +29,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from . import tasks
 from .attention import BitShares, ablate_heads, check_n_bits, extract_attentions, is_causal, share_chance
 from .viz import check_index, bit_labels, plot_attention
 
@@ -44,12 +45,13 @@ LONG_EXAMPLES, LONG_FROM = 2, 64  # from n=64 on, keep 2: GPT-2 at n=256 holds 1
 # ----------------------------------------------------------------------------- training
 
 def xor_configs(n_bits: int, profile: str = "quick", backbone: str | None = None, *,
-                steps: int | None = None, seed: int = 0) -> dict:
+                steps: int | None = None, seed: int = 0, layers: int | None = None) -> dict:
     """``{kind: experiments.RunConfig}`` for the two trained models at string length ``n_bits``.
 
     The course's Bit XOR settings for the profile (``fptlib.notebook.config``) with only the
     string length and the initialisation changed. At the paper's length 5 these are the very runs
     notebooks 03, 08 and 10 train, so the results store hands them back instead of training again.
+    ``layers=k`` keeps only the backbone's first ``k`` layers (it says so in every run's description).
     """
     from fptlib import experiments
     from fptlib.notebook import config
@@ -57,6 +59,8 @@ def xor_configs(n_bits: int, profile: str = "quick", backbone: str | None = None
     check_n_bits(n_bits)
     backbone = experiments.resolve_backbone(backbone)
     changes = {"steps": steps} if steps is not None else {}
+    if layers is not None:
+        changes["layers"] = layers
     return {kind: config(profile, "bit-xor", backbone=backbone, init=init, seed=seed, task_options={"n": n_bits},
                          table="attention", row=kind, column=f"n={n_bits}", **changes)
             for kind, init in ((PRETRAINED, "pretrained"), (RANDOM, "random"))}
@@ -81,7 +85,7 @@ def _produced_by(record: dict) -> str:
 
 
 def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None, *, steps: int | None = None,
-               seed: int = 0, directory=None, device: str = "cpu", progress: bool = True,
+               seed: int = 0, layers: int | None = None, directory=None, device: str = "cpu", progress: bool = True,
                kinds: Sequence[str] = KINDS) -> XorModels:
     """Train (or reuse) the language-pretrained and random-init models; build the untrained one.
 
@@ -97,7 +101,7 @@ def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None,
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise ValueError(f"unknown model kinds {unknown}; known: {list(KINDS)}")
-    configs = xor_configs(n_bits, profile, backbone, steps=steps, seed=seed)
+    configs = xor_configs(n_bits, profile, backbone, steps=steps, seed=seed, layers=layers)
     out = XorModels(n_bits, {})
     for kind, cfg in configs.items():
         if kind not in kinds:
@@ -111,11 +115,14 @@ def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None,
         out.models[kind] = model
         out.accuracy[kind] = accuracy(record, "test")
         out.produced_by[kind] = _produced_by(record)
+    if UNTRAINED not in kinds:
+        out.task = tasks.get("bit-xor", **dict(configs[PRETRAINED].task_options))
+        return out
     model, out.task = experiments.build(configs[PRETRAINED], device)   # same seed: the pretrained run's start
-    if UNTRAINED in kinds:
-        out.models[UNTRAINED] = model.eval()
-        out.accuracy[UNTRAINED] = None
-        out.produced_by[UNTRAINED] = f"{configs[PRETRAINED].backbone} (pretrained), input/output layers untrained"
+    out.models[UNTRAINED] = model.eval()
+    out.accuracy[UNTRAINED] = None
+    depth = "" if layers is None else f", first {layers} layers"
+    out.produced_by[UNTRAINED] = f"{configs[PRETRAINED].backbone} (pretrained{depth}), input/output layers untrained"
     return out
 
 

@@ -208,3 +208,17 @@ def test_long_strings_keep_fewer_examples():
     assert item.attentions[KINDS[2]].shape[-1] == 2 * n
     fig = render({n: item}, n, kinds=(KINDS[2],))
     assert 10 <= len(fig.axes[0].get_xticks()) <= 40        # 128 tokens: ticks thinned
+
+
+def test_xor_models_reports_a_nan_run_instead_of_showing_it(monkeypatch):
+    from fptlib import experiments
+    from fptlib.train.trainer import NonFiniteLossError
+
+    def nan_run(cfg, **kw):
+        raise NonFiniteLossError("the training loss became NaN or infinite at step 2 (lr=0.001). Likely causes: ...")
+    monkeypatch.setattr(experiments, "run", nan_run)
+    out = ex.xor_models(5, "quick", "minilm", kinds=(KINDS[0],), progress=False)
+    assert out.models == {} and out.failed[KINDS[0]].endswith("at step 2 (lr=0.001)")
+    assert out.task.n == 5
+    with pytest.raises(ValueError, match="unknown model kinds"):
+        ex.xor_models(5, "quick", "minilm", kinds=("trained",))

@@ -38,6 +38,7 @@ KINDS = (PRETRAINED, RANDOM, UNTRAINED)
 # string lengths measured per profile: quick stays small for a 2-core CPU and CI; full reaches
 # the paper's 256 (512 tokens: within GPT-2's 1024 and MiniLM's 512 learned positions)
 LENGTHS = {"quick": (5, 8), "full": (5, 16, 64, 256)}
+RENDER_TICKS = 20               # labelled tokens per axis in the explorer (all of them up to n=10)
 EXAMPLES = 8                    # inputs kept per string length for the pictures and the scores
 LONG_EXAMPLES, LONG_FROM = 2, 64  # from n=64 on, keep 2: GPT-2 at n=256 holds 150 MB per example per model
 
@@ -232,8 +233,11 @@ def render(data: Mapping[int, XorAttention], n_bits: int, layer: int | None = No
         m = a[layer, example].mean(0) if mean_heads else a[layer, example, head]
         matrices.append(m)
     vmax = max(float(m.max()) for m in matrices)
-    side = 3.2 if n_bits <= 16 else 4.2
-    fig = Figure(figsize=(side * len(kinds) + 0.8, side + 0.6), layout="constrained")
+    side = 3.9 if n_bits <= 16 else 4.2
+    # a fixed layout, few tick labels and rows labelled once: measuring text for a constrained
+    # layout was most of a redraw at n=32 (bench/bench_explorer.py)
+    fig = Figure(figsize=(side * len(kinds) + 0.8, side + 0.6))
+    fig.subplots_adjust(left=0.9 / (side * len(kinds) + 0.8), right=0.92, bottom=0.2, top=0.8, wspace=0.08)
     axes = fig.subplots(1, len(kinds), squeeze=False)[0]
     tokens = item.tokens(example)
     shares = item.shares()
@@ -245,8 +249,9 @@ def render(data: Mapping[int, XorAttention], n_bits: int, layer: int | None = No
         title = (f"{kind}" + ("" if acc is None else f" (test acc {100 * acc:.0f}%)") +
                  f"\nlayer {layer}, {where}: partner share {pick(s.partner):.2f} (self {pick(s.itself):.2f})")
         plot_attention(item.attentions[kind], layer, head, example, tokens=tokens, ax=ax, mean_heads=mean_heads,
-                       vmax=vmax, mark_bits=n_bits, title=title, colorbar=False)
-    fig.colorbar(axes[0].images[0], ax=list(axes), shrink=0.7)
+                       vmax=vmax, mark_bits=n_bits, title=title, colorbar=False, max_ticks=RENDER_TICKS,
+                       ylabels=ax is axes[0])
+    fig.colorbar(axes[0].images[0], ax=list(axes), shrink=0.7, pad=0.02)
     mask = "causal: output i sees tokens 0..n+i" if item.causal else "bidirectional"
     fig.suptitle(f"Bit XOR, n={n_bits}, example {example}; chance share (uniform attention, {mask}): "
                  f"{item.chance:.3f}", fontsize=10)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.collections import PatchCollection
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
@@ -57,11 +58,12 @@ def check_index(name: str, value, size: int) -> int:
     return value
 
 
-def _set_token_ticks(ax: Axes, tokens: Sequence[str] | None, L: int, x=True, y=True) -> None:
+def _set_token_ticks(ax: Axes, tokens: Sequence[str] | None, L: int, x=True, y=True,
+                     max_ticks: int = MAX_TICKS) -> None:
     if tokens is not None and len(tokens) != L:
         raise ValueError(f"tokens has {len(tokens)} labels but the attention covers {L} tokens; "
                          "pass one label per token (e.g. bit_labels(x[example]))")
-    step = max(1, -(-L // MAX_TICKS))
+    step = max(1, -(-L // max_ticks))
     ticks = list(range(0, L, step))
     labels = [tokens[t] if tokens is not None else str(t) for t in ticks]
     small = 7 if L <= 16 else 5
@@ -81,21 +83,24 @@ def _mark_matching(ax: Axes, n_bits: int, L: int) -> None:
     if 2 * n_bits != L:
         raise ValueError(f"mark_bits={n_bits} needs {2 * n_bits} tokens, the attention covers {L}")
     width = 0.8 if L <= 32 else 0.3
-    for i in range(n_bits):
-        ax.add_patch(Rectangle((i - 0.5, n_bits + i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=width))
-        ax.add_patch(Rectangle((n_bits + i - 0.5, n_bits + i - 0.5), 1, 1, fill=False, edgecolor="white",
-                               linestyle=":", linewidth=width))
+    rows = range(n_bits, 2 * n_bits)
+    for cols, color, style in ((range(n_bits), "red", "-"), (rows, "white", ":")):   # one artist per kind
+        ax.add_collection(PatchCollection([Rectangle((c - 0.5, r - 0.5), 1, 1) for c, r in zip(cols, rows)],
+                                          facecolor="none", edgecolor=color, linestyle=style, linewidth=width))
 
 
 def plot_attention(attn: Tensor, layer: int, head: int, example: int, tokens: Sequence[str] | None = None,
                    ax: Axes | None = None, mean_heads: bool = False, *, vmax: float | None = None,
-                   mark_bits: int | None = None, title: str | None = None, colorbar: bool = True) -> Figure:
+                   mark_bits: int | None = None, title: str | None = None, colorbar: bool = True,
+                   max_ticks: int = MAX_TICKS, ylabels: bool = True) -> Figure:
     """Heatmap of one head's attention (or the mean over heads) for one example.
 
     ``attn`` is ``[layers, batch, heads, L, L]`` from :func:`fptlib.attention.extract_attentions`.
     ``tokens`` label both axes (bits, e.g. from :func:`bit_labels`); ``vmax`` fixes the colour scale
     (for side-by-side comparisons); ``mark_bits=n`` outlines the two cells per output position that
-    Bit XOR needs. Draws into ``ax`` when given, and returns its figure.
+    Bit XOR needs. ``max_ticks`` caps the labelled tokens per axis; ``ylabels=False`` leaves the
+    rows unlabelled (a panel beside one that has them). Draws into ``ax`` when given, and returns
+    its figure.
     """
     attn = check_attentions(attn)
     n_layers, batch, n_heads, L, _ = attn.shape
@@ -109,11 +114,12 @@ def plot_attention(attn: Tensor, layer: int, head: int, example: int, tokens: Se
     ax.grid(False)
     image = ax.imshow(matrix.numpy(), cmap=CMAP, vmin=0.0,
                       vmax=float(matrix.max()) if vmax is None else vmax, interpolation="nearest")
-    _set_token_ticks(ax, tokens, L)
+    _set_token_ticks(ax, tokens, L, y=ylabels, max_ticks=max_ticks)
     if mark_bits is not None:
         _mark_matching(ax, mark_bits, L)
     ax.set_xlabel("attended token (to)", fontsize=8)
-    ax.set_ylabel("attending token (from)", fontsize=8)
+    if ylabels:
+        ax.set_ylabel("attending token (from)", fontsize=8)
     ax.set_title(title if title is not None else f"layer {layer}, {what}, example {example}", fontsize=9)
     if colorbar:
         ax.figure.colorbar(image, ax=ax, shrink=0.8)

@@ -58,7 +58,12 @@ def test_plot_attention_into_given_axes_and_marks():
     fig = Figure()
     ax = fig.add_subplot()
     assert plot_attention(attn, 0, 0, 0, ax=ax, mark_bits=4) is fig
-    assert len(ax.patches) == 2 * 4   # two outlined cells per output position
+    # two outlined cells per output position: partner (n+i, i) in red, itself (n+i, n+i) in white
+    partner, itself = ax.collections
+    assert len(partner.get_paths()) == len(itself.get_paths()) == 4
+    corners = [tuple(p.get_extents().min + 0.5) for p in partner.get_paths()]
+    assert corners == [(i, 4 + i) for i in range(4)]
+    assert [tuple(p.get_extents().min + 0.5) for p in itself.get_paths()] == [(4 + i, 4 + i) for i in range(4)]
 
 
 def test_plot_attention_errors_name_the_range():

@@ -206,7 +206,8 @@ def default_head(item: XorAttention, kind: str | None = None) -> tuple[int, int,
 
 def render(data: Mapping[int, XorAttention], n_bits: int, layer: int | None = None, head: int | None = None,
            example: int = 0, mean_heads: bool = False, kinds: Sequence[str] = KINDS) -> Figure:
-    """The explorer's picture: one heatmap per chosen model, same inputs, same colour scale.
+    """The explorer's picture: one heatmap per chosen model, same inputs, one colour scale (set by the
+    output rows; brighter cells above them are clipped).
 
     ``layer`` and ``head`` default to :func:`default_head` (the highest partner share). Red outlines
     mark the two tokens each output position needs: the partner (n+i, i) and itself (n+i, n+i).
@@ -232,7 +233,9 @@ def render(data: Mapping[int, XorAttention], n_bits: int, layer: int | None = No
         a = item.attentions[kind]
         m = a[layer, example].mean(0) if mean_heads else a[layer, example, head]
         matrices.append(m)
-    vmax = max(float(m.max()) for m in matrices)
+    # one colour scale, set by the output rows (n..2n-1): in a causal model the first tokens can only
+    # attend to themselves, and their weight 1 would wash out the rows the XOR is read from
+    vmax = max(float(m[n_bits:].max()) for m in matrices)
     side = 3.9 if n_bits <= 16 else 4.2
     # a fixed layout, few tick labels and rows labelled once: measuring text for a constrained
     # layout was most of a redraw at n=32 (bench/bench_explorer.py)
@@ -422,7 +425,8 @@ def ablation_verdict(rows: Sequence[dict], margin: float = 5.0) -> str:
     rnd = acc.get("random head", [])
     text = f"ablating {top_name} moves accuracy from {base:.0f}% to {top:.0f}%"
     if rnd:
-        text += f"; ablating one random head of the same layer instead: {min(rnd):.0f}-{max(rnd):.0f}%"
+        spread = f"{min(rnd):.0f}%" if f"{min(rnd):.0f}" == f"{max(rnd):.0f}" else f"{min(rnd):.0f}-{max(rnd):.0f}%"
+        text += f"; ablating one random head of the same layer instead: {spread}"
     if ALL_BUT_TOP in acc:
         text += f"; keeping only {top_name} in its layer: {acc[ALL_BUT_TOP][0]:.0f}%"
     if not rnd:

@@ -169,8 +169,9 @@ def plot_attention_grid(attn: Tensor, example: int = 0, tokens: Sequence[str] | 
 
 
 def plot_share_heatmap(score: Tensor, chance: float | None = None, ax: Axes | None = None,
-                       title: str = "partner share", vmax: float = 1.0, mark: tuple[int, int] | None = None) -> Figure:
-    """Heatmap of a per-head share, layers (rows) x heads (columns), values written in.
+                       title: str = "partner share", vmax: float = 1.0, mark: tuple[int, int] | None = None,
+                       annotate: bool = True) -> Figure:
+    """Heatmap of a per-head share, layers (rows) x heads (columns), values written in (``annotate``).
 
     ``mark=(layer, head)`` outlines one cell (e.g. the top partner-share head).
     """
@@ -181,11 +182,11 @@ def plot_share_heatmap(score: Tensor, chance: float | None = None, ax: Axes | No
     ax = _new_ax(ax, figsize=(0.32 * n_heads + 1.8, 0.32 * n_layers + 1.2))
     ax.grid(False)
     image = ax.imshow(score.numpy(), cmap="magma", vmin=0.0, vmax=vmax, aspect="auto")
-    for layer in range(n_layers):
-        for head in range(n_heads):
-            v = float(score[layer, head])
-            ax.text(head, layer, f"{v:.2f}"[1:] if 0 <= v < 1 else f"{v:.1f}", ha="center", va="center",
-                    fontsize=6 if n_heads <= 12 else 4, color="black" if v > 0.6 * vmax else "white")
+    cells = [(layer, head) for layer in range(n_layers) for head in range(n_heads)] if annotate else []
+    for layer, head in cells:
+        v = float(score[layer, head])
+        ax.text(head, layer, f"{v:.2f}"[1:] if 0 <= v < 1 else f"{v:.1f}", ha="center", va="center",
+                fontsize=6 if n_heads <= 12 else 4, color="black" if v > 0.6 * vmax else "white")
     if mark is not None:
         ax.add_patch(Rectangle((mark[1] - 0.5, mark[0] - 0.5), 1, 1, fill=False, edgecolor="cyan", linewidth=1.5))
     ax.set_xticks(range(n_heads), [str(h) for h in range(n_heads)], fontsize=7)
@@ -199,7 +200,7 @@ def plot_share_heatmap(score: Tensor, chance: float | None = None, ax: Axes | No
 
 
 def plot_shares(shares: Mapping[str, object], suptitle: str | None = None) -> Figure:
-    """Partner share (top row, the headline) and self share (bottom row) of several models.
+    """Partner share (top row, the headline, values written in) and self share (bottom row) of several models.
 
     ``shares`` maps a model name to a :class:`fptlib.attention.BitShares`; each partner panel
     outlines that model's top partner-share head.
@@ -214,7 +215,7 @@ def plot_shares(shares: Mapping[str, object], suptitle: str | None = None) -> Fi
         layer, head = s.top
         plot_share_heatmap(s.partner, s.partner_chance, ax=axes[0][c], mark=(layer, head),
                            title=f"{name}: partner share (top L{layer} H{head})")
-        plot_share_heatmap(s.itself, s.self_chance, ax=axes[1][c], title=f"{name}: self share")
+        plot_share_heatmap(s.itself, s.self_chance, ax=axes[1][c], title=f"{name}: self share", annotate=False)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     return fig

@@ -180,6 +180,7 @@ def test_ablation_verdict_follows_the_numbers():
     not_needed = ex.ablation_verdict(rows_with(98.0, [99.0, 100.0]))
     assert "from 100% to 98%" in not_needed and "does not show" in not_needed
     assert not_needed != needed
+    assert "instead: 100%;" in ex.ablation_verdict(rows_with(51.0, [100.0, 100.0]))
 
 
 def test_xor_configs_change_only_length_and_init():

@@ -108,6 +108,8 @@ def test_share_plots():
     titles = [a.get_title().split("\n")[0] for a in both.axes if a.images]
     assert titles == ["pretrained: partner share (top L0 H1)", "random: partner share (top L0 H1)",
                       "pretrained: self share", "random: self share"]
+    panels = [a for a in both.axes if a.images]
+    assert [len(a.texts) for a in panels] == [4, 4, 0, 0]     # values written in the partner row only
     lines = plot_vs_length({"partner share": {5: 0.9, 8: 0.8}, "chance share": {5: 0.1, 8: 0.0625}})
     assert len(lines.axes[0].lines) == 2 and lines.axes[0].lines[1].get_linestyle() == "--"
     with pytest.raises(ValueError, match="layers, heads"):

@@ -156,6 +156,17 @@ const box = s.closest('.widget-vbox');
 const img = box && box.querySelector('.widget-output img, .jupyter-widgets-output-area img');
 return img;
 """
+ALL_RUN_JS = """
+const w = window.jupyterapp.shell.currentWidget;
+const kernel = w && w.sessionContext.session && w.sessionContext.session.kernel;
+if (!kernel || kernel.status !== 'idle') return false;
+const cells = w.content.model.cells;
+for (let i = 0; i < cells.length; i++) {
+  const c = cells.get(i);
+  if (c.type === 'code' && c.executionCount === null) return false;
+}
+return true;
+"""
 ERRORS_JS = """
 return Array.from(document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
   .map(e => e.textContent).filter(t => t.includes('Traceback') || t.includes('Error')).join('\\n---\\n');
@@ -181,6 +192,11 @@ def test_head_slider_redraws_the_explorer(lab, browser):
         img = slider and browser.execute_script(EXPLORER_IMAGE_JS, slider)
         return (slider, img) if img and img.get_attribute("src").startswith("data:image/png") else None
     slider, img = wait_for("the explorer to draw its first picture", explorer_drawn, timeout=RUN_DEADLINE_S, every=2)
+    # the later cells (the causal backbone, the ablations) keep the kernel busy; a slider change
+    # waits behind them, so move the slider only once every cell has run
+    wait_for("every cell to run", lambda: not browser.execute_script(ERRORS_JS) and browser.execute_script(ALL_RUN_JS),
+             timeout=RUN_DEADLINE_S, every=2)
+    assert not browser.execute_script(ERRORS_JS)
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", slider.find_element("xpath", "./ancestor::*[contains(@class,'widget-vbox')][1]"))
     time.sleep(0.5)
     before_src, before_pixels = img.get_attribute("src"), img.screenshot_as_png
@@ -189,8 +205,8 @@ def test_head_slider_redraws_the_explorer(lab, browser):
     start = int(readout.text.strip())
     note = browser.execute_script("return arguments[0].closest('.widget-vbox').textContent;", slider)
     assert f"H{start}:" in note and "highest partner share" in note, note[:300]
-    top = int(browser.execute_script(
-        "return arguments[0].querySelector('.noUi-handle').getAttribute('aria-valuemax');", slider))
+    top = round(float(browser.execute_script(
+        "return arguments[0].querySelector('.noUi-handle').getAttribute('aria-valuemax');", slider)))
     key, want = (Keys.ARROW_LEFT, start - 1) if start == top else (Keys.ARROW_RIGHT, start + 1)
 
     handle = slider.find_element("css selector", ".noUi-handle")

@@ -32,7 +32,7 @@ from fptlib import env, experiments, tasks
 from fptlib.backbones import load_backbone
 from fptlib.model import FPT
 from fptlib.train import TrainConfig, Trainer
-from fptlib.train.cli import parse_options
+from fptlib.commands import parse_options
 from fptlib.train.trainer import AUTO_COMPILE_STEPS, COMPILE_FLAGS, compile_mode
 
 # dense bf16 (fp16 for cards without bf16) peak FLOP/s, from the vendors' data sheets

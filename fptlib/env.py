@@ -7,18 +7,24 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import random
 import subprocess
 from importlib import metadata
-from pathlib import Path
 
+import numpy as np
 import torch
+
+from fptlib.files import PACKAGE_DIR
 
 # packages whose versions change results or speed; recorded in every result
 RECORDED_PACKAGES = ("torch", "transformers", "numpy", "einops", "fptlib")
 
 
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:
-    """Resolve "auto" to CUDA when present, else MPS, else CPU; check explicit choices exist."""
+    """Resolve "auto" to ``$FPT_DEVICE`` when set, else CUDA when present, else MPS, else CPU;
+    check explicit choices exist. Every entry point (notebooks, command line, Trainer) goes through here."""
+    if (device is None or str(device) == "auto") and os.environ.get("FPT_DEVICE", "").strip():
+        device = os.environ["FPT_DEVICE"].strip()
     if device is None or str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -33,6 +39,13 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for but CUDA is not available here: use device='cpu' or 'auto'")
     return dev
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and PyTorch (PyTorch's seed covers every device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def hardware(device: str | torch.device | None = "auto") -> str:
@@ -61,7 +74,7 @@ def package_versions() -> dict[str, str]:
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
     """The commit of the fptlib checkout (with '+dirty' when files differ), or 'unknown' outside git."""
-    root = Path(__file__).resolve().parent.parent
+    root = PACKAGE_DIR.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()

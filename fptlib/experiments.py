@@ -1,4 +1,9 @@
-"""Named configurations for every table of the paper, at two profiles, and ``run(config)``.
+"""Run settings, named configurations for every table of the paper at two profiles, and ``run(config)``.
+
+``config(task, profile, backbone, **changes)`` is the one place a run's settings come from: the
+paper's hyperparameters for the task (``paper.HYPERPARAMETERS``), then what the profile changes
+(``PROFILE_SETTINGS``), then the caller's changes. The profile, unless given, follows the one rule
+of :func:`choose_profile` (``FPT_PROFILE``, else ``full`` on a GPU and ``quick`` without one).
 
 - ``quick``: minutes on a 2-core CPU with the default backbone (the bundled MiniLM where GPT-2
   is not available): small sizes, a few hundred steps, for CI and a first contact. These numbers
@@ -19,43 +24,65 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
-from fptlib import results
+from fptlib import env, paper, results, tasks
+from fptlib.backbones import BackboneUnavailable
+from fptlib.backbones.registry import default_backbone, hidden_size_of, load_backbone
+from fptlib.model import FPT
+from fptlib.tasks.registry import data_key
+from fptlib.train.checkpoint import atomic_save, load_trained_state
+from fptlib.train.distributed import context
+from fptlib.train.trainer import TrainConfig, Trainer
 
 PROFILES = ("quick", "full")
+INITS = ("pretrained", "random", "statistics", "bit-memory")   # RunConfig.init (see bit_memory_backbone)
 
-# Per profile and task: task options and training settings. quick: ~10-40 s per run on 2 CPU
-# cores with MiniLM; full: the paper's task sizes, training long enough to converge (its
-# "steps to converge" table), evaluating on the test set (ListOps, Homology: validation).
-TASK_SETTINGS: dict[str, dict[str, dict]] = {
+# What a profile changes, per task, on top of the paper's hyperparameters (``paper.HYPERPARAMETERS``):
+# task options and the training budget. quick: ~10-40 s per run on 2 CPU cores with MiniLM, with
+# the smaller images the notebooks use; full: the paper's task sizes, training long enough to
+# converge (its "steps to converge" table), evaluating on the test set (ListOps, Homology: validation).
+PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
     "quick": {
-        "bit-xor": dict(options={"n": 5, "eval_size": 128}, steps=200, batch_size=8, eval_every=50),
+        # evaluation every 25 steps: "steps to a target" (notebook 08) needs more than three points
+        "bit-xor": dict(options={"n": 5, "eval_size": 128}, steps=200, batch_size=8, eval_every=25),
         "bit-memory": dict(options={"n_bits": 40, "n_patterns": 5, "patch": 10, "eval_size": 64},
                            steps=200, batch_size=8, eval_every=50),
         "listops": dict(options={"min_length": 20, "max_length": 60, "n_train": 2000, "n_val": 200,
                                  "n_test": 200}, steps=200, batch_size=8, eval_every=100),
-        # no MNIST offline: scikit-learn's real 8x8 digits stand in, and the records say so
-        "mnist": dict(task="digits", options={}, steps=200, batch_size=8, eval_every=50),
-        "cifar10": dict(options={}, steps=200, batch_size=8, eval_every=50, eval_limit=512),
+        # 32x32 in 8x8 patches: 16 tokens of 64 values (the paper: 4x4 patches, 64 tokens)
+        "mnist": dict(options={"patch_size": 8}, steps=200, batch_size=8, eval_every=50),
+        "fashion-mnist": dict(options={"patch_size": 7}, steps=200, batch_size=8, eval_every=50, eval_limit=512),
+        "mnist-5k": dict(options={}, steps=200, batch_size=8, eval_every=50),
+        "cifar10": dict(options={"patch_size": 8}, steps=200, batch_size=8, eval_every=50, eval_limit=512),
         "cifar10-lra": dict(options={}, steps=100, batch_size=8, eval_every=50, eval_limit=256),
-        "homology": dict(options={"max_len": 256}, steps=200, batch_size=8, eval_every=50, eval_limit=256, lr=1e-4),
+        # one pixel per token, as in C10 LRA; offline: 8x8 digits, so 64 tokens of dimension 1
+        "digits": dict(options={"patch_size": 1}, steps=200, batch_size=8, eval_every=50, eval_limit=256),
+        "homology": dict(options={"max_len": 256}, steps=200, batch_size=8, eval_every=50, eval_limit=256),
     },
-    # batch sizes and learning rates as in each task's ``hparams`` (paper: 2-16, lr 1e-3, Homology 1e-4)
     "full": {
-        "bit-xor": dict(options={}, steps=20_000, batch_size=16, eval_every=500),
-        "bit-memory": dict(options={}, steps=40_000, batch_size=16, eval_every=1000),
-        "listops": dict(options={}, steps=20_000, batch_size=4, eval_every=1000),
-        "mnist": dict(options={}, steps=20_000, batch_size=16, eval_every=1000),
-        "cifar10": dict(options={}, steps=100_000, batch_size=16, eval_every=2500),
-        "cifar10-lra": dict(options={}, steps=100_000, batch_size=4, eval_every=2500),
-        "homology": dict(options={}, steps=100_000, batch_size=4, eval_every=2500, lr=1e-4),
+        "bit-xor": dict(options={}, steps=20_000, eval_every=500),
+        "bit-memory": dict(options={}, steps=40_000, eval_every=1000),
+        "listops": dict(options={}, steps=20_000, eval_every=1000),
+        "mnist": dict(options={}, steps=20_000, eval_every=1000),
+        "fashion-mnist": dict(options={}, steps=20_000, batch_size=16, eval_every=1000),
+        "mnist-5k": dict(options={}, steps=20_000, batch_size=16, eval_every=1000),
+        "cifar10": dict(options={}, steps=100_000, eval_every=2500),
+        "cifar10-lra": dict(options={}, steps=100_000, eval_every=2500),
+        "digits": dict(options={}, steps=100_000, batch_size=4, eval_every=2500),
+        "homology": dict(options={}, steps=100_000, eval_every=2500),
     },
 }
+# a table's column run on another task at a profile, with its changes: no MNIST offline, so the
+# quick tables use scikit-learn's real 8x8 digits in the MNIST column (2x2 patches, 16 tokens, the
+# whole test split), and the records say so
+STAND_INS: dict[str, dict[str, tuple[str, dict]]] = {
+    "quick": {"mnist": ("digits", dict(task_options={"patch_size": 2}, eval_limit=None))}, "full": {}}
 # the tasks a table runs at each profile; full: the paper's seven
 QUICK_TASKS = ("bit-xor", "bit-memory", "listops", "mnist")
 FULL_TASKS = ("bit-memory", "bit-xor", "listops", "mnist", "cifar10", "cifar10-lra", "homology")
@@ -66,6 +93,10 @@ LSTM_LR = 3e-4          # the paper's learning rate for LSTMs
 FULL_SIZE_NOTE = "quick profile: toy scale on CPU, not the paper's settings"
 
 
+# fields added after results were stored: left out of the key at their default, so stored keys stay valid
+_OMITTED_AT_DEFAULT = ("in_layers", "out_layers")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One training run. Fields with compare=False are labels (where the run appears), not identity."""
@@ -73,12 +104,12 @@ class RunConfig:
     backbone: str
     init: str = "pretrained"           # pretrained | random | statistics | bit-memory (see bit_memory_backbone)
     freeze: str = "fpt"
-    steps: int = 300
-    lr: float = 1e-3
-    batch_size: int = 16
-    grad_accum: int = 1
-    seed: int = 0
-    eval_every: int = 100
+    steps: int = TrainConfig.steps     # training defaults: the Trainer's (one home)
+    lr: float = TrainConfig.lr
+    batch_size: int = TrainConfig.batch_size
+    grad_accum: int = TrainConfig.grad_accum
+    seed: int = TrainConfig.seed
+    eval_every: int = TrainConfig.eval_every
     eval_limit: int | None = None
     target_accuracy: float | None = None
     task_options: tuple[tuple[str, Any], ...] = ()
@@ -86,15 +117,31 @@ class RunConfig:
     hidden_size: int | None = None     # the LSTM's width (default: the paper's 768)
     backbone_overrides: tuple[tuple[str, Any], ...] = ()
     dropout: float = 0.1
+    in_layers: tuple[int, ...] = ()    # hidden widths of an MLP input head (the authors' in_layer_sizes)
+    out_layers: tuple[int, ...] = ()   # hidden widths of an MLP output head (out_layer_sizes)
+    # grows the positional table for inputs longer than it; no effect where the run works without it
+    extend_positions: bool = field(default=False, compare=False)
     profile: str = field(default="quick", compare=False)
     table: str = field(default="", compare=False)
     row: str = field(default="", compare=False)
     column: str = field(default="", compare=False)
     target: float | None = field(default=None, compare=False)   # accuracy counted as converged (compute table)
 
+    def identity(self, exclude: tuple[str, ...] = ()) -> dict:
+        """Everything that changes the result: the fields compared, and the data the task would
+        use here (``tasks.registry.data_key``: ListOps on LRA's files or generated) where its
+        options leave that open (then under "data"; absent otherwise, so older keys stay valid)."""
+        ident = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                 if f.compare and f.name not in exclude
+                 and not (f.name in _OMITTED_AT_DEFAULT and getattr(self, f.name) == f.default)}
+        data = data_key(self.task, dict(self.task_options))
+        if data:
+            ident["data"] = data
+        return ident
+
     @property
     def key(self) -> str:
-        ident = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare}
+        ident = self.identity()
         digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:10]
         return f"{self.task}-{self.backbone}-{self.init}-{self.freeze.replace('+', 'p')}-{digest}"
 
@@ -115,27 +162,74 @@ def resolve_backbone(backbone: str | None = None) -> str:
     """A concrete backbone name: the argument, else the registry's default rule."""
     if backbone and backbone != "default":
         return backbone
-    from fptlib.backbones.registry import default_backbone
     return default_backbone()[0]
 
 
-def base_config(task: str, profile: str, backbone: str, **changes) -> RunConfig:
-    """The profile's settings for a task, with ``changes`` applied."""
-    check_profile(profile)
-    if task not in TASK_SETTINGS[profile]:
-        raise ValueError(f"no {profile} settings for task {task!r}: known {sorted(TASK_SETTINGS[profile])}")
-    s = dict(TASK_SETTINGS[profile][task])
-    options = tuple(sorted(s.pop("options").items()))
-    task = s.pop("task", task)
-    kw = dict(task=task, backbone=backbone, task_options=options, profile=profile, **s)
+def config(task: str, profile: str | None = None, backbone: str | None = None, **changes) -> RunConfig:
+    """THE settings of a run, used by the command line, ``reproduce``, the notebooks and the
+    explorer alike: the paper's hyperparameters for ``task``, then what ``profile`` changes
+    (``PROFILE_SETTINGS``; default: :func:`choose_profile`), then ``changes`` (RunConfig fields;
+    ``task_options`` may be a dict and is merged into the profile's options)."""
+    profile = check_profile(profile or choose_profile()[0])
+    s = {**paper.HYPERPARAMETERS.get(task, {}), **PROFILE_SETTINGS[profile].get(task, {"options": {}})}
+    options = dict(s.pop("options"))
+    options.update(dict(changes.pop("task_options", None) or {}))
+    kw = dict(task=task, backbone=resolve_backbone(backbone), task_options=tuple(sorted(options.items())),
+              profile=profile, **s)
     kw.update(changes)
     return RunConfig(**kw)
+
+
+def describe_setting(config, task=None) -> str:
+    """Lines saying exactly what a configuration trains: task and its data, backbone and its
+    initialisation, what is frozen, the training budget, and how it differs from the paper."""
+    task = task if task is not None else tasks.get(config.task, **dict(config.task_options))
+    options = ", ".join(f"{k}={v}" for k, v in config.task_options) or "the paper's sizes"
+    lines = [
+        f"task        : {config.task} ({options})",
+        f"data        : {getattr(task, 'data_source', '?')}",
+        (f"tokens      : {getattr(task, 'max_len', '?')} tokens of dim {task.token_dim}"
+         if getattr(task, "token_dim", None) else
+         f"tokens      : up to {getattr(task, 'max_len', '?')} tokens (padded per batch), "
+         f"vocabulary {getattr(task, 'vocab_size', '?')}"),
+        f"backbone    : {config.backbone} ({config.init}"
+        + (f", first {config.layers} layers" if config.layers else "") + ")",
+        f"trained     : {config.freeze} (the paper's FPT preset is 'fpt')",
+        f"training    : {config.steps} steps, batch {config.batch_size}, lr {config.lr:g}, seed {config.seed}, "
+        f"evaluation every {config.eval_every} steps",
+    ]
+    if config.backbone not in ("lstm",) and not config.backbone.startswith("gpt2"):
+        lines.append(f"note        : the paper used GPT-2; this run uses {config.backbone} instead")
+    if config.profile == "quick":
+        lines.append("note        : quick profile: toy scale for a CPU, not the paper's settings")
+    return "\n".join(lines)
 
 
 def check_profile(profile: str) -> str:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose one of {PROFILES}")
     return profile
+
+
+def choose_profile(device: str | None = None, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The one profile rule: ``(profile, reason)``. ``FPT_PROFILE`` if set, else ``full`` on a GPU
+    and ``quick`` without one (``device``: default the one training would use, ``env.pick_device``)."""
+    environ = os.environ if environ is None else environ
+    asked = environ.get("FPT_PROFILE", "").strip().lower()
+    if asked:
+        if asked not in PROFILES:
+            raise ValueError(f"FPT_PROFILE={asked!r} is not a profile; use one of {', '.join(PROFILES)}")
+        return asked, "set by FPT_PROFILE"
+    device = str(device) if device is not None else str(env.pick_device("auto"))
+    if device.startswith("cuda"):
+        return "full", "a GPU is present (set FPT_PROFILE=quick for the short runs)"
+    return "quick", "no GPU (set FPT_PROFILE=full for the paper's settings)"
+
+
+def _base(task: str, profile: str, backbone: str, **changes) -> RunConfig:
+    """A table column's run: :func:`config` for the column's task or its stand-in at ``profile``."""
+    task, stand_in = STAND_INS[profile].get(task, (task, {}))
+    return config(task, profile, backbone, **{**stand_in, **changes})
 
 
 def _tasks(profile: str, quick: tuple[str, ...] = QUICK_TASKS) -> tuple[str, ...]:
@@ -153,8 +247,6 @@ def _label(cfg: RunConfig, table: str, row: str, column: str) -> RunConfig:
 def _lstm(cfg: RunConfig, **changes) -> RunConfig:
     """The paper's LSTM baseline in place of the transformer: as wide as the backbone it replaces
     (768 for GPT-2 small, 384 for MiniLM), lr 3e-4."""
-    from fptlib.backbones.registry import hidden_size_of
-
     width = hidden_size_of(cfg.backbone)
     width = None if width == 768 else width      # None: the LSTM's default, 768
     return dataclasses.replace(cfg, backbone="lstm", init="random", lr=LSTM_LR, hidden_size=width, **changes)
@@ -163,7 +255,7 @@ def _lstm(cfg: RunConfig, **changes) -> RunConfig:
 def _table1(profile, bb):
     out = []
     for t in _tasks(profile):
-        base = base_config(t, profile, bb)
+        base = _base(t, profile, bb)
         out.append(_label(base, "table1", "FPT", t))
         # "Full transformer": the same architecture, randomly initialised, every weight trained
         out.append(_label(dataclasses.replace(base, init="random", freeze="full"), "table1", "Full transformer", t))
@@ -174,7 +266,7 @@ def _table1(profile, bb):
 def _init(profile, bb):
     out = []
     for t in _tasks(profile, QUICK_ABLATION_TASKS):
-        base = base_config(t, profile, bb)
+        base = _base(t, profile, bb)
         out.append(_label(base, "init", "language", t))
         out.append(_label(dataclasses.replace(base, init="random"), "init", "random", t))
         if t != "bit-memory":
@@ -185,7 +277,7 @@ def _init(profile, bb):
 
 def _architecture(profile, bb):
     t = "cifar10" if profile == "full" else "mnist"
-    base = base_config(t, profile, bb, init="random")
+    base = _base(t, profile, bb, init="random")
     return [_label(base, "architecture", "frozen random transformer", "cifar10"),
             _label(_lstm(base), "architecture", "frozen random LSTM", "cifar10")]
 
@@ -194,7 +286,7 @@ def _compute(profile, bb):
     out = []
     for t in _tasks(profile, QUICK_ABLATION_TASKS):
         # the runs of table 1 / the init table; steps to reach TARGETS[t] are read from their evaluations
-        base = dataclasses.replace(base_config(t, profile, bb), target=TARGETS[t])
+        base = dataclasses.replace(_base(t, profile, bb), target=TARGETS[t])
         out.append(_label(base, "compute", "language", t))
         out.append(_label(dataclasses.replace(base, init="random"), "compute", "random", t))
     return out
@@ -204,14 +296,14 @@ def _model_size(profile, bb):
     if profile == "full":
         t = "cifar10"
         sizes = (("small", "gpt2"), ("medium", "gpt2-medium"), ("large", "gpt2-large"))
-        return [_label(base_config(t, profile, name, init=init), "model_size", row, col)
+        return [_label(_base(t, profile, name, init=init), "model_size", row, col)
                 for row, name in sizes for col, init in (("language", "pretrained"), ("random", "random"))]
     # quick: depth of the bundled backbone stands in for size (2, 4 and all of MiniLM's 6 layers;
     # "all" shares its run with table 1)
     out = []
     for row, k in (("small", 2), ("medium", 4), ("large", None)):
         for col, init in (("language", "pretrained"), ("random", "random")):
-            out.append(_label(base_config("bit-xor", profile, bb, init=init, layers=k), "model_size", row, col))
+            out.append(_label(_base("bit-xor", profile, bb, init=init, layers=k), "model_size", row, col))
     return out
 
 
@@ -220,7 +312,6 @@ LADDER = (("output only", "output_only"), ("+ layer norm", "+layernorm"), ("+ in
 
 
 def _ladder(profile, bb):
-    from fptlib import paper
     reported = paper.get("ladder").values     # the paper ran the random ladder on five tasks only
     out = []
     for t in _tasks(profile, QUICK_ABLATION_TASKS):
@@ -228,21 +319,21 @@ def _ladder(profile, bb):
             if f"{t} {row_init}" not in reported or (profile == "quick" and init == "random" and t != "bit-xor"):
                 continue        # quick: the random ladder on Bit XOR only (the paper's starkest row)
             for col, preset in LADDER:
-                cfg = base_config(t, profile, bb, init=init, freeze=preset)
+                cfg = _base(t, profile, bb, init=init, freeze=preset)
                 out.append(_label(cfg, "ladder", f"{t} {row_init}", col))
     return out
 
 
 def _layernorm(profile, bb):
     t = "cifar10" if profile == "full" else "mnist"
-    return [_label(base_config(t, profile, bb, init=init, freeze=preset), "layernorm", init, col)
+    return [_label(_base(t, profile, bb, init=init, freeze=preset), "layernorm", init, col)
             for init in ("pretrained", "random")
             for col, preset in (("layer norm frozen", "input+output+positions"), ("layer norm trained", "fpt"))]
 
 
 def _more_than_fpt(profile, bb):
     rows = (("FPT", "fpt"), ("+ feed-forward", "+feedforward"), ("+ attention", "+attention"), ("+ both", "+both"))
-    return [_label(base_config(t, profile, bb, freeze=preset), "more_than_fpt", row, t)
+    return [_label(_base(t, profile, bb, freeze=preset), "more_than_fpt", row, t)
             for t in _tasks(profile, QUICK_ABLATION_TASKS) for row, preset in rows]
 
 
@@ -250,8 +341,8 @@ def _backbones(profile, bb):
     # quick: the default backbone in the row of its family (MiniLM is a small BERT, not GPT-2)
     names = (("GPT-2", "gpt2"), ("BERT", "bert-base")) if profile == "full" else \
         ((("BERT" if bb in ("minilm", "bert-base") else "GPT-2"), bb),)
-    tasks = ("cifar10", "listops") if profile == "full" else ("listops",)
-    return [_label(base_config(t, profile, name), "backbones", row, t) for row, name in names for t in tasks]
+    columns = ("cifar10", "listops") if profile == "full" else ("listops",)
+    return [_label(_base(t, profile, name), "backbones", row, t) for row, name in names for t in columns]
 
 
 def _depth(profile, bb):
@@ -259,22 +350,22 @@ def _depth(profile, bb):
     out = []
     for k in layers:
         for col, init in (("pretrained", "pretrained"), ("random", "random")):
-            out.append(_label(base_config("listops", profile, bb, init=init, layers=k, freeze="+layernorm"),
+            out.append(_label(_base("listops", profile, bb, init=init, layers=k, freeze="+layernorm"),
                               "depth", f"{k} layer{'s' if k > 1 else ''}", col))
     for col, init in (("pretrained", "pretrained"), ("random", "random")):
-        out.append(_label(base_config("listops", profile, bb, init=init, freeze="output_only"),
+        out.append(_label(_base("listops", profile, bb, init=init, freeze="output_only"),
                           "depth", "12 layers, output only", col))
     return out
 
 
 def _lr_critique(profile, bb):
     """One configuration per (model, task) at the profile's default lr; the sweep
-    (``fptlib.train.sweep``) varies lr and seeds around these and selects on validation."""
-    tasks = ("listops", "mnist", "cifar10", "cifar10-lra") if profile == "full" else ("listops", "mnist")
+    (``fptlib.sweeps``) varies lr and seeds around these and selects on validation."""
+    columns = ("listops", "mnist", "cifar10", "cifar10-lra") if profile == "full" else ("listops", "mnist")
     rows = (("frozen random", "random", "fpt"), ("frozen pretrained", "pretrained", "fpt"),
             ("unfrozen random", "random", "full"), ("unfrozen pretrained", "pretrained", "full"))
-    return [_label(base_config(t, profile, bb, init=init, freeze=preset, batch_size=8), "lr_critique", row, t)
-            for t in tasks for row, init, preset in rows]
+    return [_label(_base(t, profile, bb, init=init, freeze=preset, batch_size=8), "lr_critique", row, t)
+            for t in columns for row, init, preset in rows]
 
 
 TABLES: dict[str, Callable[[str, str], list[RunConfig]]] = {
@@ -299,24 +390,12 @@ def canonical(name: str) -> str:
     return name
 
 
-def paper_table_for(name: str) -> str:
-    return canonical(name)
-
-
-def table(name: str, profile: str = "quick", backbone: str | None = None, **changes) -> list[RunConfig]:
-    """The run configurations of a paper table at a profile, each labelled with its row and column.
-    ``changes`` replace fields of every config (e.g. ``steps=50`` for a shorter smoke run)."""
-    configs = TABLES[canonical(name)](check_profile(profile), resolve_backbone(backbone))
+def table(name: str, profile: str | None = None, backbone: str | None = None, **changes) -> list[RunConfig]:
+    """The run configurations of a paper table at a profile (default: :func:`choose_profile`), each
+    labelled with its row and column. ``changes`` replace fields of every config (e.g. ``steps=50``
+    for a shorter smoke run)."""
+    configs = TABLES[canonical(name)](check_profile(profile or choose_profile()[0]), resolve_backbone(backbone))
     return [dataclasses.replace(c, **changes) for c in configs] if changes else configs
-
-
-def all_configs(profile: str = "quick", backbone: str | None = None) -> list[RunConfig]:
-    """Every distinct run of every table (shared runs once)."""
-    seen: dict[str, RunConfig] = {}
-    for name in TABLES:
-        for cfg in table(name, profile, backbone):
-            seen.setdefault(cfg.key, cfg)
-    return list(seen.values())
 
 
 # -- running --------------------------------------------------------------------------------
@@ -325,25 +404,28 @@ def weights_path(key: str, directory=None) -> Path:
     return results.results_dir(directory) / "weights" / f"{key}.pt"
 
 
+# fields a resumed run may change (more steps continue a run; evaluation does not touch the parameters);
+# any other difference from the checkpoint's run is refused
+RESUMABLE = ("steps", "eval_every", "eval_limit", "target_accuracy")
 MAX_SAVED_TRAINED = 5_000_000    # trained parameters above which weights are not kept (fully trained runs)
 
 
 def build(config: RunConfig, device: str | torch.device = "cpu", directory=None):
     """(model, task) for a config, seeded by config.seed; the model is untrained."""
-    from fptlib import tasks as tasks_mod
-    from fptlib.backbones.registry import load_backbone
-    from fptlib.model import FPT
-    from fptlib.train.trainer import seed_everything
 
-    task = tasks_mod.get(config.task, **dict(config.task_options))
-    seed_everything(config.seed)
+    if config.init not in INITS:
+        raise ValueError(f"unknown init {config.init!r}; choose one of {', '.join(INITS)}")
+    task = tasks.get(config.task, **dict(config.task_options))
+    env.seed_everything(config.seed)
     if config.init == "bit-memory":
         backbone = bit_memory_backbone(config, directory=directory)
     else:
         backbone = load_backbone(config.backbone, init=config.init, dropout=config.dropout, seed=config.seed,
                                  layers=config.layers, config_overrides=dict(config.backbone_overrides) or None,
                                  hidden_size=config.hidden_size)
-    model = FPT.for_task(task, backbone, freeze=config.freeze, dropout=config.dropout)
+    model = FPT.for_task(task, backbone, freeze=config.freeze, dropout=config.dropout,
+                         in_layer_sizes=config.in_layers, out_layer_sizes=config.out_layers,
+                         extend_positions=config.extend_positions)
     return model.to(device), task
 
 
@@ -351,8 +433,6 @@ def bit_memory_backbone(config: RunConfig, directory=None):
     """The paper's "Bit Memory pretrained" initialisation: the same architecture, randomly
     initialised, every weight trained on Bit Memory; its backbone then serves frozen for ``config``.
     The pretraining is itself a stored run (and reused)."""
-    from fptlib.backbones.registry import load_backbone
-
     pre = pretraining_config(config)
     record = run(pre, directory=directory, save_weights=True)
     path = weights_path(record["key"], directory)
@@ -376,7 +456,7 @@ def bit_memory_backbone(config: RunConfig, directory=None):
 
 
 def pretraining_config(config: RunConfig) -> RunConfig:
-    base = base_config("bit-memory", config.profile, config.backbone, init="random", freeze="full",
+    base = _base("bit-memory", config.profile, config.backbone, init="random", freeze="full",
                        seed=config.seed, layers=config.layers, backbone_overrides=config.backbone_overrides,
                        dropout=config.dropout)
     return dataclasses.replace(base, table="init", row="Bit Memory pretraining", column="bit-memory")
@@ -407,8 +487,6 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     ``checkpoint``: True for ``<results>/checkpoints/<key>/``, a folder name, or False / None
     (None: on for the full profile only). ``save_weights``: keep the trained parameters next to
     the record (None: when there are at most MAX_SAVED_TRAINED of them)."""
-    from fptlib import env
-    from fptlib.train.trainer import TrainConfig, Trainer
 
     dev = env.pick_device(device)
     model, task = build(config, "cpu", directory)      # the Trainer moves it (under DDP: to this rank's GPU)
@@ -421,7 +499,8 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     tc = TrainConfig(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum,
                      eval_every=config.eval_every, eval_limit=config.eval_limit, seed=config.seed,
                      target_accuracy=config.target_accuracy, device=str(dev), progress=progress,
-                     checkpoint_dir=str(ckpt_dir) if ckpt_dir else None, compile=compile)
+                     checkpoint_dir=str(ckpt_dir) if ckpt_dir else None, compile=compile,
+                     run_identity=json.loads(json.dumps(config.identity(exclude=RESUMABLE), default=str)))
     result = Trainer(model, task, tc).fit()
     notes = []
     if config.profile == "quick":
@@ -431,14 +510,12 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     record = results.make_record(result, model, task, key=config.key, freeze=config.freeze, profile=config.profile,
                                  label={"table": config.table, "row": config.row, "column": config.column},
                                  notes=notes, extra={"run_config": config.to_dict()})
-    from fptlib.train.distributed import context
     if store and context().is_main:        # under DDP only rank 0 writes
         trained = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
         if save_weights is None:
             save_weights = sum(p.numel() for p in trained.values()) <= MAX_SAVED_TRAINED
         if save_weights:
             path = weights_path(config.key, directory)
-            from fptlib.train.checkpoint import atomic_save
             atomic_save(trained, path)
             record["weights"] = str(path.name)
         results.save(record, directory)
@@ -458,7 +535,6 @@ def load_model(config: RunConfig, device: str = "cpu", directory=None):
     missing = set(state) - {n for n, _ in model.named_parameters()}
     if missing:
         raise ValueError(f"stored weights {path} do not fit the model of {config.key} (e.g. {sorted(missing)[:3]})")
-    from fptlib.train.checkpoint import load_trained_state
     load_trained_state(model, state)
     model.eval()
     return model, task
@@ -480,16 +556,7 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
         log(f"[{i}/{len(configs)}] running {cfg.row} / {cfg.column}: {cfg.describe()}")
         try:
             records.append(run(cfg, directory=directory, progress=progress, device=device, compile=compile))
-        except (FileNotFoundError, *_unavailable_errors()) as err:
+        except (FileNotFoundError, BackboneUnavailable) as err:
             log(f"    skipped, not available here: {err}")
     return records
 
-
-def _unavailable_errors() -> tuple[type, ...]:
-    errors: list[type] = []
-    try:
-        from fptlib.backbones.hub import BackboneUnavailable
-        errors.append(BackboneUnavailable)
-    except ImportError:
-        pass
-    return tuple(errors) or (FileNotFoundError,)

@@ -29,8 +29,11 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from . import tasks
+from . import experiments
 from .attention import BitShares, ablate_heads, check_n_bits, extract_attentions, is_causal, share_chance
+from .results import accuracy, provenance
+from .tasks.bits import BitXOR
+from .train.trainer import NonFiniteLossError
 from .viz import check_index, bit_labels, plot_attention
 
 PRETRAINED, RANDOM, UNTRAINED = "language-pretrained", "random-init", "before training"
@@ -49,20 +52,17 @@ def xor_configs(n_bits: int, profile: str = "quick", backbone: str | None = None
                 steps: int | None = None, seed: int = 0, layers: int | None = None) -> dict:
     """``{kind: experiments.RunConfig}`` for the two trained models at string length ``n_bits``.
 
-    The course's Bit XOR settings for the profile (``fptlib.notebook.config``) with only the
+    The course's Bit XOR settings for the profile (``fptlib.experiments.config``) with only the
     string length and the initialisation changed. At the paper's length 5 these are the very runs
     notebooks 03, 08 and 10 train, so the results store hands them back instead of training again.
     ``layers=k`` keeps only the backbone's first ``k`` layers (it says so in every run's description).
     """
-    from fptlib import experiments
-    from fptlib.notebook import config
-
     check_n_bits(n_bits)
     backbone = experiments.resolve_backbone(backbone)
     changes = {"steps": steps} if steps is not None else {}
     if layers is not None:
         changes["layers"] = layers
-    return {kind: config(profile, "bit-xor", backbone=backbone, init=init, seed=seed, task_options={"n": n_bits},
+    return {kind: experiments.config("bit-xor", profile, backbone, init=init, seed=seed, task_options={"n": n_bits},
                          table="attention", row=kind, column=f"n={n_bits}", **changes)
             for kind, init in ((PRETRAINED, "pretrained"), (RANDOM, "random"))}
 
@@ -80,9 +80,8 @@ class XorModels:
 
 def _produced_by(record: dict) -> str:
     """The course's one-line provenance of a run, plus the string length and the hardware."""
-    from fptlib.notebook import produced_by
     n = dict(record.get("run_config", {}).get("task_options") or {}).get("n", "?")
-    return f"{produced_by(record)}, bit-xor n={n}, {record.get('hardware', '?')}"
+    return f"{provenance(record)}, bit-xor n={n}, {record.get('hardware', '?')}"
 
 
 def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None, *, steps: int | None = None,
@@ -95,10 +94,6 @@ def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None,
     twice. ``kinds`` chooses which of the three to produce. A run whose loss turns NaN is not
     shown: it is left out of ``models`` and ``failed[kind]`` keeps the trainer's message.
     """
-    from fptlib import experiments
-    from fptlib.notebook import accuracy
-    from fptlib.train.trainer import NonFiniteLossError
-
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise ValueError(f"unknown model kinds {unknown}; known: {list(KINDS)}")
@@ -117,7 +112,7 @@ def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None,
         out.accuracy[kind] = accuracy(record, "test")
         out.produced_by[kind] = _produced_by(record)
     if UNTRAINED not in kinds:
-        out.task = tasks.get("bit-xor", **dict(configs[PRETRAINED].task_options))
+        out.task = BitXOR(**dict(configs[PRETRAINED].task_options))
         return out
     model, out.task = experiments.build(configs[PRETRAINED], device)   # same seed: the pretrained run's start
     out.models[UNTRAINED] = model.eval()
@@ -163,7 +158,6 @@ class XorAttention:
 
 def xor_inputs(n_bits: int, examples: int = EXAMPLES) -> Tensor:
     """Fixed Bit XOR inputs: the first ``examples`` of the task's test split (same for every model)."""
-    from fptlib.tasks.bits import BitXOR
     task = BitXOR(n=n_bits, eval_size=max(examples, 1))
     return next(iter(task.eval_batches("test", examples, "cpu"))).x
 

@@ -6,10 +6,15 @@
 
 Which groups train is a ``FreezeSpec`` (``fptlib.freeze``): the paper's default ``fpt`` trains
 the input and output layers, the layer norms and the positional embeddings.
+
+The input and output layers may be small MLPs, as the authors' ``in_layer_sizes`` /
+``out_layer_sizes`` allowed (hidden widths before / after the backbone; ReLU and dropout between
+layers): every layer of such a head belongs to the ``input`` (``output``) group.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -29,14 +34,16 @@ class FrozenPretrainedTransformer(nn.Module):
     (discrete tokens: an embedding table) is given. ``output_dim`` logits are produced for each of
     the last ``output_tokens`` tokens. ``max_len`` is the longest sequence the model will see; if
     it exceeds the backbone's learned positional table, ``extend_positions=True`` grows the table
-    (otherwise a ValueError names both lengths).
+    (otherwise a ValueError names both lengths). ``in_layer_sizes`` / ``out_layer_sizes`` are the
+    hidden widths of MLP input / output heads (empty: one linear layer, the paper's default).
     """
 
     def __init__(self, backbone: Backbone, *, output_dim: int, token_dim: int | None = None,
                  vocab_size: int | None = None, output_tokens: int = 1,
                  freeze: "str | FreezeSpec" = "fpt", dropout: float = 0.1,
                  max_len: int | None = None, extend_positions: bool = False,
-                 pad_id: int | None = None) -> None:
+                 pad_id: int | None = None, in_layer_sizes: Sequence[int] = (),
+                 out_layer_sizes: Sequence[int] = ()) -> None:
         super().__init__()
         if not isinstance(backbone, Backbone):
             raise TypeError(f"backbone must be an fptlib Backbone (see fptlib.load_backbone), "
@@ -49,6 +56,13 @@ class FrozenPretrainedTransformer(nn.Module):
                              ("max_len", max_len)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        in_layer_sizes, out_layer_sizes = tuple(in_layer_sizes), tuple(out_layer_sizes)
+        for label, sizes in (("in_layer_sizes", in_layer_sizes), ("out_layer_sizes", out_layer_sizes)):
+            if not all(isinstance(v, int) and v >= 1 for v in sizes):
+                raise ValueError(f"{label} must be positive integers (hidden widths), got {sizes!r}")
+        if vocab_size is not None and in_layer_sizes:
+            raise ValueError("in_layer_sizes needs continuous tokens (token_dim): discrete tokens "
+                             "go through an embedding table, as in the authors' code")
         if max_len is not None and output_tokens > max_len:
             raise ValueError(f"output_tokens={output_tokens} cannot exceed the sequence length "
                              f"max_len={max_len}: the output layer reads the last k tokens")
@@ -57,23 +71,24 @@ class FrozenPretrainedTransformer(nn.Module):
         self.token_dim, self.vocab_size, self.pad_id = token_dim, vocab_size, pad_id
         self.output_tokens, self.output_dim = output_tokens, output_dim
         self.max_len = max_len
+        self.in_layer_sizes, self.out_layer_sizes = in_layer_sizes, out_layer_sizes
+        self._values_checked = False    # on an accelerator, see _check_values
         hidden = backbone.hidden_size
 
         if token_dim is not None:
-            self.input = nn.Linear(token_dim, hidden)
-            nn.init.orthogonal_(self.input.weight, gain=INPUT_INIT_GAIN)
-            nn.init.zeros_(self.input.bias)
+            self.input = mlp((token_dim, *in_layer_sizes, hidden), dropout, gain=INPUT_INIT_GAIN)
         else:
             self.input = nn.Embedding(vocab_size, hidden, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(hidden, output_dim)
+        self.output = mlp((hidden, *out_layer_sizes, output_dim), dropout)
 
         limit = backbone.max_positions
         if max_len is not None and limit is not None and max_len > limit:
             if not extend_positions:
                 raise ValueError(
                     f"sequences of {max_len} tokens exceed {backbone.name}'s learned positional "
-                    f"table of {limit} rows; pass extend_positions=True to grow the table "
+                    f"table of {limit} rows; pass extend_positions=True (command line: "
+                    f"--extend-positions) to grow the table "
                     f"(new rows start as copies of the pretrained ones and train with them), "
                     f"or use shorter sequences")
             backbone.extend_positions(max_len)
@@ -114,6 +129,8 @@ class FrozenPretrainedTransformer(nn.Module):
         """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor, not {type(x).__name__}")
+        if x.dim() >= 1 and x.shape[0] == 0:
+            raise ValueError(f"empty batch: the input has shape {tuple(x.shape)}, with no examples")
         if self.vocab_size is not None:
             if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
                 raise TypeError(f"this model embeds discrete tokens: give integer token ids of "
@@ -127,6 +144,9 @@ class FrozenPretrainedTransformer(nn.Module):
         if x.dim() not in (2, 3):
             raise ValueError(f"continuous input must be [batch, features] or [batch, tokens, "
                              f"features]; got shape {tuple(x.shape)}")
+        dtype = next(self.input.parameters()).dtype    # a linear layer or an MLP head
+        if x.dtype != dtype:                            # float64 / float16 data: the model's dtype
+            x = x.to(dtype)
         last = x.shape[-1]
         if last % self.token_dim:
             raise ValueError(f"the input's last dimension ({last}) is not a multiple of the token "
@@ -155,6 +175,7 @@ class FrozenPretrainedTransformer(nn.Module):
         if attention_mask is not None and tuple(attention_mask.shape) != tuple(tokens.shape[:2]):
             raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
                              f"[batch, tokens] = {tuple(tokens.shape[:2])}")
+        self._check_values(tokens, attention_mask)
 
         embeds = self.dropout(self.input(tokens))
         out = self.backbone(embeds, attention_mask=attention_mask,
@@ -167,15 +188,47 @@ class FrozenPretrainedTransformer(nn.Module):
     def forward_with_attentions(self, x, attention_mask=None):
         return self.forward(x, attention_mask=attention_mask, output_attentions=True)
 
+    def _check_values(self, tokens: torch.Tensor, mask: torch.Tensor | None) -> None:
+        """Checks that read the inputs' values: token ids inside the vocabulary; a right-padded mask
+        (the output is read from the last real tokens) with at least ``output_tokens`` real tokens.
+
+        They cost one host read: always done on the CPU, where it is cheap; on an accelerator only on
+        the model's first call (a read per step would make the GPU wait on the host every step);
+        skipped under torch.compile, where it would break the graph."""
+        if torch.compiler.is_compiling() or (tokens.device.type != "cpu" and self._values_checked):
+            return
+        stats = []
+        if self.vocab_size is not None:
+            stats += [tokens.min(), tokens.max()]
+        if mask is not None:
+            real = mask != 0
+            stats += [(real[:, 1:] & ~real[:, :-1]).any().long(), real.long().sum(dim=1).min()]
+        if not stats:
+            return
+        values = torch.stack(stats).tolist()           # the one host read
+        self._values_checked = True
+        if self.vocab_size is not None:
+            low, high = values[:2]
+            values = values[2:]
+            if low < 0 or high >= self.vocab_size:
+                bad = low if low < 0 else high
+                raise ValueError(f"token id {bad} is outside this model's vocabulary of {self.vocab_size} "
+                                 f"(ids 0..{self.vocab_size - 1}): build the model with the task's "
+                                 f"vocab_size, or check the tokenizer")
+        if mask is not None:
+            left_padded, shortest = values
+            if left_padded:
+                raise ValueError("attention_mask has a real token (1) after padding (0): the model reads "
+                                 "the last real token(s) and assumes right padding; put the padding at "
+                                 "the end of each sequence")
+            if shortest < self.output_tokens:
+                raise ValueError(f"a sequence in the batch has fewer than {self.output_tokens} real tokens")
+
     def _last_tokens(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         k = self.output_tokens
         if mask is None:
             return hidden[:, -k:]
-        lengths = mask.long().sum(dim=1)
-        # The check reads a device value back to the host: skipped under torch.compile, where it
-        # would also break the graph.
-        if not torch.compiler.is_compiling() and bool((lengths < k).any()):
-            raise ValueError(f"a sequence in the batch has fewer than {k} real tokens")
+        lengths = mask.long().sum(dim=1)        # checked in _check_values
         index = lengths[:, None] - k + torch.arange(k, device=hidden.device)
         return hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
 
@@ -189,8 +242,11 @@ class FrozenPretrainedTransformer(nn.Module):
             "positions": bb.max_positions,
             "token_dim": self.token_dim, "vocab_size": self.vocab_size,
             "output_tokens": self.output_tokens, "output_dim": self.output_dim,
-            "max_len": self.max_len, "freeze": self.freeze.name,
+            "max_len": self.max_len, "dropout": self.dropout.p, "freeze": self.freeze.name,
             "trained_groups": sorted(self.freeze.trained),
+            # only when used, so that checkpoints of one-layer heads keep their identity
+            **({"in_layer_sizes": list(self.in_layer_sizes)} if self.in_layer_sizes else {}),
+            **({"out_layer_sizes": list(self.out_layer_sizes)} if self.out_layer_sizes else {}),
         }
 
     def describe(self, seq_len: int | None = None) -> "Description":
@@ -223,18 +279,26 @@ class Description:
             counts[group][0] += param.numel()
             if param.requires_grad:
                 counts[group][1] += param.numel()
-                if group == "positions" and seq_len is not None and param.dim() == 2:
+                if (group == "positions" and seq_len is not None and param.dim() == 2
+                        and model.backbone.max_positions is not None):   # a table of rows
                     paper += min(seq_len, param.shape[0]) * param.shape[1]
                 else:
                     paper += param.numel()
         rows = [(g, total, train) for g, (total, train) in counts.items() if total]
         notes = list(model.backbone.notes)
-        if model.backbone.max_positions is None and model.freeze.trains("positions"):
+        for group, sizes in (("input", model.in_layer_sizes), ("output", model.out_layer_sizes)):
+            if sizes:
+                head = model.input if group == "input" else model.output
+                widths = [head[0].in_features] + [m.out_features for m in head
+                                                   if isinstance(m, nn.Linear)]
+                notes.append(f"the {group} group is an MLP head {' -> '.join(map(str, widths))} "
+                             f"({len(widths) - 1} linear layers, ReLU and dropout between)")
+        if not counts["positions"][0] and model.freeze.trains("positions"):
             notes.append("the 'positions' group is empty for this backbone: training it "
                          "changes nothing")
         if counts["unused"][0]:
-            notes.append("'unused' is the backbone's token embedding table: inputs go through "
-                         "inputs_embeds, so it is never used nor trained")
+            notes.append(f"'unused' is {model.backbone.unused_what}: inputs go through "
+                         f"inputs_embeds, so it is never used nor trained")
         return cls(
             backbone=model.backbone.describe_source(), rows=rows,
             trainable=sum(r[2] for r in rows), total=sum(r[1] for r in rows),
@@ -264,6 +328,25 @@ class Description:
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+def mlp(widths: Sequence[int], dropout: float, gain: float | None = None) -> nn.Module:
+    """Linear layers from ``widths[0]`` through ``widths[-1]``, ReLU and dropout between them.
+
+    One linear layer (two widths) is returned bare, so the paper's heads keep their parameter
+    names. With ``gain`` every weight is orthogonal with that gain and every bias zero (the
+    authors' input layers); otherwise PyTorch's default initialisation (their output layers).
+    """
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        linear = nn.Linear(a, b)
+        if gain is not None:
+            nn.init.orthogonal_(linear.weight, gain=gain)
+            nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if i < len(widths) - 2:
+            layers += [nn.ReLU(), nn.Dropout(dropout)]
+    return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
 
 
 FPT = FrozenPretrainedTransformer

@@ -1,4 +1,5 @@
-"""The results store: one JSON record per finished run, and markdown tables beside the paper's.
+"""The results store: one JSON record per finished run, and the queries on a record (its accuracy
+as a fraction, the steps it took to reach a target, what produced it). Tables: ``fptlib.report``.
 
 Records live in ``results/`` at the root of the checkout (or ``$FPT_RESULTS_DIR``), one file
 per run named by the run's stable key, written atomically. A record says everything that
@@ -12,50 +13,14 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
+import sys
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
-from fptlib import env, paper
+from fptlib import env
+from fptlib.files import atomic_write_text, results_dir
 
 FORMAT = 1
-
-
-
-def results_dir(directory: str | os.PathLike | None = None) -> Path:
-    """``directory``, else $FPT_RESULTS_DIR, else ``results/`` of the checkout (so that notebooks,
-    whose working directory is notebooks/, share the store with the command line), else ./results."""
-    if directory is not None:
-        return Path(directory)
-    if os.environ.get("FPT_RESULTS_DIR"):
-        return Path(os.environ["FPT_RESULTS_DIR"])
-    root = Path(__file__).resolve().parent.parent
-    if (root / "results").is_dir() or (root / ".git").exists():
-        return root / "results"
-    return Path.cwd() / "results"
-
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = False) -> Path:
-    """Call ``write(file)`` on a temporary file in the same folder, then ``os.replace`` it onto
-    ``path``: readers (and a run resumed after a closed Colab tab) never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
-            write(f)
-        os.chmod(tmp, 0o644)           # mkstemp makes 0600; results are meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write(path, lambda f: f.write(text))
 
 
 def _count(model) -> tuple[int, int]:
@@ -149,26 +114,43 @@ def _json_default(obj: Any):
 
 
 def get(key: str, directory: str | os.PathLike | None = None) -> dict | None:
+    """The record stored under ``key``; None when there is none or its file is unreadable (warned)."""
     path = results_dir(directory) / f"{key}.json"
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_record(path)
+
+
+def read_record(path: Path) -> dict | None:
+    """The record in ``path``, or None with a warning on stderr naming the file when it is not one
+    (unreadable, truncated, not a JSON object, no plain string ``key``): one bad file never breaks
+    the store, and a run whose record is unreadable counts as not run (and is rerun)."""
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        problem = f"unreadable or truncated JSON ({err})"
+    else:
+        if not isinstance(rec, dict):
+            problem = f"a JSON {'list' if isinstance(rec, list) else type(rec).__name__}, not a record (an object)"
+        elif not isinstance(rec.get("key"), str) or not rec["key"]:
+            problem = f"a record without a plain 'key' (got {rec.get('key')!r})"
+        else:
+            return rec
+    print(f"warning: skipping {path}: {problem}; delete or fix the file (a run without a readable "
+          f"record counts as not run)", file=sys.stderr)
+    return None
 
 
 def load(directory: str | os.PathLike | None = None, **filters: Any) -> list[dict]:
     """All records (oldest first), optionally filtered by top-level fields, e.g. ``load(task="bit-xor")``;
-    ``backbone="minilm"`` matches the backbone's name. Unreadable files are skipped with a warning."""
+    ``backbone="minilm"`` matches the backbone's name. Bad files are skipped with a warning (``read_record``)."""
     folder = results_dir(directory)
     records = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            print(f"warning: skipping unreadable result {path}: {err}")
-            continue
-        if all(_matches(rec, k, v) for k, v in filters.items()):
+        rec = read_record(path)
+        if rec is not None and all(_matches(rec, k, v) for k, v in filters.items()):
             records.append(rec)
-    return sorted(records, key=lambda r: r.get("created_at", ""))
+    return sorted(records, key=lambda r: str(r.get("created_at", "")))
 
 
 def _matches(rec: dict, field: str, want: Any) -> bool:
@@ -178,94 +160,62 @@ def _matches(rec: dict, field: str, want: Any) -> bool:
     return have == want
 
 
-# -- rendering ------------------------------------------------------------------------------
+# -- record queries -----------------------------------------------------------------------------
 
-def metric(record: dict, split: str | None = None, which: str = "final") -> float | None:
-    """Accuracy in % of a record on ``split`` (default: 'test' if evaluated, else the last split)."""
+def accuracy(record: Mapping[str, Any], split: str | None = None, which: str = "final") -> float | None:
+    """A record's accuracy as a fraction: ``which`` is ``final`` or ``best``; ``split`` defaults to
+    ``test`` when the run was evaluated on it (the paper reports test accuracy), else the last."""
     values = record.get(which) or {}
     if not values:
         return None
-    split = split if split in values else ("test" if "test" in values else list(values)[-1])
-    acc = values[split].get("accuracy")
-    return None if acc is None else 100.0 * acc
+    if split is None:
+        split = "test" if "test" in values else list(values)[-1]
+    entry = values.get(split)
+    return None if entry is None else entry.get("accuracy")
 
 
-def describe_source(record: dict) -> str:
-    bb = record.get("backbone", {})
-    init = bb.get("init", "?")
-    name = bb.get("name", "?")
-    size = f" ({bb['num_layers']} layers, width {bb['hidden_size']})" if "num_layers" in bb and "hidden_size" in bb else ""
-    return f"{name}{'' if init == 'pretrained' else ' ' + init}{size}, {record.get('data_source', '?')}"
+def eval_split(record: Mapping[str, Any], prefer: Sequence[str] = ("val", "test")) -> str | None:
+    """The evaluation split a record's curve is drawn from: ``val`` when evaluated, else ``test``,
+    else the first split it has (from its final metrics, else its evaluations)."""
+    splits = list((record.get("final") or {}).keys()) or \
+        [k for e in (record.get("evals") or [])[:1] for k, v in e.items() if isinstance(v, Mapping)]
+    for s in prefer:
+        if s in splits:
+            return s
+    return splits[0] if splits else None
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    return f"{value:g}" if unit.startswith("steps") else f"{value:.1f}"
-
-
-def steps_to(record: dict, accuracy: float, split: str | None = None) -> int | None:
-    """The first evaluated step at which ``split`` (default: test if evaluated) reached ``accuracy``."""
+def steps_to(record: Mapping[str, Any], target: float, split: str | None = None) -> int | None:
+    """The first evaluated step at which the accuracy on ``split`` (default: :func:`eval_split`)
+    reached ``target`` (a fraction); None when it never did within the run."""
+    split = split or eval_split(record) or "val"
     for e in record.get("evals", []):
-        name = split or ("test" if "test" in e else next(k for k in e if isinstance(e[k], dict)))
-        if name in e and e[name]["accuracy"] >= accuracy:
+        entry = e.get(split)
+        if isinstance(entry, Mapping) and entry.get("accuracy") is not None and entry["accuracy"] >= target:
             return e["step"]
     return None
 
 
-def table(name: str | None = None, profile: str = "quick", directory: str | os.PathLike | None = None,
-          records: list[dict] | None = None, backbone: str | None = None, **changes: Any) -> str:
-    """Markdown: with a table name, our runs of that experiment table beside the paper's numbers
-    (one line per cell of the paper's table); without, a summary of every stored record."""
-    if name is None:
-        return summary(records if records is not None else load(directory))
-    from fptlib import experiments    # experiments imports results: import here
-
-    ptable = paper.get(experiments.paper_table_for(name))
-    configs = experiments.table(name, profile, backbone, **changes)
-    by_key = {r["key"]: r for r in (records if records is not None else load(directory))}
-    lines = []          # (row, column, paper, ours, source, run details)
-    for cfg in configs:
-        rec = by_key.get(cfg.key)
-        row, col = cfg.row, cfg.column
-        source = details = ""
-        if rec is None:
-            ours = "not run"
-        else:
-            source = describe_source(rec)
-            details = f"{rec['steps']} steps, seed {rec.get('seed')}"
-            if ptable.unit.startswith("steps"):
-                reached = steps_to(rec, cfg.target) if cfg.target is not None else rec.get("steps_to_target")
-                ours = _fmt(reached, ptable.unit) if reached else f"not reached in {rec['steps']}"
-                details += f", target {100 * cfg.target:g}%" if cfg.target else ""
-            else:
-                ours = _fmt(metric(rec, which="final"), ptable.unit)
-        lines.append((row, paper.TASK_TITLES.get(col, col), ptable.cell(row, col), ours, source, details))
-    sources = {line[4] for line in lines if line[4]}
-    if len(sources) == 1:       # one backbone and data source: say it once, in the header
-        ours_label = f"this run ({sources.pop()})"
-        lines = [(*line[:4], line[5]) for line in lines]
-    else:
-        ours_label = "this run"
-        lines = [(*line[:4], "; ".join(x for x in line[4:] if x)) for line in lines]
-    head = [f"**{ptable.title}** ({ptable.unit}; profile `{profile}`)", "",
-            f"| setting | column | {ptable.paper_label} | {ours_label} | what produced it |",
-            "|---|---|---|---|---|"]
-    body = [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in lines]
-    foot = ["", f"Paper values: {ptable.source}. 'this run' values come from the records in the results store."]
-    if ptable.caption:
-        foot.append(ptable.caption)
-    return "\n".join(head + body + foot)
+def train_accuracy(record: Mapping[str, Any]) -> float | None:
+    """The last logged training accuracy of a run (averaged over its last logging interval)."""
+    hist = record.get("history") or []
+    return hist[-1].get("accuracy") if hist else None
 
 
-def summary(records: list[dict]) -> str:
-    if not records:
-        return "No results yet: run `python -m fptlib reproduce TABLE --profile quick` or `python -m fptlib train`."
-    lines = ["| task | data source | backbone (init) | freeze | steps | seed | final acc % | best acc % | hardware | key |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in records:
-        bb = r.get("backbone", {})
-        lines.append(f"| {r.get('task')} | {r.get('data_source')} | {bb.get('name')} ({bb.get('init')}) | "
-                     f"{r.get('freeze')} | {r.get('steps')} | {r.get('seed')} | {_fmt(metric(r), '%')} | "
-                     f"{_fmt(metric(r, which='best'), '%')} | {r.get('hardware')} | {r.get('key')} |")
-    return "\n".join(lines)
+def provenance(record: Mapping[str, Any], *, data: bool = False) -> str:
+    """What produced a record's numbers, e.g. ``minilm (pretrained), freeze fpt, lr 0.001, 300 steps,
+    seed 0``; ``data=True`` adds the data source."""
+    bb = record.get("backbone") or {}
+    cfg = record.get("run_config") or {}
+    layers = cfg.get("layers")
+    depth = f", {layers} layer{'s' if layers != 1 else ''}" if layers else ""
+    parts = [f"{bb.get('name', '?')} ({bb.get('init', '?')}{depth})",
+             f"freeze {record.get('freeze', '?')}"]
+    hp = record.get("hyperparameters") or {}
+    if hp.get("lr") is not None:
+        parts.append(f"lr {hp['lr']:g}")
+    parts.append(f"{record.get('steps', '?')} steps")
+    parts.append(f"seed {record.get('seed', '?')}")
+    if data:
+        parts.append(str(record.get("data_source", "?")))
+    return ", ".join(parts)

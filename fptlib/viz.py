@@ -11,6 +11,7 @@ itself): ``mark_bits=n`` outlines them.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -21,6 +22,7 @@ from matplotlib.patches import Rectangle
 from torch import Tensor
 
 from .attention import check_attentions
+from .jupyter_static import FILES, ROUTE
 
 CMAP = "viridis"
 MAX_TICKS = 40          # above this many tokens, label every k-th one so labels stay readable
@@ -273,18 +275,81 @@ def as_bertviz(attn: Tensor, example: int = 0) -> list[Tensor]:
     return [layer[example:example + 1] for layer in attn]
 
 
+CDN_REQUIRE = "https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.6/require.min.js"
+_CDN_SCRIPT_TAG = f'<script src="{CDN_REQUIRE}"></script>'
+_REQUIRE_CONFIG = re.compile(r"require\.config\(\{\s*paths:\s*\{(?P<paths>[^}]*)\}\s*\}\);")
+_PATH_ENTRY = re.compile(r"(\w+):\s*'([^']+)'")
+# Runs the view once require.js is there: the page's own, else ours from the Jupyter server
+# (fptlib.jupyter_static), else the CDN's. Paths try the server's copy first, then the CDN.
+_LOADER = """
+(function () {
+  var cfg = document.getElementById('jupyter-config-data');
+  var base = (cfg && JSON.parse(cfg.textContent).baseUrl) || '/';
+  var local = base + '%(route)s/';
+  function view() {
+    require.config({paths: %(paths)s});
+%(body)s
+  }
+  function load(src, fallback) {
+    var s = document.createElement('script');
+    s.src = src;
+    s.onload = view;
+    if (fallback) { s.onerror = function () { load(fallback, null); }; }
+    document.head.appendChild(s);
+  }
+  if (window.requirejs && window.require && window.require.config) { view(); }
+  else { load(local + '%(require)s', '%(cdn)s'); }
+})();
+"""
+
+
+def offline_bertviz(html: str) -> str:
+    """bertviz's returned HTML made to draw without internet where fptlib's server extension runs.
+
+    The CDN ``<script>`` for require.js is replaced by a loader that takes require.js from the
+    Jupyter server (``<base_url>fptlib/js/``, see :mod:`fptlib.jupyter_static`) and falls back to
+    the CDN; d3 and jQuery are looked up the same way (local first, CDN second).
+    """
+    match = _REQUIRE_CONFIG.search(html)
+    if _CDN_SCRIPT_TAG not in html or match is None:
+        raise ValueError("this bertviz version writes its HTML differently than fptlib expects "
+                         "(no require.js CDN tag or no require.config paths); pin bertviz or update "
+                         "fptlib.viz.offline_bertviz")
+    cdn = dict(_PATH_ENTRY.findall(match.group("paths")))
+    local_of = {"d3": FILES["d3"], "jquery": FILES["jquery"]}
+    unknown = sorted(set(cdn) - set(local_of))
+    if unknown:
+        raise ValueError(f"bertviz asks for libraries fptlib does not serve: {unknown}")
+    paths = "{" + ", ".join(f"{name}: [local + '{local_of[name][:-3]}', '{url}']" for name, url in cdn.items()) + "}"
+    head, _, rest = html.replace(_CDN_SCRIPT_TAG, "", 1).partition('<script type="text/javascript">')
+    body, _, tail = rest.partition("</script>")
+    body = _REQUIRE_CONFIG.sub("", body, count=1)
+    loader = _LOADER % {"route": ROUTE, "paths": paths, "body": body, "require": FILES["require"],
+                        "cdn": CDN_REQUIRE}
+    return head + '<script type="text/javascript">' + loader + "</script>" + tail
+
+
+def _rounded(per_layer: list[Tensor], decimals: int = 3) -> list[Tensor]:
+    """float64 rounded copies: bertviz writes every weight into the HTML, and short numbers keep
+    the committed notebook small (a float32 prints with up to 17 digits)."""
+    return [layer.double().round(decimals=decimals) for layer in per_layer]
+
+
 def bertviz_views(attn: Tensor, tokens: Sequence[str], example: int = 0):
     """bertviz ``head_view`` and ``model_view`` HTML for one example, bits as token labels.
 
-    bertviz's JavaScript ships in the package, but the page it writes loads require.js, d3 and
-    jQuery from a CDN in the browser: offline (as on the machines that build this course) the views
-    stay blank, and the ipywidgets explorer in :mod:`fptlib.explorer` is the one that works.
+    bertviz's page loads require.js, d3 and jQuery from a CDN in the browser. Here they come first
+    from the Jupyter server (``fptlib.jupyter_static``, which ``tools/setup.sh`` enables with the
+    libraries installed from npm), so the views draw offline in JupyterLab; elsewhere (Colab) the
+    CDN still serves them. Attention weights are rounded to 3 decimals to keep outputs small.
     Returns ``(head_view_html, model_view_html)`` (``IPython.display.HTML`` objects).
     """
     from bertviz import head_view, model_view   # optional dependency: fptlib[viz]
-    per_layer = as_bertviz(attn, example)
+    from IPython.display import HTML
+    per_layer = _rounded(as_bertviz(attn, example))
     if len(tokens) != per_layer[0].shape[-1]:
         raise ValueError(f"tokens has {len(tokens)} labels, the attention covers {per_layer[0].shape[-1]}")
     tokens = list(tokens)
-    return (head_view(per_layer, tokens, html_action="return", prettify_tokens=False),
-            model_view(per_layer, tokens, html_action="return", prettify_tokens=False))
+    views = (head_view(per_layer, tokens, html_action="return", prettify_tokens=False),
+             model_view(per_layer, tokens, html_action="return", prettify_tokens=False))
+    return tuple(HTML(offline_bertviz(view.data)) for view in views)

@@ -178,7 +178,7 @@ def test_describe_cli_bad_preset_is_a_clean_error(capsys):
 
 
 def test_tiny_backbones_of_every_family_build():
-    for family in ("gpt2", "bert", "llama", "lstm"):
+    for family in ("gpt2", "bert", "llama", "vit", "t5", "longformer", "lstm"):
         assert tiny_backbone(family).hidden_size == 32
 
 
@@ -190,7 +190,7 @@ def _save_tiny(family, folder):
     return backbone
 
 
-@pytest.mark.parametrize("family", ["gpt2", "bert", "llama"])
+@pytest.mark.parametrize("family", ["gpt2", "bert", "llama", "vit", "t5", "longformer"])
 def test_local_folder_in_hugging_face_format_loads(family, tmp_path, no_network):
     saved = _save_tiny(family, tmp_path / family)
     loaded = load_backbone(str(tmp_path / family))
@@ -219,10 +219,10 @@ def test_gpt2_from_the_hugging_face_cache(tmp_path, monkeypatch, no_network):
 
 
 def test_unsupported_family_is_named(tmp_path):
-    from transformers import T5Config
+    from transformers import DistilBertConfig
 
-    T5Config(num_layers=1, d_model=8, d_ff=8, num_heads=1, d_kv=8).save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="gpt2, bert, llama"):
+    DistilBertConfig(n_layers=1, dim=8, hidden_dim=8, n_heads=1).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="gpt2, bert, llama, vit, t5, longformer"):
         load_backbone(str(tmp_path), init="random")
 
 

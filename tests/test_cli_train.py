@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fptlib.cli import main
-from fptlib.train import sweep
+from fptlib import sweeps as sweep
 from test_train_toy import one_thread, tiny_config  # noqa: F401
 
 TINY = ["--backbone", "gpt2", "--backbone-override", "n_layer=2", "--backbone-override", "n_embd=32",
@@ -87,3 +87,19 @@ def test_bad_arguments_are_clear_errors(store, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--task", "bit-xor", "--compile", "fast"])
     assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+def test_train_with_mlp_heads_from_the_command_line(store, capsys):
+    code = main(["train", "--task", "bit-xor", *TINY, "--init", "random", "--steps", "2", "--eval-every", "0",
+                 "--option", "n=3", "--in-layers", "16", "8", "--out-layers", "12", "--json", "--no-progress"])
+    assert code == 0
+    rec = json.loads(capsys.readouterr().out)
+    run = rec["run_config"]
+    assert run["in_layers"] == [16, 8] and run["out_layers"] == [12]
+    from fptlib import experiments
+
+    plain = experiments.RunConfig(**{k: v for k, v in run.items() if k not in ("key", "in_layers", "out_layers")})
+    assert plain.key != rec["key"]          # the heads are part of the run's identity
+    # a run without heads keeps the key it had before the heads existed (stored results stay valid)
+    headless = experiments.RunConfig(task="bit-xor", backbone="gpt2")
+    assert not {"in_layers", "out_layers"} & set(headless.identity())

@@ -46,7 +46,7 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path)
         assert torch.allclose(one[name], two[name], atol=1e-6, rtol=1e-5), name
     # the update is not trivially zero: compare with the untrained model
     from fptlib import experiments
-    from fptlib.train.cli import _config_from_args
+    from fptlib.commands import _config_from_args
     from fptlib.cli import build_parser
     cfg = _config_from_args(build_parser().parse_args(ARGS))
     model, _ = experiments.build(cfg)

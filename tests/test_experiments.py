@@ -14,7 +14,7 @@ from test_train_toy import one_thread, tiny_config  # noqa: F401
 def test_every_table_has_labelled_configs_matching_the_paper(profile):
     for name in experiments.names():
         configs = experiments.table(name, profile, backbone="minilm")
-        ptable = paper.get(experiments.paper_table_for(name))
+        ptable = paper.get(experiments.canonical(name))
         assert configs, name
         for c in configs:
             assert c.profile == profile and c.table == name
@@ -39,8 +39,8 @@ def test_keys_are_stable_shared_across_tables_and_ignore_labels():
     # quick MNIST is scikit-learn's digits, labelled as the paper's MNIST column, never named MNIST
     mnist = t1[("FPT", "mnist")]
     assert mnist.task == "digits" and mnist.column == "mnist"
-    assert len(experiments.all_configs("quick", backbone="minilm")) < sum(
-        len(experiments.table(n, "quick", backbone="minilm")) for n in experiments.names())
+    every = [c for n in experiments.names() for c in experiments.table(n, "quick", backbone="minilm")]
+    assert len({c.key for c in every}) < len(every)        # shared runs: one key, run once
 
 
 def test_unknown_names_are_clear_errors():
@@ -89,6 +89,7 @@ def test_full_settings_follow_the_tasks_paper_hyperparameters():
     from fptlib import tasks
     for name in ("bit-xor", "bit-memory", "listops"):
         hp = tasks.get(name).hparams
-        s = experiments.TASK_SETTINGS["full"][name]
-        assert s["batch_size"] == hp["batch_size"] and s.get("lr", 1e-3) == hp["lr"], name
-    assert experiments.TASK_SETTINGS["full"]["homology"]["lr"] == 1e-4
+        cfg = experiments.config(name, "full", "gpt2")
+        assert (cfg.batch_size, cfg.lr) == (hp["batch_size"], hp["lr"]), name
+        assert paper.HYPERPARAMETERS[name] == {"lr": hp["lr"], "batch_size": hp["batch_size"]}, name
+    assert experiments.config("homology", "full", "gpt2").lr == 1e-4

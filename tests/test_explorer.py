@@ -101,6 +101,7 @@ def test_default_head_is_the_argmax_of_the_partner_share(data):
     assert f"layer {layer}, head {head}: partner share {float(partner.max()):.2f}" in fig.axes[0].get_title()
 
 
+@pytest.mark.widgets
 def test_widget_opens_on_top_head_and_redraws_on_each_change(data, monkeypatch):
     calls = []
     real = ex.render
@@ -196,10 +197,10 @@ def test_xor_configs_change_only_length_and_init():
 
 def test_length_5_runs_are_the_course_bit_xor_runs():
     """At the paper's length the explorer reuses the runs notebooks 03/08/10 store."""
-    from fptlib.notebook import config
+    from fptlib.experiments import config
     cfgs = ex.xor_configs(5, "quick", backbone="minilm")
-    assert cfgs[KINDS[0]].key == config("quick", "bit-xor", backbone="minilm").key
-    assert cfgs[KINDS[1]].key == config("quick", "bit-xor", backbone="minilm", init="random").key
+    assert cfgs[KINDS[0]].key == config("bit-xor", "quick", "minilm").key
+    assert cfgs[KINDS[1]].key == config("bit-xor", "quick", "minilm", init="random").key
 
 
 def test_long_strings_keep_fewer_examples():

@@ -1,5 +1,5 @@
 """Freeze presets: after real optimizer steps, frozen tensors are bit-identical and every trained
-group has moved, on GPT-2, BERT, LLaMA and LSTM backbones and on the real MiniLM weights."""
+group has moved, on GPT-2, BERT, LLaMA, ViT, T5, Longformer and LSTM backbones and on the real MiniLM weights."""
 from __future__ import annotations
 
 import pytest
@@ -10,7 +10,7 @@ from fptlib.model import FPT
 
 from fpt_testing import tiny_backbone
 
-FAMILIES = ("gpt2", "bert", "llama", "lstm")
+FAMILIES = ("gpt2", "bert", "llama", "vit", "t5", "longformer", "lstm")
 
 
 def _train_steps(model: FPT, steps: int = 2, seq: int = 6) -> None:

@@ -1,6 +1,8 @@
 """The FPT model: tokens and patching, output reading, positions, counts, and every bad input."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -33,7 +35,7 @@ def test_patching_keeps_token_order():
     assert model.tokens(x)[0, 5].tolist() == [10.0, 11.0]
 
 
-@pytest.mark.parametrize("family", ["gpt2", "bert", "llama", "lstm"])
+@pytest.mark.parametrize("family", ["gpt2", "bert", "llama", "vit", "t5", "longformer", "lstm"])
 def test_output_shapes(family):
     single = FPT(tiny_backbone(family), token_dim=4, output_dim=10)
     assert single(torch.randn(3, 5, 4)).shape == (3, 10)
@@ -64,8 +66,9 @@ def test_padding_reads_the_last_real_token_exactly_for_causal_backbones(family):
     assert torch.allclose(alone, in_batch, atol=1e-5)
 
 
-def test_padding_is_masked_for_bidirectional_backbones():
-    model = FPT(tiny_backbone("bert"), vocab_size=12, output_dim=4, pad_id=0).eval()
+@pytest.mark.parametrize("family", ["bert", "vit", "t5", "longformer"])
+def test_padding_is_masked_for_bidirectional_backbones(family):
+    model = FPT(tiny_backbone(family), vocab_size=12, output_dim=4, pad_id=0).eval()
     seq = torch.randint(1, 12, (1, 5))
     padded = torch.cat([seq, torch.zeros(1, 3, dtype=torch.long)], dim=1)
     mask = torch.tensor([[1] * 5 + [0] * 3])
@@ -75,7 +78,7 @@ def test_padding_is_masked_for_bidirectional_backbones():
         assert not torch.allclose(model(seq), model(padded), atol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["gpt2", "bert", "llama"])
+@pytest.mark.parametrize("family", ["gpt2", "bert", "llama", "vit", "t5"])
 def test_attentions_come_back_per_layer(family):
     model = FPT(tiny_backbone(family), token_dim=1, output_dim=2, output_tokens=5).eval()
     implementation = model.backbone.config._attn_implementation
@@ -208,3 +211,62 @@ def test_mask_of_the_wrong_shape():
     model = FPT(tiny_backbone("gpt2"), vocab_size=10, output_dim=2)
     with pytest.raises(ValueError, match="attention_mask"):
         model(torch.ones(2, 5, dtype=torch.long), attention_mask=torch.ones(2, 4))
+
+
+# ---- MLP heads (the authors' in_layer_sizes / out_layer_sizes) -------------------------------
+
+def test_mlp_heads_parameter_counts_are_exact_and_in_the_input_and_output_groups():
+    model = FPT(tiny_backbone("gpt2"), token_dim=6, output_dim=3, in_layer_sizes=(16, 8),
+                out_layer_sizes=(12,))
+    counts = {g: t for g, t, _ in model.describe().rows}
+    assert counts["input"] == (6 * 16 + 16) + (16 * 8 + 8) + (8 * 32 + 32)
+    assert counts["output"] == (32 * 12 + 12) + (12 * 3 + 3)
+    # the authors' layout: Linear, ReLU, Dropout between layers; input layers orthogonal, gain 1.41
+    assert [type(m).__name__ for m in model.input] == ["Linear", "ReLU", "Dropout"] * 2 + ["Linear"]
+    assert [type(m).__name__ for m in model.output] == ["Linear", "ReLU", "Dropout", "Linear"]
+    w = model.input[3].weight.detach()                     # [8, 16]: orthonormal rows * gain
+    assert torch.allclose(w @ w.T, INPUT_INIT_GAIN ** 2 * torch.eye(8), atol=1e-4)
+    assert all(torch.count_nonzero(model.input[i].bias) == 0 for i in (0, 3, 6))
+    assert model(torch.randn(2, 5 * 6)).shape == (2, 3)
+    text = str(model.describe())
+    assert "MLP head 6 -> 16 -> 8 -> 32" in text and "MLP head 32 -> 12 -> 3" in text
+    plain = FPT(tiny_backbone("gpt2"), token_dim=6, output_dim=3)
+    assert {g: t for g, t, _ in plain.describe().rows}["input"] == 6 * 32 + 32
+    assert "in_layer_sizes" not in plain.config_dict()       # one-layer heads: identity unchanged
+    assert model.config_dict()["in_layer_sizes"] == [16, 8]
+    assert model.config_dict()["out_layer_sizes"] == [12]
+
+
+def test_mlp_heads_train_and_freeze_with_their_groups():
+    model = FPT(tiny_backbone("bert"), token_dim=3, output_dim=2, in_layer_sizes=(8,),
+                out_layer_sizes=(8,), freeze="output_only")
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained == {"output.0.weight", "output.0.bias", "output.3.weight", "output.3.bias"}
+
+
+def test_a_checkpoint_of_another_head_is_refused(tmp_path):
+    from fptlib.train.checkpoint import check_compatible
+
+    one = FPT(tiny_backbone("gpt2"), token_dim=4, output_dim=2)
+    mlp_head = FPT(tiny_backbone("gpt2"), token_dim=4, output_dim=2, in_layer_sizes=(8,))
+    with pytest.raises(ValueError, match="in_layer_sizes"):
+        check_compatible(tmp_path / "c.pt", {"model": one.config_dict()},
+                         {"model": mlp_head.config_dict()}, {}, {})
+
+
+@pytest.mark.parametrize("bad", [dict(in_layer_sizes=(0,)), dict(out_layer_sizes=("8",)),
+                                 dict(vocab_size=10, token_dim=None, in_layer_sizes=(8,))])
+def test_bad_mlp_head_sizes_are_named(bad):
+    kwargs = {"token_dim": 4, **bad}
+    with pytest.raises(ValueError, match="layer_sizes"):
+        FPT(tiny_backbone("gpt2"), output_dim=2, **kwargs)
+
+
+def test_describe_cli_counts_mlp_heads(capsys):
+    from fptlib import cli
+
+    assert cli.main(["describe", "--backbone", "lstm", "--token-dim", "16", "--in-layers", "32",
+                     "--out-layers", "8", "--json"]) == 0
+    groups = json.loads(capsys.readouterr().out)["groups"]
+    assert groups["input"]["total"] == (16 * 32 + 32) + (32 * 768 + 768)
+    assert groups["output"]["total"] == (768 * 8 + 8) + (8 * 10 + 10)

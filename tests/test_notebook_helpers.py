@@ -1,45 +1,42 @@
-"""fptlib.notebook: profile/device choice, setup() printing and seeding, tables, curves."""
+"""fptlib.notebook (setup, curves) and what notebooks use from experiments, results and report:
+the profile and device rules, the one config path, record queries, tables."""
 from __future__ import annotations
 
-import sys
 import types
 
 import pytest
 
+from fptlib import env, experiments, files, paper, report, results
 from fptlib import notebook as nb
 
 
 @pytest.fixture
 def fake_default_backbone(monkeypatch):
-    """Only in tests: a stand-in for fptlib.backbones.default_backbone if it has not landed."""
-    try:
-        import fptlib.backbones as bb
+    """The registry's rule answers "minilm" whatever this machine has cached."""
+    import fptlib.backbones as bb
 
-        if hasattr(bb, "default_backbone"):
-            monkeypatch.setattr(bb, "default_backbone", lambda *a, **k: ("minilm", "test rule"))
-            return
-    except ImportError:
-        pass
-    mod = types.ModuleType("fptlib.backbones")
-    mod.default_backbone = lambda *a, **k: ("minilm", "test rule")
-    monkeypatch.setitem(sys.modules, "fptlib.backbones", mod)
+    monkeypatch.setattr(bb, "default_backbone", lambda *a, **k: ("minilm", "test rule"))
 
 
 def test_profile_rule():
-    assert nb.choose_profile("cpu", {})[0] == "quick"
-    assert nb.choose_profile("cuda", {})[0] == "full"
-    assert nb.choose_profile("cuda", {"FPT_PROFILE": "quick"}) == ("quick", "set by FPT_PROFILE")
-    assert nb.choose_profile("cpu", {"FPT_PROFILE": " FULL "})[0] == "full"
+    choose = experiments.choose_profile
+    assert choose("cpu", {})[0] == "quick"
+    assert choose("cuda", {})[0] == "full"
+    assert choose("cuda", {"FPT_PROFILE": "quick"}) == ("quick", "set by FPT_PROFILE")
+    assert choose("cpu", {"FPT_PROFILE": " FULL "})[0] == "full"
     with pytest.raises(ValueError, match="quick, full"):
-        nb.choose_profile("cpu", {"FPT_PROFILE": "fast"})
+        choose("cpu", {"FPT_PROFILE": "fast"})
 
 
-def test_device_env_override():
-    assert nb.choose_device({"FPT_DEVICE": "cpu"}) == "cpu"
+def test_device_env_override(monkeypatch):
+    monkeypatch.setenv("FPT_DEVICE", "cpu")
+    monkeypatch.delenv("FPT_PROFILE", raising=False)
+    assert str(env.pick_device("auto")) == "cpu"      # what setup() prints is what training uses
+    assert experiments.choose_profile()[0] == "quick"
 
 
 def test_results_dir_env(tmp_path):
-    assert nb.default_results_dir({"FPT_RESULTS_DIR": str(tmp_path)}) == tmp_path
+    assert files.results_dir(env={"FPT_RESULTS_DIR": str(tmp_path)}) == tmp_path
 
 
 def test_setup_prints_choice_and_seeds(monkeypatch, tmp_path, capsys, fake_default_backbone):
@@ -62,25 +59,13 @@ def test_setup_prints_choice_and_seeds(monkeypatch, tmp_path, capsys, fake_defau
         nb.setup(profile="medium")
 
 
-def test_backbone_choice_shapes(monkeypatch):
-    class Choice:
-        name, reason = "gpt2", "GPU and weights cached"
-
-    for value, expected in [(("a", "b"), ("a", "b")), ("c", ("c", "the registry's default")),
-                            (Choice(), ("gpt2", "GPU and weights cached"))]:
-        mod = types.ModuleType("fptlib.backbones")
-        mod.default_backbone = lambda value=value, **k: value
-        monkeypatch.setitem(sys.modules, "fptlib.backbones", mod)
-        assert nb._default_backbone("cpu") == expected
-
-
 def test_markdown_table_formats_and_orders():
-    text = nb.markdown_table([{"a": 1, "b": 0.123456}, {"b": None, "c": True}], digits=2)
+    text = report.markdown_table([{"a": 1, "b": 0.123456}, {"b": None, "c": True}], digits=2)
     lines = text.splitlines()
     assert lines[0] == "| a | b | c |"
     assert lines[2] == "| 1 | 0.12 | - |"
     assert lines[3] == "| - | - | yes |"
-    assert nb.markdown_table([]) == "(no rows)"
+    assert report.markdown_table([]) == "(no rows)"
 
 
 def test_series_accepts_several_history_shapes():
@@ -89,9 +74,6 @@ def test_series_accepts_several_history_shapes():
     obj = types.SimpleNamespace(history=rows)
     for h in (rows, cols, obj, {"history": rows}):
         assert nb._series(h, "val_acc") == ([10.0, 30.0], [0.5, 0.9])
-    assert nb.steps_to_target(rows, 0.8) == 30.0
-    assert nb.steps_to_target(rows, 0.95) is None
-    assert nb.steps_to_target([{"step": 5, "val_acc": 99.0}], 0.9) == 5.0
 
 
 def test_plot_curves_draws_one_line_per_history():
@@ -122,20 +104,21 @@ def _record(accs=(0.5, 0.8, 0.95), test=0.9, key="k", lr=1e-3, steps=30):
 
 def test_record_readers():
     rec = _record()
-    assert nb.accuracy(rec) == 0.9                      # test preferred: the paper reports test
-    assert nb.accuracy(rec, "val") == 0.95
-    assert nb.eval_split(rec) == "val"
-    assert nb.reached(rec, 0.8) == 20.0 and nb.reached(rec, 0.99) is None
-    assert nb.train_accuracy(rec) == 0.97
+    assert results.accuracy(rec) == 0.9                      # test preferred: the paper reports test
+    assert results.accuracy(rec, "val") == 0.95
+    assert results.eval_split(rec) == "val"
+    assert results.steps_to(rec, 0.8) == 20.0 and results.steps_to(rec, 0.99) is None
+    assert results.steps_to(rec, 0.8, "test") == 30
+    assert results.train_accuracy(rec) == 0.97
     assert nb._series(rec, "val") == ([10.0, 20.0, 30.0], [0.5, 0.8, 0.95])
     assert nb._series(rec, "loss") == ([10.0, 30.0], [0.7, 0.2])   # not an eval split: training history
-    assert nb.produced_by(rec) == "minilm (pretrained), freeze fpt, lr 0.001, 30 steps, seed 0"
-    assert nb.produced_by({**rec, "run_config": {"layers": 2}}, data=True).startswith("minilm (pretrained, 2 layers)")
-    assert nb.produced_by(rec, data=True).endswith("generated bits")
+    assert results.provenance(rec) == "minilm (pretrained), freeze fpt, lr 0.001, 30 steps, seed 0"
+    assert results.provenance({**rec, "run_config": {"layers": 2}}, data=True).startswith("minilm (pretrained, 2 layers)")
+    assert results.provenance(rec, data=True).endswith("generated bits")
 
 
 def test_results_table_pairs_paper_and_run():
-    t = nb.results_table({"FPT": _record(), "random": _record(accs=(0.5, 0.6, 0.7), test=0.7)},
+    t = report.results_table({"FPT": _record(), "random": _record(accs=(0.5, 0.6, 0.7), test=0.7)},
                          {"FPT": 100, "random": (75.8, "GPT-2 base")}, target=0.9)
     lines = repr(t).splitlines()
     assert lines[0].startswith("| setting | paper (%) | paper's setting | this run, final (%)")
@@ -143,35 +126,52 @@ def test_results_table_pairs_paper_and_run():
     assert "| random | 75.8 | GPT-2 base | 70.0 | 70.0 | > 30 |" in lines[3]
 
 
-def test_config_applies_quick_overrides_only_in_quick():
-    q = nb.config("quick", "bit-xor", backbone="minilm")
-    f = nb.config("full", "bit-xor", backbone="minilm")
-    assert q.eval_every == nb.QUICK_OVERRIDES["bit-xor"]["eval_every"]
-    from fptlib import experiments
-    assert f == experiments.base_config("bit-xor", "full", "minilm")
-    # changes win; task options merge into the experiments' options
-    c = nb.config("quick", "bit-xor", backbone="minilm", lr=3e-4, task_options={"n": 7})
-    assert c.lr == 3e-4 and dict(c.task_options)["n"] == 7
+def test_config_layers_paper_profile_and_caller():
+    q = experiments.config("bit-xor", "quick", "minilm")
+    f = experiments.config("bit-xor", "full", "minilm")
+    assert q.eval_every == experiments.PROFILE_SETTINGS["quick"]["bit-xor"]["eval_every"] != f.eval_every
+    assert f.batch_size == paper.HYPERPARAMETERS["bit-xor"]["batch_size"] and q.batch_size == 8
+    assert experiments.config("homology", "quick", "minilm").lr == paper.HYPERPARAMETERS["homology"]["lr"]
+    # changes win; task options merge into the profile's options
+    c = experiments.config("bit-xor", "quick", "minilm", lr=3e-4, task_options={"n": 7})
+    assert c.lr == 3e-4 and dict(c.task_options) == {"n": 7, "eval_size": 128}
     assert c.key != q.key
-    # a task without experiment settings borrows a paper task's, under its own name
-    d = nb.config("quick", "fashion-mnist", backbone="minilm")
+    d = experiments.config("fashion-mnist", "quick", "minilm")
     assert d.task == "fashion-mnist" and dict(d.task_options)["patch_size"] == 7
-    # the same request gives the same key (runs are shared between notebooks through it)
-    assert nb.config("quick", "bit-xor", backbone="minilm").key == q.key
+    with pytest.raises(ValueError, match="unknown profile"):
+        experiments.config("bit-xor", "slow", "minilm")
+
+
+def test_one_run_one_key_from_every_entry_point(monkeypatch, fake_default_backbone):
+    """The same run asked for by a notebook, the command line and ``reproduce``'s tables has one key."""
+    from fptlib.cli import build_parser
+    from fptlib.commands import _config_from_args
+
+    monkeypatch.setenv("FPT_DEVICE", "cpu")
+    monkeypatch.delenv("FPT_PROFILE", raising=False)
+    ctx = nb.setup(quiet=True, matplotlib_inline=False)
+    from_notebook = ctx.config("bit-xor")
+    args = build_parser().parse_args(["train", "--task", "bit-xor", "--backbone", "minilm"])
+    from_cli = _config_from_args(args)
+    from_table = experiments.table("table1", None, "minilm")[0]
+    assert from_notebook.key == from_cli.key == from_table.key
+    assert from_notebook.profile == from_cli.profile == "quick"     # one profile rule, no GPU here
+    monkeypatch.setenv("FPT_PROFILE", "full")
+    assert _config_from_args(args).profile == "full"
 
 
 def test_short_paths_hides_machine_folders():
     import sysconfig
 
     site = sysconfig.get_paths()["purelib"]
-    assert nb.short_paths(f"package folder {site}/pkg/model") == "package folder <site-packages>/pkg/model"
-    root = nb.repo_root()
+    assert files.short_paths(f"package folder {site}/pkg/model") == "package folder <site-packages>/pkg/model"
+    root = files.repo_root()
     if root is not None:
-        assert nb.short_paths(f"looked in {root}/data") == "looked in <repo>/data"
+        assert files.short_paths(f"looked in {root}/data") == "looked in <repo>/data"
 
 
 def test_sweep_each_drops_a_diverging_lr(monkeypatch):
-    from fptlib.train import sweep as sweep_mod
+    from fptlib import sweeps as sweep_mod
     from fptlib.train.trainer import NonFiniteLossError
 
     calls = []
@@ -183,7 +183,7 @@ def test_sweep_each_drops_a_diverging_lr(monkeypatch):
         return types.SimpleNamespace(best_lr=max(lrs), rows=[{"lr": lr} for lr in lrs])
 
     monkeypatch.setattr(sweep_mod, "sweep", fake_sweep)
-    results, diverged = nb.sweep_each({"a": object()}, lrs=(1e-3, 1e-2))
+    results, diverged = sweep_mod.sweep_each({"a": object()}, lrs=(1e-3, 1e-2))
     assert calls == [(1e-3, 1e-2), (1e-3,)]
     assert diverged == {"a": [0.01]} and results["a"].best_lr == 1e-3
 
@@ -209,9 +209,9 @@ def test_show_patches_reassembles_tokens():
 
 
 def test_describe_setting_says_what_runs():
-    cfg = nb.config("quick", "bit-xor", backbone="minilm")
-    text = nb.describe_setting(cfg)
+    cfg = experiments.config("bit-xor", "quick", "minilm")
+    text = experiments.describe_setting(cfg)
     assert "task        : bit-xor" in text and "backbone    : minilm (pretrained)" in text
     assert "the paper used GPT-2; this run uses minilm instead" in text
     assert "quick profile" in text
-    assert "the paper used GPT-2" not in nb.describe_setting(nb.config("quick", "bit-xor", backbone="gpt2"))
+    assert "the paper used GPT-2" not in experiments.describe_setting(experiments.config("bit-xor", "quick", "gpt2"))

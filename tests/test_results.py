@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from fptlib import experiments, paper, results
+from fptlib import experiments, paper, report, results
 from fptlib.train import TrainConfig, Trainer
 from test_train_toy import ToyModel, ToyTask, one_thread, tiny_config  # noqa: F401
 
@@ -45,15 +45,15 @@ def test_table_renders_our_runs_beside_the_papers(tmp_path):
                                             backbone_overrides=tiny_config().backbone_overrides, steps=3)
                if c.backbone == "gpt2")
     rec = experiments.run(cfg, directory=tmp_path, progress=False)
-    md = results.table("architecture", "quick", directory=tmp_path, backbone="gpt2",
-                       backbone_overrides=cfg.backbone_overrides, steps=3)
+    md = report.table("architecture", "quick", directory=tmp_path, backbone="gpt2",
+                      backbone_overrides=cfg.backbone_overrides, steps=3)
     ours = f"{100 * rec['final']['test']['accuracy']:.1f}"
     assert "paper (12-layer GPT-2 / 3-layer LSTM)" in md and "this run" in md
     line = next(l for l in md.splitlines() if l.startswith("| frozen random transformer"))
     assert "| 62.0 |" in line and f"| {ours} |" in line and "3 steps, seed 0" in line
-    assert "this run (gpt2 random (2 layers, width 32), scikit-learn digits" in md
-    assert "| frozen random LSTM | CIFAR-10 | 34.0 | not run |" in md
-    summary = results.table(None, directory=tmp_path)
+    assert "gpt2 (random), freeze fpt, lr 0.001, 3 steps, seed 0, scikit-learn digits" in line
+    assert "| frozen random LSTM | CIFAR-10 | 34.0 | not run | - |" in md
+    summary = report.table(None, directory=tmp_path)
     assert cfg.key in summary and "| digits |" in summary
 
 
@@ -71,7 +71,7 @@ def test_paper_numbers_are_labelled_and_complete():
 
 def test_steps_to_target_reads_the_evaluations():
     rec = {"evals": [{"step": 50, "test": {"accuracy": 0.6}}, {"step": 100, "test": {"accuracy": 0.995}}]}
-    assert results.steps_to(rec, 0.99) == 100 and results.steps_to(rec, 0.5) == 50
+    assert results.steps_to(rec, 0.99) == 100 and results.steps_to(rec, 0.5) == 50   # the split it has
     assert results.steps_to(rec, 1.0) is None
 
 

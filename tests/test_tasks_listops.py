@@ -177,3 +177,62 @@ def test_missing_lra_files_say_where_and_what_to_do(tmp_path):
     msg = str(err.value)
     assert str(tmp_path / "lra_release" / "listops-1000") in msg
     assert "lra_release.gz" in msg and "source='generated'" in msg
+
+
+# ---- bad files: each error names the file, the line and the fix -----------------------------
+@pytest.mark.parametrize("content,expected", [
+    (b"Source\tTarget\n( [MAX 1 ] )\t1\n( [MAX 1 [FIRST ] )\t1\n",
+     r"bad\.tsv, line 3: unknown ListOps token '\[FIRST'.*known tokens"),
+    (b"Source\tTarget\n( [MAX 1 ] )\t1\n( [MAX 1\x00 ] )\t1\n", r"bad\.tsv, line 3: NUL byte"),
+    (b"Source\tTarget\n( [MAX 1 ] )\t1\n( [MAX \xff1 ] )\t1\n", r"bad\.tsv, line 3: not UTF-8"),
+    (b"Source\tTarget\n", r"bad\.tsv: only the header, no examples"),
+])
+def test_bad_listops_file_names_file_line_and_fix(tmp_path, content, expected):
+    path = tmp_path / "bad.tsv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=expected) as err:
+        lo.read_tsv(path)
+    assert "source='generated'" in str(err.value)                      # the way out
+
+
+def test_a_header_only_lra_split_fails_at_load_naming_the_file(tmp_path):
+    folder = tmp_path / "lra_release" / "listops-1000"
+    for name in lo.LRA_FILES.values():
+        lo.write_tsv(folder / name, LRA_ROWS)
+    (folder / "basic_test.tsv").write_text("Source\tTarget\n")
+    with pytest.raises(ValueError, match=r"basic_test\.tsv: only the header"):
+        lo.ListOps(data_dir=tmp_path).splits()          # was: "max() arg is an empty sequence"
+
+
+def test_very_long_lines_are_read(tmp_path):
+    source = "( ( [SM " + " ".join(["1"] * 70_000) + " ] ) )"      # 140,000+ characters
+    assert len(source) > 131_072                                    # csv's default field limit
+    path = tmp_path / "long.tsv"
+    path.write_text(f"Source\tTarget\n{source}\t0\n")
+    assert lo.read_tsv(path) == [(source, 0)]
+
+
+def test_two_of_the_three_lra_files_is_an_error_naming_the_missing_one(tmp_path):
+    folder = tmp_path / "lra_release" / "listops-1000"
+    for name in ("basic_train.tsv", "basic_val.tsv"):
+        lo.write_tsv(folder / name, LRA_ROWS)
+    for source in ("auto", "lra"):                       # auto used to fall back to generated data
+        with pytest.raises(FileNotFoundError, match=r"basic_test\.tsv.*missing") as err:
+            lo.ListOps(source=source, data_dir=tmp_path)
+        assert str(folder) in str(err.value) and "source='generated'" in str(err.value)
+    ready, source, how = lo.ListOps.availability(data_dir=tmp_path)
+    assert not ready and "incomplete" in source and "basic_test.tsv" in how
+    assert lo.ListOps(source="generated", data_dir=tmp_path, n_train=4, n_val=2, n_test=2,
+                      min_length=10, max_length=40).source == "generated"
+
+
+def test_corrected_tokenization_advice_can_be_followed_from_the_cli():
+    from fpt_testing import tiny_backbone
+
+    from fptlib.model import FPT
+
+    task = lo.ListOps(tokenization="corrected", n_train=4, n_val=2, n_test=2, min_length=10,
+                      max_length=40, cache=False)
+    with pytest.raises(ValueError) as err:
+        FPT.for_task(task, tiny_backbone("gpt2"))       # 2000 tokens > 64 positions
+    assert "extend_positions=True" in str(err.value) and "--extend-positions" in str(err.value)

@@ -103,6 +103,6 @@ def one_thread():
 
 def tiny_config(task="bit-xor", **changes):
     from fptlib import experiments
-    base = experiments.base_config(task, "quick", "gpt2", init="random", backbone_overrides=TINY_GPT2,
+    base = experiments.config(task, "quick", "gpt2", init="random", backbone_overrides=TINY_GPT2,
                                    steps=6, eval_every=3, dropout=0.0)
     return experiments.dataclasses.replace(base, **changes)

@@ -45,15 +45,17 @@ def execute(path: Path, timeout: int, write: bool) -> float:
     client.execute()
     wall = time.perf_counter() - start
     if write:
-        from fptlib.results import atomic_write
+        from fptlib.files import atomic_write
         atomic_write(path, lambda f: nbformat.write(nb, f))
     return wall
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fptlib.experiments import PROFILES
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("prefixes", nargs="*", help="run only notebooks whose file name starts so (e.g. 02)")
-    ap.add_argument("--profile", default="quick", choices=("quick", "full"))
+    ap.add_argument("--profile", default="quick", choices=PROFILES)
     ap.add_argument("--fresh", action="store_true",
                     help="start from an empty results store (moves results/*.json to a backup folder)")
     ap.add_argument("--check", action="store_true", help="execute without writing the notebooks back")
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no notebooks matched", file=sys.stderr)
         return 2
     if args.fresh:
-        from fptlib.results import results_dir
+        from fptlib.files import results_dir
         results = results_dir()
         records = list(results.glob("*.json")) if results.is_dir() else []
         if records:

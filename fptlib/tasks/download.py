@@ -2,32 +2,34 @@
 
 * ``data_dir()``: the cache folder: an explicit argument, else ``$FPT_DATA_DIR``, else
   ``<repo>/data`` in a source checkout, else ``./data``.
-* ``reachable(url)``: a TCP connect with a short timeout, so that an offline machine learns in
-  seconds, not minutes of retries, that a download cannot work.
-* ``download(url, dest)``: streams into ``dest.part`` and resumes it with an HTTP Range request
-  after an interruption; only a complete file that passes its integrity check is renamed to
-  ``dest``. A corrupt file is deleted and reported.
-* ``extract_tar(archive, into)``: unpacks into a temporary folder next to the target and renames
-  it into place, so a half-extracted folder is never mistaken for data.
+* ``download(url, dest)``: streams into ``dest.part`` (under fptlib.net's time limits) and
+  resumes it with an HTTP Range request after an interruption; only a complete file that passes
+  its integrity checks is renamed to ``dest``. A corrupt download is deleted and reported; a bad
+  file already at ``dest`` (not written by this function) is reported with the fix.
+* ``extract_tar(archive, into, top)``: unpacks into a temporary folder next to the target, then
+  moves in only what the archive brought; it never deletes or overwrites a file it did not make.
+* ``trust_on_first_use(file, record)``: no SHA-256 is published for some archives (TAPE's), so
+  the first download's SHA-256 is recorded next to the data and later downloads must match it.
+
+Whether a host can be reached, and every time limit, is fptlib.net's business.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
-import shutil
-import socket
 import tarfile
 import tempfile
+import time
 import urllib.error
-import urllib.parse
-import urllib.request
 import zlib
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-_REPO = Path(__file__).resolve().parents[2]
+from fptlib import net
+from fptlib.files import atomic_write_text, repo_root
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
@@ -37,9 +39,8 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     env = os.environ.get("FPT_DATA_DIR")
     if env:
         return Path(env).expanduser()
-    if (_REPO / "pyproject.toml").exists() and (_REPO / "fptlib").is_dir():
-        return _REPO / "data"
-    return Path.cwd() / "data"
+    root = repo_root()
+    return (root if root is not None else Path.cwd()) / "data"
 
 
 def data_dir_explained(path=None) -> str:
@@ -54,22 +55,14 @@ def data_dir_explained(path=None) -> str:
     return f"{folder} ({why})"
 
 
-_REACHABLE: dict[tuple[str, int], bool] = {}
-
-
-def reachable(url: str, timeout: float = 3.0) -> bool:
-    """True when a TCP connection to the URL's host opens within ``timeout`` seconds (cached)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    key = (host, port)
-    if key not in _REACHABLE:
-        try:
-            with socket.create_connection(key, timeout=timeout):
-                _REACHABLE[key] = True
-        except OSError:
-            _REACHABLE[key] = False
-    return _REACHABLE[key]
+def check_gzip(path: Path) -> None:
+    """Read a gzip file to its end (gzip checks its CRC-32 and length); ValueError when it fails."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
+    except (EOFError, OSError, zlib.error) as err:
+        raise ValueError(f"{path} is not a complete gzip file ({err})") from err
 
 
 def check_archive(path: Path) -> None:
@@ -80,41 +73,61 @@ def check_archive(path: Path) -> None:
     or corrupt.
     """
     try:
-        with gzip.open(path, "rb") as stream:
-            while stream.read(1 << 20):
-                pass
+        check_gzip(path)
         with tarfile.open(path, "r:gz") as tar:
             tar.getmembers()
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
-        raise ValueError(f"{path} is not a complete .tar.gz archive ({err}); "
-                         f"the download was corrupt or interrupted") from err
+    except (ValueError, tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise ValueError(f"{path} is not a complete .tar.gz archive ({err})") from err
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
+def sha256(path: Path) -> str:
+    return file_digest(path, "sha256")
+
+
+def verify(path: Path, *, sha256_hex: str | None = None, md5_hex: str | None = None,
+           check=check_archive) -> None:
+    """ValueError naming ``path`` unless it matches the published digests and passes ``check``."""
+    for algorithm, expected, title in (("sha256", sha256_hex, "SHA-256"), ("md5", md5_hex, "MD5")):
+        if expected is not None and file_digest(path, algorithm) != expected.lower():
+            raise ValueError(f"{path} does not match the published {title} {expected}")
+    if check is not None:
+        check(path)
+
+
 def download(url: str, dest: str | os.PathLike, *, sha256_hex: str | None = None,
-             check=check_archive, timeout: float = 30.0, progress: bool = True) -> Path:
+             md5_hex: str | None = None, check=check_archive, progress: bool = True) -> Path:
     """Download ``url`` to ``dest`` through ``dest.part``, resuming a previous partial download.
 
-    After the transfer the file must match ``sha256_hex`` (when a published one is known) and pass
-    ``check`` (default: a full ``.tar.gz`` read). A file that fails is deleted, and a ValueError
-    says so. Returns ``dest``.
+    Time limits and offline mode are fptlib.net's (connect and read timeouts, a total deadline).
+    After the transfer the file must match ``sha256_hex`` / ``md5_hex`` (when published) and pass
+    ``check`` (default: a full ``.tar.gz`` read); a file that fails is deleted and a ValueError
+    says so. A file already at ``dest`` is checked the same way and, when bad, reported with the
+    fix (it was not written here: this function renames only verified files). Returns ``dest``.
     """
     dest = Path(dest)
     if dest.exists():
+        try:
+            verify(dest, sha256_hex=sha256_hex, md5_hex=md5_hex, check=check)
+        except ValueError as err:
+            raise ValueError(f"{err}. It is not a file fptlib's downloader finished (those are "
+                             f"verified before they get this name): delete {dest} and run again "
+                             f"to download {url} afresh.") from err
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    limits = net.Limits.download()
+    deadline_at = time.monotonic() + limits.deadline
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with net.open_url(url, limits, headers={"Range": f"bytes={have}-"} if have else {}) as response:
             if have and response.status != 206:  # server ignored the Range: start again
                 have = 0
             length = response.headers.get("Content-Length")
@@ -122,22 +135,21 @@ def download(url: str, dest: str | os.PathLike, *, sha256_hex: str | None = None
             with open(part, "ab" if have else "wb") as out, tqdm(
                     total=total, initial=have, unit="B", unit_scale=True, disable=not progress,
                     desc=f"downloading {dest.name}") as bar:
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    out.write(block)
-                    bar.update(len(block))
+                net.stream(response, out, deadline_at, f"downloading {url}", bar.update)
+                if total is not None and out.tell() < total:
+                    raise ConnectionError(f"the connection closed after {out.tell()} of "
+                                          f"{total} bytes")
     except urllib.error.HTTPError as err:
-        if err.code == 416 and have:  # the range starts at the end: the file is already complete
-            pass
-        else:
-            raise RuntimeError(f"downloading {url} failed: HTTP {err.code} {err.reason}") from err
-    except (urllib.error.URLError, OSError) as err:
-        raise RuntimeError(f"downloading {url} failed ({err}); the partial file {part} is kept "
-                           f"and the next attempt resumes it") from err
+        if not (err.code == 416 and have):  # 416 with a range: the file is already complete
+            raise net.NetworkError(f"downloading {url} failed: HTTP {err.code} {err.reason}") from err
+    except net.NetworkError:
+        raise
+    except (OSError, http.client.HTTPException) as err:  # timeouts are OSErrors
+        kept = (f"the partial file {part} is kept and the next attempt resumes it"
+                if part.exists() and part.stat().st_size else "nothing was written")
+        raise net.NetworkError(f"downloading {url} failed ({err}); {kept}") from err
     try:
-        if sha256_hex is not None and sha256(part) != sha256_hex:
-            raise ValueError(f"{part} does not match the published SHA-256 {sha256_hex}")
-        if check is not None:
-            check(part)
+        verify(part, sha256_hex=sha256_hex, md5_hex=md5_hex, check=check)
     except ValueError as err:
         part.unlink(missing_ok=True)
         raise ValueError(f"download of {url} failed its integrity check and was deleted: {err}. "
@@ -146,11 +158,60 @@ def download(url: str, dest: str | os.PathLike, *, sha256_hex: str | None = None
     return dest
 
 
-def extract_tar(archive: str | os.PathLike, into: str | os.PathLike, top: str) -> Path:
-    """Extract ``archive`` and move its folder ``top`` to ``into/top`` in one rename.
+def trust_on_first_use(path: Path, record: Path) -> str:
+    """Check ``path``'s SHA-256 against ``record``, or write the record when there is none.
 
-    The archive is unpacked in a temporary folder inside ``into`` (same file system), so the
-    final ``os.replace`` is atomic and an interrupted extraction leaves no ``into/top`` behind.
+    For archives whose publisher gives no checksum: the first download cannot be verified, but
+    every later one (another format, a fresh data folder sharing the record, a re-download)
+    must be byte-identical to it. Returns the SHA-256.
+    """
+    digest = sha256(path)
+    if record.exists():
+        known = record.read_text().split()[0] if record.read_text().strip() else ""
+        if known != digest:
+            raise ValueError(f"{path} has SHA-256 {digest}, but the first download recorded "
+                             f"{known or 'nothing'} in {record}: the server's file changed or was "
+                             f"tampered with. If you trust the new file, delete {record} and run "
+                             f"again.")
+        return digest
+
+    atomic_write_text(record, f"{digest}  {path.name}\n")
+    return digest
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.stat().st_size == b.stat().st_size and sha256(a) == sha256(b)
+
+
+def _conflicts(source: Path, target: Path) -> list[Path]:
+    """Paths under ``target`` that exist with other content than their twin under ``source``."""
+    if not target.exists() and not target.is_symlink():
+        return []
+    if source.is_dir() and target.is_dir() and not target.is_symlink():
+        return [c for child in source.iterdir() for c in _conflicts(child, target / child.name)]
+    if source.is_file() and target.is_file() and not target.is_symlink() and _same_file(source, target):
+        return []
+    return [target]
+
+
+def _move_in(source: Path, target: Path) -> None:
+    """Move what ``source`` holds to ``target``, folder by folder; never replaces a file."""
+    if not target.exists():
+        os.replace(source, target)
+    elif source.is_dir():
+        for child in source.iterdir():
+            _move_in(child, target / child.name)
+    # else: an identical file is already there (checked by _conflicts): leave it
+
+
+def extract_tar(archive: str | os.PathLike, into: str | os.PathLike, top: str) -> Path:
+    """Extract ``archive``'s folder ``top`` into ``into/top`` without touching anything else.
+
+    The archive is unpacked in a temporary folder inside ``into`` (same file system; members
+    with ``..`` or absolute links are refused by tarfile's "data" filter). Then only what it
+    brought is moved in: new files and folders are renamed into place, identical files already
+    there are left alone, and a file there with other content stops the extraction before
+    anything moves (a ValueError lists them). Nothing outside the archive's paths is deleted.
     """
     into = Path(into)
     into.mkdir(parents=True, exist_ok=True)
@@ -161,7 +222,11 @@ def extract_tar(archive: str | os.PathLike, into: str | os.PathLike, top: str) -
         source = Path(tmp) / top
         if not source.exists():
             raise ValueError(f"{archive} has no folder {top!r}; it is not the expected archive")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(source, target)
+        clash = _conflicts(source, target)
+        if clash:
+            shown = ", ".join(map(str, clash[:5])) + (f" and {len(clash) - 5} more" if len(clash) > 5 else "")
+            raise ValueError(f"extracting {archive} would overwrite {shown}, which differ from the "
+                             f"archive's files; nothing was changed. Move them out of {target} "
+                             f"(or delete them if they are broken copies) and run again.")
+        _move_in(source, target)
     return target

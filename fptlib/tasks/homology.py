@@ -1,8 +1,11 @@
 """Remote homology (TAPE): predict a protein's fold (1195 classes) from its amino-acid sequence.
 
-Data: TAPE's ``remote_homology`` archive (LMDB or JSON), downloaded into ``<data>/`` when online:
-through a resumable ``.part`` file, checked (gzip CRC and tar structure: no SHA-256 is published
-for it), and extracted into a temporary folder then renamed into place. Splits: ``train``,
+Data: TAPE's ``remote_homology`` archive (LMDB or JSON), downloaded over https into ``<data>/``
+when online: through a resumable ``.part`` file, checked (gzip CRC and tar structure), and
+extracted into a temporary folder from which only the archive's files are moved in (files
+already in ``remote_homology/`` are never deleted). TAPE publishes no checksum, so the first
+download's SHA-256 is recorded in ``<data>/remote_homology_<format>.tar.gz.sha256`` (trust on
+first use) and every later download of that archive must match it. Splits: ``train``,
 ``valid`` and three test holdouts (fold, superfamily, family); evaluation uses all four.
 
 Records (LMDB: pickled dicts under keys "0", "1", ... plus "num_examples"; JSON: a list of the
@@ -21,15 +24,16 @@ import os
 import pickle
 from pathlib import Path
 
-
+from fptlib.net import offline_note, reachable
+from fptlib.tasks import lmdb_file, plain_pickle
 from fptlib.tasks.base import paper_hparams
 from fptlib.tasks.dataset import DatasetTask, Split
 from fptlib.tasks.download import data_dir as resolve_data_dir
-from fptlib.tasks.download import data_dir_explained, download, extract_tar, reachable
+from fptlib.tasks.download import data_dir_explained, download, extract_tar, trust_on_first_use
 
-URLS = {
-    "lmdb": "http://s3.amazonaws.com/songlabdata/proteindata/data_pytorch/remote_homology.tar.gz",
-    "json": "http://s3.amazonaws.com/songlabdata/proteindata/data_raw_pytorch/remote_homology.tar.gz",
+URLS = {  # TAPE's bucket, over https (TAPE's README gives the same paths over http)
+    "lmdb": "https://s3.amazonaws.com/songlabdata/proteindata/data_pytorch/remote_homology.tar.gz",
+    "json": "https://s3.amazonaws.com/songlabdata/proteindata/data_raw_pytorch/remote_homology.tar.gz",
 }
 SPLITS = {  # our split name -> TAPE's
     "train": "train", "val": "valid", "test_fold": "test_fold_holdout",
@@ -71,33 +75,33 @@ def check_record(record, where: str) -> tuple[str, int]:
 
 
 def read_lmdb(path: str | os.PathLike) -> list[tuple[str, int]]:
-    """(sequence, fold_label) pairs from one TAPE LMDB split."""
-    import lmdb
+    """(sequence, fold_label) pairs from one TAPE LMDB split.
 
+    The file is size-checked before LMDB maps it (lmdb_file) and records are unpickled as plain
+    data only (plain_pickle): a record that would run code is refused, naming file and record.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"TAPE LMDB file {path} does not exist")
-    env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False,
-                    subdir=path.is_dir())
-    try:
-        with env.begin() as txn:
-            raw = txn.get(b"num_examples")
-            if raw is None:
-                raise ValueError(f"{path}: no 'num_examples' key; not a TAPE LMDB file")
-            n = int(pickle.loads(raw))
-            out = []
-            for i in range(n):
-                item = txn.get(str(i).encode())
-                where = f"{path}, record {i}"
-                if item is None:
-                    raise ValueError(f"{where}: missing (num_examples says {n})")
-                try:
-                    record = pickle.loads(item)
-                except Exception as err:  # any unpickling failure means a corrupt record
-                    raise ValueError(f"{where}: cannot be unpickled ({err})") from err
-                out.append(check_record(record, where))
-    finally:
-        env.close()
+    with lmdb_file.open_readonly(path) as env, env.begin() as txn:
+        raw = txn.get(b"num_examples")
+        if raw is None:
+            raise ValueError(f"{path}: no 'num_examples' key; not a TAPE LMDB file")
+        try:
+            n = int(plain_pickle.loads(raw))
+        except (pickle.UnpicklingError, TypeError, ValueError, EOFError) as err:
+            raise ValueError(f"{path}: 'num_examples' is not a pickled count ({err})") from err
+        out = []
+        for i in range(n):
+            item = txn.get(str(i).encode())
+            where = f"{path}, record {i}"
+            if item is None:
+                raise ValueError(f"{where}: missing (num_examples says {n})")
+            try:
+                record = plain_pickle.loads(item)
+            except Exception as err:  # any unpickling failure means a corrupt or hostile record
+                raise ValueError(f"{where}: cannot be unpickled ({err})") from err
+            out.append(check_record(record, where))
     return out
 
 
@@ -122,10 +126,18 @@ def find_format(root: Path, formats: tuple[str, ...] = tuple(URLS)) -> str | Non
 
 
 def fetch(root: Path, fmt: str = "lmdb", progress: bool = True) -> Path:
-    """Download and extract TAPE's remote homology archive into ``root/remote_homology``."""
-    archive = download(URLS[fmt], root / f"remote_homology_{fmt}.tar.gz", progress=progress)
+    """Download and extract TAPE's remote homology archive into ``root/remote_homology``.
+
+    The archive's SHA-256 is checked against the one recorded at the first download (or
+    recorded now). The archive is deleted after extraction only if this call downloaded it.
+    """
+    archive = root / f"remote_homology_{fmt}.tar.gz"
+    ours = not archive.exists()
+    download(URLS[fmt], archive, progress=progress)
+    trust_on_first_use(archive, archive.with_name(archive.name + ".sha256"))
     folder = extract_tar(archive, root, FOLDER)
-    archive.unlink()
+    if ours:
+        archive.unlink()
     return folder
 
 
@@ -174,7 +186,8 @@ class RemoteHomology(DatasetTask):
                             f"length cap {max_len} tokens, {cap}{subset}")
 
     def missing_message(self, fmt: str) -> str:
-        return (f"TAPE remote homology data is not on this machine and {URLS[fmt]} is unreachable. "
+        return (f"TAPE remote homology data is not on this machine and {URLS[fmt]} is unreachable"
+                f"{offline_note(URLS[fmt])}. "
                 f"Looked for {split_file(self.root, 'train', fmt)} (and the other splits) in data "
                 f"folder {data_dir_explained(self.root)}. Online, fptlib downloads it there; or "
                 f"download the archive yourself and unpack it into {self.root}. There is no offline "

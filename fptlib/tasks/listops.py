@@ -30,6 +30,7 @@ import random
 from pathlib import Path
 
 
+from fptlib.files import atomic_write_text
 from fptlib.tasks.base import paper_hparams, positive
 from fptlib.tasks.dataset import DatasetTask, Split
 from fptlib.tasks.download import data_dir as resolve_data_dir
@@ -200,22 +201,59 @@ def decode(ids, tokenization: str = "paper") -> str:
 
 
 # ---- files ------------------------------------------------------------------------------
+SOURCE_TOKENS = frozenset({"(", ")", END, *OPERATORS, *map(str, range(10))})
+
+
+def bad_file_fix() -> str:
+    return (f"the file is not one of LRA's ListOps TSV files or is damaged: unpack listops-1000 "
+            f"again from {LRA_URL}, or use source='generated' (works offline)")
+
+
 def read_tsv(path: str | os.PathLike) -> list[tuple[str, int]]:
-    """(source, label) pairs of an LRA ListOps TSV file; a bad line names file and line."""
+    """(source, label) pairs of an LRA ListOps TSV file; a bad line names file, line and fix.
+
+    Read line by line rather than with ``csv`` (whose fields stop at 131,072 characters): LRA's
+    files hold no quoted fields. Refused, each naming the line: NUL bytes, text that is not
+    UTF-8, a wrong header, a line without exactly two tab-separated fields, a token outside
+    ListOps' alphabet, a target that is not a digit; and a file with no example at all.
+    """
     path = Path(path)
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f, delimiter="\t"))
-    if not rows or rows[0] != ["Source", "Target"]:
-        raise ValueError(f"{path}, line 1: expected the header 'Source<TAB>Target' of LRA's "
-                         f"ListOps files, found {rows[0] if rows else 'an empty file'!r}")
+    lines = path.read_bytes().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
     out = []
-    for line, row in enumerate(rows[1:], start=2):
+    for number, raw in enumerate(lines, start=1):
+        raw = raw.removesuffix(b"\r")
+        where = f"{path}, line {number}"
+        if b"\x00" in raw:
+            raise ValueError(f"{where}: NUL byte at column {raw.index(0) + 1}; {bad_file_fix()}")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{where}: not UTF-8 text (byte {raw[err.start]:#04x} at column "
+                             f"{err.start + 1}); {bad_file_fix()}") from None
+        row = text.split("\t")
+        if number == 1:
+            if row != ["Source", "Target"] and row != ["\ufeffSource", "Target"]:
+                raise ValueError(f"{where}: expected the header 'Source<TAB>Target' of LRA's "
+                                 f"ListOps files, found {text[:80]!r}; {bad_file_fix()}")
+            continue
         if len(row) != 2:
-            raise ValueError(f"{path}, line {line}: expected 2 tab-separated fields, got {len(row)}")
+            raise ValueError(f"{where}: expected 2 tab-separated fields, got {len(row)}; "
+                             f"{bad_file_fix()}")
         source, target = row
+        unknown = set(source.split()).difference(SOURCE_TOKENS)
+        if unknown:
+            raise ValueError(f"{where}: unknown ListOps token {sorted(unknown)[0]!r}; known tokens: "
+                             f"{' '.join(sorted(SOURCE_TOKENS))}; {bad_file_fix()}")
         if not (target.strip().isdigit() and 0 <= int(target) <= 9):
-            raise ValueError(f"{path}, line {line}: target {target!r} is not a digit 0-9")
+            raise ValueError(f"{where}: target {target!r} is not a digit 0-9; {bad_file_fix()}")
         out.append((source, int(target)))
+    if not lines:
+        raise ValueError(f"{path}, line 1: expected the header 'Source<TAB>Target' of LRA's "
+                         f"ListOps files, found an empty file; {bad_file_fix()}")
+    if not out:
+        raise ValueError(f"{path}: only the header, no examples; {bad_file_fix()}")
     return out
 
 
@@ -226,16 +264,26 @@ def write_tsv(path: str | os.PathLike, rows) -> None:
     writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
     writer.writerow(["Source", "Target"])
     writer.writerows(rows)
-    from fptlib.results import atomic_write_text
-
     atomic_write_text(path, buf.getvalue())
 
 
 def lra_folder(root: Path) -> Path | None:
-    """The folder holding LRA's released ListOps files, if a user has put them under ``root``."""
+    """The folder holding LRA's released ListOps files, if a user has put them under ``root``.
+
+    A folder with some of the three files but not all is an error naming the missing ones (not
+    a silent fall-back to generated data).
+    """
     for folder in (root / "lra_release" / "listops-1000", root / "listops-1000"):
-        if all((folder / f).exists() for f in LRA_FILES.values()):
+        present = [f for f in LRA_FILES.values() if (folder / f).exists()]
+        if len(present) == len(LRA_FILES):
             return folder
+        if present:
+            missing = [f for f in LRA_FILES.values() if f not in present]
+            raise FileNotFoundError(
+                f"ListOps: {folder} holds {', '.join(present)} but {', '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} missing; LRA's listops-1000 has all "
+                f"three. Unpack the missing file(s) from {LRA_URL}, or use source='generated' "
+                f"(works offline).")
     return None
 
 
@@ -276,7 +324,7 @@ class ListOps(DatasetTask):
                         "n_val": n_val, "n_test": n_test, "min_length": min_length,
                         "max_length": max_length, "max_depth": max_depth, "max_args": max_args,
                         "max_len": self.max_len, "seed": seed}
-        found = lra_folder(self.root)
+        found = lra_folder(self.root) if source != "generated" else None
         if source == "lra" and found is None:
             raise FileNotFoundError(self.missing_lra_message())
         self.source = "lra" if (source == "lra" or (source == "auto" and found)) else "generated"
@@ -340,8 +388,18 @@ class ListOps(DatasetTask):
         return splits
 
     @classmethod
+    def data_key(cls, source: str = "auto", data_dir=None, **_) -> str:
+        """"lra" or "generated" when ``source="auto"`` leaves it to the files present (see registry.data_key)."""
+        if source != "auto":
+            return ""
+        return "lra" if lra_folder(resolve_data_dir(data_dir)) else "generated"
+
+    @classmethod
     def availability(cls, data_dir=None, **_) -> tuple[bool, str, str]:
-        found = lra_folder(resolve_data_dir(data_dir))
+        try:
+            found = lra_folder(resolve_data_dir(data_dir))
+        except FileNotFoundError as err:
+            return False, "LRA's listops-1000 files, incomplete", str(err)
         if found:
             return True, f"LRA's released listops-1000 files in {found}", ""
         return True, "generated here (reimplemented LRA generator)", (

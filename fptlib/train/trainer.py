@@ -22,13 +22,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -76,6 +74,8 @@ class TrainConfig:
     checkpoint_every: int | None = None  # None: at every evaluation
     resume: bool = True                # continue from checkpoint_dir's checkpoint when there is one
     progress: bool = True
+    run_identity: dict | None = None   # what else fixes the result (a RunConfig's dropout, data, ...):
+                                       # a checkpoint must match it too
 
     def __post_init__(self):
         if isinstance(self.eval_splits, list):
@@ -104,7 +104,8 @@ class TrainConfig:
     def identity(self) -> dict:
         """The settings that shape the trajectory of parameters; a checkpoint must match them.
         Steps, budgets, evaluation, device and logging may change between a run and its resume."""
-        keys = ("lr", "optimizer", "weight_decay", "batch_size", "grad_accum", "grad_clip", "seed", "amp")
+        keys = ("lr", "optimizer", "weight_decay", "batch_size", "grad_accum", "grad_clip", "seed", "amp",
+                "run_identity")
         return {k: getattr(self, k) for k in keys}
 
     def to_dict(self) -> dict:
@@ -155,12 +156,6 @@ def task_identity(task) -> dict:
     return {k: getattr(task, k, None) for k in keys}
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def compile_mode(config: "TrainConfig", device: torch.device, task, world_size: int = 1) -> str | None:
     """None (eager) or the torch.compile mode a run uses ("default" for plain ``compile=True``).
 
@@ -186,6 +181,42 @@ def compile_mode(config: "TrainConfig", device: torch.device, task, world_size: 
                          f"grad_accum={config.grad_accum} passes: use compile=True (the default "
                          f"mode) or grad_accum=1")
     return c or None
+
+
+# what a checkpoint keeps of a run (the names are the checkpoint format's)
+SAVED_FIELDS = ("step", "samples", "wall_s", "train_s", "history", "evals", "best", "steps_to_target")
+
+
+@dataclass
+class RunState:
+    """Where a ``fit`` is: the fields a checkpoint saves (``SAVED_FIELDS``) and the live counters."""
+    step: int = 0
+    samples: int = 0
+    wall_s: float = 0.0                 # up to the last checkpoint (a resumed run's clock goes on from it)
+    train_s: float = 0.0                # time in training steps, evaluations excluded
+    history: list = field(default_factory=list)
+    evals: list = field(default_factory=list)
+    best: dict = field(default_factory=dict)
+    steps_to_target: int | None = None
+    resumed_from: int | None = None
+    stopped: str = "steps"              # "steps" | "time" | "target"
+    t_start: float = 0.0                # perf_counter() of the run's (virtual) start
+    t_train: float = 0.0                # perf_counter() when the current training stretch began
+    window: int = 0                     # forward passes summed in loss_sum / acc_sum since the last log
+    loss_sum: torch.Tensor | None = None
+    acc_sum: torch.Tensor | None = None
+    first_bad: torch.Tensor | None = None   # step of the first non-finite loss, -1 while none
+
+    def start(self, device: torch.device) -> None:
+        """Device-side sums and the clocks, just before the first step."""
+        self.loss_sum = torch.zeros((), device=device)
+        self.acc_sum = torch.zeros((), device=device)
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        self.t_start = time.perf_counter() - self.wall_s
+        self.t_train = time.perf_counter()
+
+    def saved(self) -> dict:
+        return {k: getattr(self, k) for k in SAVED_FIELDS}
 
 
 class Trainer:
@@ -228,6 +259,7 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.forward_model = distributed.wrap(self.model, self.dist, self.device)
         self._fingerprint = None        # of the frozen weights, see _frozen_fingerprint
+        self._ckpt_every = 0            # steps between checkpoints in this fit (0: none)
         self.compile_mode = compile_mode(config, self.device, task, self.dist.world_size)
         if self.compile_mode is not None:
             mode = None if self.compile_mode == "default" else self.compile_mode
@@ -296,7 +328,7 @@ class Trainer:
         if path is None or not self.dist.is_main:
             return None
         payload = {
-            "format": 1, "identity": _jsonable(self.identity()), "fingerprint": self._frozen_fingerprint(),
+            "format": ckpt.FORMAT, "identity": _jsonable(self.identity()), "fingerprint": self._frozen_fingerprint(),
             "trained": ckpt.trained_state(self.model), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": ckpt.rng_state(), **state,
         }
@@ -311,11 +343,15 @@ class Trainer:
 
     def _try_resume(self) -> dict | None:
         path = self._checkpoint_path()
-        if path is None or not self.config.resume or not path.is_file():
+        if path is None:
+            return None
+        ckpt.remove_stale_temporaries(path.parent)
+        if not self.config.resume or not path.exists():
             return None
         saved = ckpt.load(path)
         ckpt.check_compatible(path, saved["identity"], _jsonable(self.identity()),
                               saved["fingerprint"], self._frozen_fingerprint())
+        ckpt.check_steps(path, saved["step"], self.config.steps)
         ckpt.load_trained_state(self.model, saved["trained"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scaler.load_state_dict(saved["scaler"])
@@ -324,128 +360,145 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> TrainResult:
-        c, task, dev = self.config, self.task, self.device
-        seed_everything(c.seed)
+        """Train for ``config.steps`` optimizer steps (or until the target accuracy or the time
+        budget), evaluating and checkpointing on the way; resumes from ``checkpoint_dir``."""
+        c = self.config
+        env.seed_everything(c.seed)
         self._fingerprint = None
-        state = {"step": 0, "samples": 0, "wall_s": 0.0, "train_s": 0.0, "history": [], "evals": [],
-                 "best": {}, "steps_to_target": None}
-        saved = self._try_resume()
-        resumed_from = None
-        if saved is not None:
-            state.update({k: saved[k] for k in state})
-            resumed_from = state["step"]
-        step = state["step"]
-        history, evals, best = state["history"], state["evals"], state["best"]
-        per_step = c.batch_size * c.grad_accum
-        ckpt_every = (c.checkpoint_every or c.eval_every) if self._checkpoint_path() is not None else 0
-
+        run = self._start_state()
+        self._ckpt_every = (c.checkpoint_every or c.eval_every) if self._checkpoint_path() is not None else 0
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        batches = task.train_batches(c.batch_size, dev, c.seed, start_step=step * c.grad_accum)
-        bar = tqdm(total=c.steps, initial=min(step, c.steps), desc=getattr(task, "name", "train"),
+        batches = self.task.train_batches(c.batch_size, self.device, c.seed, start_step=run.step * c.grad_accum)
+        bar = tqdm(total=c.steps, initial=min(run.step, c.steps), desc=getattr(self.task, "name", "train"),
                    disable=not (c.progress and self.dist.is_main), dynamic_ncols=True, leave=True)
-        loss_sum = torch.zeros((), device=dev)
-        acc_sum = torch.zeros((), device=dev)
-        first_bad = torch.full((), -1, dtype=torch.long, device=dev)
-        window = 0
-        stopped = "steps"
-        t_start = time.perf_counter() - state["wall_s"]
-        t_train = time.perf_counter()
-        train_s = state["train_s"]
-
-        def log_now():
-            nonlocal window, train_s
-            values = torch.stack([loss_sum, acc_sum, first_bad.float()]).tolist()   # the one host sync
-            if values[2] >= 0:
-                bar.close()
-                raise NonFiniteLossError(self._nan_message(int(values[2])))
-            if window:
-                entry = {"step": step, "samples": state["samples"], "wall_s": time.perf_counter() - t_start,
-                         "loss": values[0] / window, "accuracy": values[1] / window}
-                history.append(entry)
-                bar.set_postfix(loss=f"{entry['loss']:.4f}", acc=f"{entry['accuracy']:.3f}", refresh=False)
-            loss_sum.zero_(); acc_sum.zero_()
-            window = 0
-            bar.update(step - bar.n)
-
+        run.start(self.device)
+        interrupt = ckpt.DeferredInterrupt(enabled=not self.dist.enabled).start()
         try:
-            while step < c.steps:
-                for micro in range(c.grad_accum):
-                    if self._mark_step:
-                        torch.compiler.cudagraph_mark_step_begin()
-                    batch = distributed.shard(next(batches), self.dist).to(dev)
-                    sync = micro == c.grad_accum - 1
-                    with distributed.maybe_no_sync(self.forward_model, sync), self._autocast():
-                        logits = self._call(self.forward_model, batch).float()
-                        loss = task.loss(logits, batch.y)
-                    self.scaler.scale(loss / c.grad_accum).backward()
-                    loss = loss.detach()
-                    loss_sum += loss
-                    acc_sum += task.accuracy(logits.detach(), batch.y)
-                    first_bad.masked_fill_(~torch.isfinite(loss) & (first_bad < 0), step + 1)
-                window += c.grad_accum
-                if c.grad_clip is not None:
-                    self.scaler.unscale_(self.optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.params, c.grad_clip)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.optimizer.zero_grad(set_to_none=True)
-                step += 1
-                state["samples"] += per_step
-                state["step"] = step
-
-                do_eval = self.splits and c.eval_every and step % c.eval_every == 0 and step < c.steps
-                do_ckpt = ckpt_every and step % ckpt_every == 0
-                out_of_time = c.time_budget_s is not None and time.perf_counter() - t_start >= c.time_budget_s
-                if step % c.log_every == 0 or step == c.steps or do_eval or do_ckpt or out_of_time:
-                    log_now()
-                if do_eval or do_ckpt or out_of_time:
-                    train_s += time.perf_counter() - t_train
-                    if do_eval and self._evaluate_all(step, state, evals, best, t_start):
-                        stopped = "target"
-                    if do_ckpt or stopped != "steps" or out_of_time:
-                        self._save(state, t_start, train_s)
-                    t_train = time.perf_counter()
-                    if stopped == "target":
-                        break
-                    if out_of_time:
-                        stopped = "time"
-                        break
+            while run.step < c.steps:
+                self._step(run, batches)
+                if self._boundary(run, bar):
+                    break
+                if interrupt.requested:     # Ctrl-C: this step is whole; save it and stop
+                    self._log(run, bar)
+                    run.train_s += time.perf_counter() - run.t_train
+                    run.t_train = time.perf_counter()
+                    self._save(run)
+                    raise ckpt.TrainingInterrupted(run.step, self._checkpoint_path())
         finally:
+            interrupt.stop()
             bar.close()
-        train_s += time.perf_counter() - t_train
+        run.train_s += time.perf_counter() - run.t_train
+        return self._finish(run)
 
-        # the final evaluation (unless the loop just did it at this step)
-        if self.splits and not (evals and evals[-1]["step"] == step):
-            self._evaluate_all(step, state, evals, best, t_start)
-        self._save(state, t_start, train_s)
-        final = {s: evals[-1][s] for s in self.splits} if evals else {}
-        return TrainResult(
-            steps=step, samples=state["samples"], wall_s=time.perf_counter() - t_start, train_s=train_s,
-            history=history, evals=evals, final=final, best=best, stopped=stopped,
-            steps_to_target=state["steps_to_target"], resumed_from=resumed_from, device=str(dev),
-            amp=str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
-            compile=self.compile_mode or "off", config=c.to_dict())
+    def _start_state(self) -> RunState:
+        """A fresh run, or the one in ``checkpoint_dir`` (weights, optimizer and RNG restored)."""
+        run = RunState()
+        saved = self._try_resume()
+        if saved is not None:
+            for k in SAVED_FIELDS:
+                setattr(run, k, saved[k])
+            run.resumed_from = run.step
+        return run
 
-    def _evaluate_all(self, step: int, state: dict, evals: list, best: dict, t_start: float) -> bool:
-        """Evaluate every split, update best; True when the target accuracy is reached."""
-        entry = {"step": step, "samples": state["samples"], "wall_s": time.perf_counter() - t_start}
-        for split in self.splits:
-            entry[split] = self.evaluate(split)
-            if split not in best or entry[split]["accuracy"] > best[split]["accuracy"]:
-                best[split] = {**entry[split], "step": step}
-        evals.append(entry)
-        target = self.config.target_accuracy
-        if target is not None and entry[self.target_split]["accuracy"] >= target:
-            if state["steps_to_target"] is None:
-                state["steps_to_target"] = step
+    def _step(self, run: RunState, batches) -> None:
+        """One optimizer step: ``grad_accum`` forward-backward passes, clipping, the update. Loss and
+        accuracy are summed on the device (no host sync); the first non-finite loss's step is kept."""
+        c, task, dev = self.config, self.task, self.device
+        for micro in range(c.grad_accum):
+            if self._mark_step:
+                torch.compiler.cudagraph_mark_step_begin()
+            batch = distributed.shard(next(batches), self.dist).to(dev)
+            sync = micro == c.grad_accum - 1
+            with distributed.maybe_no_sync(self.forward_model, sync), self._autocast():
+                logits = self._call(self.forward_model, batch).float()
+                loss = task.loss(logits, batch.y)
+            self.scaler.scale(loss / c.grad_accum).backward()
+            loss = loss.detach()
+            run.loss_sum += loss
+            run.acc_sum += task.accuracy(logits.detach(), batch.y)
+            run.first_bad.masked_fill_(~torch.isfinite(loss) & (run.first_bad < 0), run.step + 1)
+        run.window += c.grad_accum
+        if c.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.params, c.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        run.step += 1
+        run.samples += c.batch_size * c.grad_accum
+
+    def _boundary(self, run: RunState, bar) -> bool:
+        """After a step: log when due, then evaluate, checkpoint, and stop on the target accuracy or
+        the time budget. Returns True when training stops here."""
+        c, step = self.config, run.step
+        do_eval = self.splits and c.eval_every and step % c.eval_every == 0 and step < c.steps
+        do_ckpt = self._ckpt_every and step % self._ckpt_every == 0
+        out_of_time = c.time_budget_s is not None and time.perf_counter() - run.t_start >= c.time_budget_s
+        if step % c.log_every == 0 or step == c.steps or do_eval or do_ckpt or out_of_time:
+            self._log(run, bar)
+        if not (do_eval or do_ckpt or out_of_time):
+            return False
+        run.train_s += time.perf_counter() - run.t_train
+        if do_eval and self._evaluate_all(run):
+            run.stopped = "target"
+        if do_ckpt or run.stopped != "steps" or out_of_time:
+            self._save(run)
+        run.t_train = time.perf_counter()
+        if run.stopped == "target":
+            return True
+        if out_of_time:
+            run.stopped = "time"
             return True
         return False
 
-    def _save(self, state: dict, t_start: float, train_s: float) -> None:
-        state["wall_s"] = time.perf_counter() - t_start
-        state["train_s"] = train_s
-        self.save_checkpoint(state)
+    def _log(self, run: RunState, bar) -> None:
+        """Read the summed loss and accuracy (the one host sync), stop on a non-finite loss, append
+        the interval's means to the history and move the progress bar."""
+        values = torch.stack([run.loss_sum, run.acc_sum, run.first_bad.float()]).tolist()
+        if values[2] >= 0:
+            bar.close()
+            raise NonFiniteLossError(self._nan_message(int(values[2])))
+        if run.window:
+            entry = {"step": run.step, "samples": run.samples, "wall_s": time.perf_counter() - run.t_start,
+                     "loss": values[0] / run.window, "accuracy": values[1] / run.window}
+            run.history.append(entry)
+            bar.set_postfix(loss=f"{entry['loss']:.4f}", acc=f"{entry['accuracy']:.3f}", refresh=False)
+        run.loss_sum.zero_(); run.acc_sum.zero_()
+        run.window = 0
+        bar.update(run.step - bar.n)
+
+    def _finish(self, run: RunState) -> TrainResult:
+        """The final evaluation (unless the loop just did it at this step), the last checkpoint, the result."""
+        if self.splits and not (run.evals and run.evals[-1]["step"] == run.step):
+            self._evaluate_all(run)
+        self._save(run)
+        final = {s: run.evals[-1][s] for s in self.splits} if run.evals else {}
+        return TrainResult(
+            steps=run.step, samples=run.samples, wall_s=time.perf_counter() - run.t_start, train_s=run.train_s,
+            history=run.history, evals=run.evals, final=final, best=run.best, stopped=run.stopped,
+            steps_to_target=run.steps_to_target, resumed_from=run.resumed_from, device=str(self.device),
+            amp=str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
+            compile=self.compile_mode or "off", config=self.config.to_dict())
+
+    def _evaluate_all(self, run: RunState) -> bool:
+        """Evaluate every split, update best; True when the target accuracy is reached."""
+        entry = {"step": run.step, "samples": run.samples, "wall_s": time.perf_counter() - run.t_start}
+        for split in self.splits:
+            entry[split] = self.evaluate(split)
+            if split not in run.best or entry[split]["accuracy"] > run.best[split]["accuracy"]:
+                run.best[split] = {**entry[split], "step": run.step}
+        run.evals.append(entry)
+        target = self.config.target_accuracy
+        if target is not None and entry[self.target_split]["accuracy"] >= target:
+            if run.steps_to_target is None:
+                run.steps_to_target = run.step
+            return True
+        return False
+
+    def _save(self, run: RunState) -> None:
+        run.wall_s = time.perf_counter() - run.t_start
+        self.save_checkpoint(run.saved())
 
     def _nan_message(self, step: int) -> str:
         c = self.config

@@ -4,9 +4,11 @@ Starts JupyterLab on 127.0.0.1 (a free port, a random token, settings and worksp
 folder, a copy of notebook 12 so the committed file is never autosaved over), opens the notebook in
 Debian's Chromium through selenium and /usr/bin/chromedriver, runs every cell, checks that the
 explorer opens on the head its note names (the top partner-share head), moves the head slider one
-step and checks that the drawn picture changes. The time from the key press to the new picture is
+step and checks that the drawn picture changes, then checks that bertviz's head view draws offline
+(its scripts served by ``fptlib.jupyter_static``). The time from the key press to the new picture is
 printed and written to ``artifacts/redraw_seconds.txt`` (a measurement, not asserted: speed targets
-live in bench/). Screenshots go to ``tests/browser/artifacts/`` (git-ignored). Every wait has a deadline; JupyterLab (with its kernels)
+live in bench/). Screenshots go to ``tests/browser/artifacts/`` (git-ignored). Every wait has a
+deadline; JupyterLab (with its kernels)
 and Chromium are shut down whatever happens.
 
 Needs ``apt-get install -y chromium chromium-driver``; skipped, saying so, where they are missing.
@@ -167,6 +169,11 @@ for (let i = 0; i < cells.length; i++) {
 }
 return true;
 """
+BERTVIZ_JS = """
+const view = document.querySelector('[id^="bertviz-"]');
+const svg = view && view.querySelector('svg');
+return svg ? svg.querySelectorAll('text, rect, line').length : 0;
+"""
 ERRORS_JS = """
 return Array.from(document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
   .map(e => e.textContent).filter(t => t.includes('Traceback') || t.includes('Error')).join('\\n---\\n');
@@ -229,3 +236,12 @@ def test_head_slider_redraws_the_explorer(lab, browser):
     (ARTIFACTS / "explorer_head0.png").write_bytes(before_pixels)
     (ARTIFACTS / "explorer_head1.png").write_bytes(after_pixels)
     assert after_pixels != before_pixels, "the drawn picture looks the same after moving the head slider"
+
+    # bertviz's head view draws with no internet: its scripts come from fptlib.jupyter_static
+    drawn = wait_for("bertviz's head view to draw (require.js, d3 and jQuery served by fptlib.jupyter_static; "
+                     "run tools/setup.sh if they are missing)", lambda: browser.execute_script(BERTVIZ_JS), timeout=60)
+    assert drawn > 10, f"bertviz drew only {drawn} elements"
+    view = browser.find_element("css selector", '[id^="bertviz-"]')
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", view)
+    time.sleep(0.5)
+    (ARTIFACTS / "bertviz_head_view.png").write_bytes(view.screenshot_as_png)

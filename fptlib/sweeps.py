@@ -16,10 +16,11 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from fptlib import experiments
 from fptlib.experiments import RunConfig
+from fptlib.train.trainer import NonFiniteLossError
 
 CRITIQUE_LRS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 QUICK_LRS = (3e-4, 1e-3, 3e-3)
@@ -81,3 +82,25 @@ def sweep(base: RunConfig, lrs=QUICK_LRS, seeds=(0, 1), *, select: str = "val", 
                      "test_std": statistics.pstdev(tests), "seeds": list(seeds), "val": vals, "test": tests})
     best_lr = max(rows, key=lambda r: r["val_mean"])["lr"]
     return SweepResult(base, rows, best_lr, select, report)
+
+
+def sweep_each(configs: Mapping[str, Any], lrs: Sequence[float], seeds: Sequence[int] = (0,), *,
+               progress: bool = True) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """``sweep`` for each labelled configuration (its own learning rate chosen on
+    validation). A learning rate whose run diverges (NaN loss) is dropped, with a message, and the
+    sweep continues without it. Returns ``({label: SweepResult}, {label: [diverged lrs]})``."""
+    results: dict[str, Any] = {}
+    diverged: dict[str, list[float]] = {}
+    for label, cfg in configs.items():
+        remaining = list(lrs)
+        diverged[label] = []
+        while remaining:
+            try:
+                results[label] = sweep(cfg, lrs=remaining, seeds=tuple(seeds), progress=progress)
+                break
+            except NonFiniteLossError as err:
+                bad = next((lr for lr in remaining if f"lr={lr}" in str(err)), remaining[-1])
+                print(f"{label}: lr {bad:g} diverged (NaN loss); dropped from its sweep")
+                diverged[label].append(bad)
+                remaining.remove(bad)
+    return results, diverged

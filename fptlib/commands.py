@@ -13,6 +13,16 @@ import json
 import sys
 from pathlib import Path
 
+from fptlib import env, experiments, report, results, sweeps, tasks
+from fptlib.backbones.registry import default_backbone
+from fptlib.cli import positive_int
+from fptlib.experiments import PROFILES
+from fptlib.files import atomic_write
+from fptlib.train.distributed import context
+from fptlib.train.trainer import COMPILE_FLAGS
+
+PROFILE_HELP = "quick | full (default: $FPT_PROFILE, else full on a GPU and quick without one)"
+
 
 def _parse_value(text: str):
     for cast in (int, float):
@@ -36,48 +46,57 @@ def parse_options(items: list[str] | None) -> tuple[tuple[str, object], ...]:
 
 def _backbone(args) -> str:
     """The backbone to use, printed with the reason it was chosen (the registry's default rule)."""
-    from fptlib.backbones.registry import default_backbone
-
     name, why = default_backbone(args.backbone if args.backbone != "default" else None)
     print(f"backbone: {name} ({why})", file=sys.stderr, flush=True)
     return name
 
 
-def _config_from_args(args):
-    """A RunConfig: the profile's settings for the task (when it has some), then the flags."""
-    import dataclasses
+def _profile(args) -> str:
+    """``--profile``, else the one profile rule (``experiments.choose_profile``), printed with its reason."""
+    if args.profile:
+        return args.profile
+    name, why = experiments.choose_profile(env.pick_device(getattr(args, "device", "auto")))
+    print(f"profile: {name} ({why})", file=sys.stderr, flush=True)
+    return name
 
-    from fptlib import experiments
+
+def _config_from_args(args):
+    """A RunConfig from ``experiments.config``: the paper's settings, the profile's, then the flags."""
     backbone = _backbone(args)
-    if args.task in experiments.TASK_SETTINGS[args.profile]:
-        cfg = experiments.base_config(args.task, args.profile, backbone)
-    else:
-        cfg = experiments.RunConfig(task=args.task, backbone=backbone, profile=args.profile)
     changes = {k: v for k, v in dict(init=args.init, freeze=args.freeze, steps=args.steps, lr=args.lr,
                                      batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed,
                                      eval_every=args.eval_every, layers=args.layers,
-                                     dropout=args.dropout).items() if v is not None}
+                                     dropout=args.dropout, in_layers=args.in_layers and tuple(args.in_layers),
+                                     out_layers=args.out_layers and tuple(args.out_layers)).items()
+               if v is not None}
+    if getattr(args, "extend_positions", False):
+        changes["extend_positions"] = True
     if args.option:
-        changes["task_options"] = tuple(sorted({**dict(cfg.task_options), **dict(parse_options(args.option))}.items()))
+        changes["task_options"] = dict(parse_options(args.option))
     if args.backbone_override:
         changes["backbone_overrides"] = parse_options(args.backbone_override)
-    return dataclasses.replace(cfg, **changes)
+    return experiments.config(args.task, _profile(args), backbone, **changes)
 
 
 def _add_run_flags(p):
+    INITS = experiments.INITS
     p.add_argument("--task", required=True, help="task name (python -m fptlib tasks lists them)")
     p.add_argument("--backbone", default=None, help="backbone name (default: the registry's rule)")
-    p.add_argument("--init", default=None, help="pretrained | random | statistics | bit-memory")
+    p.add_argument("--init", default=None, choices=INITS, help=" | ".join(INITS))
     p.add_argument("--freeze", default=None, help="freeze preset, e.g. fpt, output_only, +layernorm, full")
-    p.add_argument("--profile", default="quick", choices=("quick", "full"), help="base settings (default quick)")
-    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--profile", default=None, choices=PROFILES, help=PROFILE_HELP)
+    p.add_argument("--steps", type=positive_int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--grad-accum", type=int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--grad-accum", type=positive_int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--layers", type=int, default=None, help="keep only the first k blocks of the backbone")
     p.add_argument("--dropout", type=float, default=None, help="dropout of the backbone and input (default 0.1)")
+    p.add_argument("--in-layers", type=int, nargs="+", default=None, metavar="WIDTH",
+                   help="hidden widths of an MLP input head, e.g. --in-layers 128 128 (default: one linear layer)")
+    p.add_argument("--out-layers", type=int, nargs="+", default=None, metavar="WIDTH",
+                   help="hidden widths of an MLP output head (default: one linear layer)")
     p.add_argument("--option", action="append", metavar="NAME=VALUE", help="task option (repeatable)")
     p.add_argument("--backbone-override", action="append", metavar="NAME=VALUE",
                    help="backbone config field, e.g. n_layer=2 (random init; repeatable)")
@@ -85,14 +104,12 @@ def _add_run_flags(p):
 
 
 def _add_compile(p):
-    from fptlib.train.trainer import COMPILE_FLAGS
     p.add_argument("--compile", default="auto", choices=tuple(COMPILE_FLAGS),
                    help="torch.compile: auto (CUDA runs of >= 5000 steps; CUDA graphs where batch shapes are "
                         "fixed), on, off, or a torch.compile mode")
 
 
 def _compile(args):
-    from fptlib.train.trainer import COMPILE_FLAGS
     return COMPILE_FLAGS[args.compile]
 
 
@@ -105,7 +122,6 @@ def _add_common(p):
 # -- commands ---------------------------------------------------------------------------------
 
 def _threads(device: str) -> None:
-    from fptlib import env
     note = env.tune_cpu_threads(env.pick_device(device))
     if note:
         print(f"note: {note}", file=sys.stderr, flush=True)
@@ -113,14 +129,12 @@ def _threads(device: str) -> None:
 
 def cmd_train(args) -> int:
     _threads(args.device)
-    from fptlib import experiments
     cfg = _config_from_args(args)
     if not args.json:
         print(f"training: {cfg.describe()}", flush=True)
     record, _ = experiments.train(cfg, directory=args.results_dir, progress=not args.no_progress,
                                   device=args.device, checkpoint=args.checkpoint_dir or False,
                                   store=not args.no_store, compile=_compile(args))
-    from fptlib.train.distributed import context
     if not context().is_main:
         return 0
     if args.json:
@@ -131,28 +145,26 @@ def cmd_train(args) -> int:
 
 
 def _print_summary(record: dict) -> None:
-    from fptlib import results
     for split, m in record["final"].items():
         print(f"final {split} accuracy: {100 * m['accuracy']:.1f}% (loss {m['loss']:.4f})")
     print(f"{record['steps']} steps, {record['samples']} samples, {record['wall_time_s']:.1f} s on "
-          f"{record['hardware']}; backbone {results.describe_source(record)}")
+          f"{record['hardware']}; {results.provenance(record, data=True)}")
     if record.get("key"):
         print(f"record: {record['key']}")
 
 
 def cmd_demo(args) -> int:
     _threads(args.device)
-    import dataclasses
-
-    from fptlib import experiments
     backbone = _backbone(args)
-    cfg = experiments.base_config("bit-xor", "quick", backbone, row="demo", column="bit-xor")
-    cfg = dataclasses.replace(cfg, steps=args.steps)
+    cfg = experiments.config("bit-xor", "quick", backbone, row="demo", column="bit-xor", steps=args.steps)
+    out = Path(args.out)
+    if out.is_dir():        # found now, not after training
+        raise ValueError(f"--out {out} is a folder: give a file name for the PNG, e.g. --out {out / 'attention.png'}")
     print(f"FPT demo: {cfg.describe()}", flush=True)
     record, model = experiments.train(cfg, directory=args.results_dir, progress=not args.no_progress,
                                       device=args.device, checkpoint=False)
     _print_summary(record)
-    path = save_attention_picture(model, cfg, Path(args.out))
+    path = save_attention_picture(model, cfg, out)
     print(f"attention of every layer and head on one example: {path}")
     return 0
 
@@ -163,16 +175,13 @@ def save_attention_picture(model, cfg, out: Path) -> Path:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from fptlib import tasks
-    from fptlib.attention import extract_attentions
+    from fptlib.attention import extract_attentions      # the plots import matplotlib: only here
     from fptlib.viz import bit_labels, plot_attention_grid
 
     task = tasks.get(cfg.task, **dict(cfg.task_options))
     batch = next(task.eval_batches("test", 4, "cpu"))
     attn = extract_attentions(model.cpu(), batch.x)
     fig = plot_attention_grid(attn, example=0, tokens=bit_labels(batch.x[0], task.n))
-    from fptlib.results import atomic_write
-
     try:
         atomic_write(out, lambda f: fig.savefig(f, dpi=110, bbox_inches="tight", format="png"),
                      binary=True)
@@ -183,24 +192,23 @@ def save_attention_picture(model, cfg, out: Path) -> Path:
 
 def cmd_reproduce(args) -> int:
     _threads(args.device)
-    from fptlib import experiments, results
-    changes = {"steps": args.steps} if args.steps else {}
+    changes = {"steps": args.steps} if args.steps is not None else {}
     if args.backbone_override:
         changes["backbone_overrides"] = parse_options(args.backbone_override)
-    experiments.reproduce(args.table, args.profile, backbone=args.backbone, directory=args.results_dir,
+    profile = _profile(args)
+    experiments.reproduce(args.table, profile, backbone=args.backbone, directory=args.results_dir,
                           progress=not args.no_progress, device=args.device,
                           compile=_compile(args), **changes)
     print()
-    print(results.table(args.table, args.profile, directory=args.results_dir, backbone=args.backbone, **changes))
+    print(report.table(args.table, profile, directory=args.results_dir, backbone=args.backbone, **changes))
     return 0
 
 
 def cmd_sweep(args) -> int:
     _threads(args.device)
-    from fptlib.train import sweep
     cfg = _config_from_args(args)
-    lrs = tuple(args.lrs) if args.lrs else (sweep.QUICK_LRS if args.profile == "quick" else sweep.CRITIQUE_LRS)
-    res = sweep.sweep(cfg, lrs=lrs, seeds=tuple(args.seeds), directory=args.results_dir,
+    lrs = tuple(args.lrs) if args.lrs else (sweeps.QUICK_LRS if cfg.profile == "quick" else sweeps.CRITIQUE_LRS)
+    res = sweeps.sweep(cfg, lrs=lrs, seeds=tuple(args.seeds), directory=args.results_dir,
                       progress=not args.no_progress, device=args.device)
     print()
     print(res.markdown())
@@ -208,20 +216,17 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from fptlib import results
     if args.table:
-        print(results.table(args.table, args.profile, directory=args.results_dir, backbone=args.backbone))
+        print(report.table(args.table, _profile(args), directory=args.results_dir, backbone=args.backbone))
     else:
-        print(results.table(None, directory=args.results_dir))
+        print(report.table(None, directory=args.results_dir))
     return 0
 
 
 def register(subparsers) -> None:
-    from fptlib import experiments
-
     p = subparsers.add_parser("demo", help="FPT on Bit XOR with the default backbone; saves an attention picture")
     p.add_argument("--backbone", default=None)
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=positive_int, default=300)
     p.add_argument("--out", default="fpt_demo_attention.png", help="PNG for the attention picture")
     _add_common(p)
     p.set_defaults(func=cmd_demo)
@@ -231,15 +236,17 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the results record as JSON")
     p.add_argument("--checkpoint-dir", default=None, help="resumable checkpoints here (rerun to resume)")
     p.add_argument("--no-store", action="store_true", help="do not write the record to the results store")
+    p.add_argument("--extend-positions", action="store_true",
+                   help="grow the backbone's positional table for inputs longer than it")
     _add_compile(p)
     p.set_defaults(func=cmd_train)
 
     tables = ", ".join(experiments.names())
     p = subparsers.add_parser("reproduce", help="run a paper table's experiments (skips finished runs)")
     p.add_argument("table", help=f"one of: {tables}")
-    p.add_argument("--profile", default="quick", choices=experiments.PROFILES)
+    p.add_argument("--profile", default=None, choices=PROFILES, help=PROFILE_HELP)
     p.add_argument("--backbone", default=None)
-    p.add_argument("--steps", type=int, default=None, help="override every run's steps (a shorter smoke run)")
+    p.add_argument("--steps", type=positive_int, default=None, help="override every run's steps (a shorter smoke run)")
     p.add_argument("--backbone-override", action="append", metavar="NAME=VALUE",
                    help="backbone config field for every run, e.g. n_layer=2 (random inits; repeatable)")
     _add_common(p)
@@ -254,7 +261,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("results", help="stored results as markdown, beside the paper's numbers")
     p.add_argument("table", nargs="?", default=None, help=f"a paper table ({tables}); none: every record")
-    p.add_argument("--profile", default="quick", choices=experiments.PROFILES)
+    p.add_argument("--profile", default=None, choices=PROFILES, help=PROFILE_HELP)
     p.add_argument("--backbone", default=None)
     p.add_argument("--results-dir", default=None)
     p.set_defaults(func=cmd_results)

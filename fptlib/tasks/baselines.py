@@ -1,0 +1,103 @@
+"""Trivial baselines: what a model that learned nothing useful scores on a task's split.
+
+Every table of the course shows these beside the runs, so that "72%" can be read against what a
+constant or a linear read-out already gets. Each is computed from the split's data, never quoted:
+
+* ``chance``: uniform guessing, 1 / classes (per bit for the bit tasks);
+* ``majority``: the best constant prediction on this split (the share of its most common class);
+* ``copy`` (Bit Memory): copy the visible bits of the masked query and guess 1 where a bit is
+  masked: 75% at the paper's masking probability of 0.5, with no memory of the five strings at all;
+* ``pixel logistic regression`` (image tasks): a linear classifier on the raw, normalised pixels
+  (scikit-learn), trained on the first ``n_train`` training images.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from fptlib.tasks.base import Task
+from fptlib.tasks.bits import BitMemory, BitTask
+
+BATCH = 512
+LOGREG_TRAIN = 5000      # training images for the pixel logistic regression (the 5k MNIST set: all)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    accuracy: float          # fraction on ``split``
+    split: str
+    how: str
+
+
+def _split_tensors(task: Task, split: str, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = [], []
+    for batch in task.eval_batches(split, BATCH, "cpu", limit=limit):
+        if batch.mask is not None:
+            raise ValueError(f"{task.name}: padded inputs have no pixel baseline")
+        xs.append(batch.x.reshape(len(batch), -1))
+        ys.append(batch.y)
+    if not ys:
+        raise ValueError(f"{task.name}: split {split!r} is empty")
+    return torch.cat(xs), torch.cat(ys)
+
+
+def _labels(task: Task, split: str, limit: int | None) -> torch.Tensor:
+    return torch.cat([b.y.reshape(-1) for b in task.eval_batches(split, BATCH, "cpu", limit=limit)])
+
+
+def classes_per_output(task: Task) -> int:
+    """Classes each prediction chooses from: 2 per bit for the bit tasks, else ``output_dim``."""
+    return 2 if isinstance(task, BitTask) else task.output_dim
+
+
+def chance(task: Task, split: str = "test") -> Baseline:
+    k = classes_per_output(task)
+    return Baseline("chance", 1.0 / k, split, f"uniform guess among {k} classes")
+
+
+def majority(task: Task, split: str = "test", limit: int | None = None) -> Baseline:
+    y = _labels(task, task.check_split(split), limit)
+    counts = torch.bincount(y, minlength=classes_per_output(task))
+    top = int(counts.argmax())
+    return Baseline("majority class", float(counts[top]) / len(y), split,
+                    f"always class {top}, the most common in the {split} split ({len(y)} predictions)")
+
+
+def copy_query(task: BitMemory, split: str = "test", limit: int | None = None) -> Baseline:
+    """Bit Memory: copy the query's visible bits, guess 1 for the masked ones."""
+    correct = total = 0
+    for batch in task.eval_batches(task.check_split(split), BATCH, "cpu", limit=limit):
+        query = batch.x[:, -task.n_bits:]
+        guess = torch.where(query == 0, torch.ones_like(batch.y), (query > 0).long())
+        correct += int((guess == batch.y).sum())
+        total += batch.y.numel()
+    return Baseline("copy the visible bits", correct / total, split,
+                    f"copy the masked query, guess 1 where masked (mask p={task.mask_p}); no memory used")
+
+
+def pixel_logistic_regression(task: Task, split: str = "test", n_train: int = LOGREG_TRAIN,
+                              limit: int | None = None, seed: int = 0) -> Baseline:
+    """A linear classifier on the normalised pixels (no augmentation), trained on the first
+    ``n_train`` training images."""
+    from sklearn.linear_model import LogisticRegression   # optional dependency: fptlib[data]
+
+    x_train, y_train = _split_tensors(task, "train", n_train)
+    x_eval, y_eval = _split_tensors(task, task.check_split(split), limit)
+    clf = LogisticRegression(max_iter=300, random_state=seed)
+    clf.fit(x_train.double().numpy(), y_train.numpy())
+    acc = float((clf.predict(x_eval.double().numpy()) == y_eval.numpy()).mean())
+    return Baseline("pixel logistic regression", acc, split,
+                    f"scikit-learn LogisticRegression on raw pixels, {len(y_train)} training images")
+
+
+def baselines(task: Task, split: str = "test", *, limit: int | None = None,
+              pixels: bool = True) -> list[Baseline]:
+    """Every trivial baseline that applies to ``task`` on ``split``."""
+    out = [chance(task, split), majority(task, split, limit)]
+    if isinstance(task, BitMemory):
+        out.append(copy_query(task, split, limit))
+    if pixels and getattr(task, "image_size", None) is not None:
+        out.append(pixel_logistic_regression(task, split, limit=limit))
+    return out

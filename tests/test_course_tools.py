@@ -1,0 +1,70 @@
+"""The course's address is defined once and copied everywhere; the packaging check reads the notebooks."""
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+course_url = _tool("course_url")
+check_packaging = _tool("check_packaging")
+
+
+def test_every_badge_install_cell_and_readme_use_pyprojects_address():
+    assert course_url.stale() == []
+
+
+@pytest.fixture
+def copy(tmp_path):
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns("*.py", "*.cfg"))
+    return tmp_path
+
+
+def test_a_fork_changes_one_line_and_the_script_propagates_it(copy):
+    fork = "https://github.com/someone/my-fpt"
+    changed = course_url.write(copy, url=fork)
+    notebooks = sorted((copy / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert set(changed) == set(notebooks) | {copy / "README.md"}
+    assert course_url.course_url(copy) == fork and course_url.stale(copy) == []
+    for nb in notebooks:
+        text = nb.read_text()
+        assert "fpt-course/fpt-course" not in text
+        assert f"colab.research.google.com/github/someone/my-fpt/blob/main/notebooks/{nb.name}" in text
+        assert f"git+{fork}\\\"" in text                  # the install cell, inside the JSON string
+    # only the Repository line of pyproject changed
+    before, after = (ROOT / "pyproject.toml").read_text().splitlines(), (copy / "pyproject.toml").read_text().splitlines()
+    assert [(a, b) for a, b in zip(before, after) if a != b] == [
+        ('Repository = "https://github.com/fpt-course/fpt-course"', f'Repository = "{fork}"')]
+
+
+def test_a_notebook_left_pointing_elsewhere_is_reported(copy):
+    nb = copy / "notebooks" / "03_bit_xor.ipynb"
+    nb.write_text(nb.read_text().replace("fpt-course/fpt-course", "old/place"))
+    assert course_url.stale(copy) == ["03_bit_xor.ipynb: points elsewhere than https://github.com/fpt-course/fpt-course"]
+    with pytest.raises(ValueError, match="OWNER/NAME"):
+        course_url.write(copy, url="https://gitlab.com/x/y")
+
+
+def test_packaging_check_reads_extras_and_imports_from_the_notebooks(copy):
+    notebooks = sorted((copy / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert check_packaging.install_extras(notebooks) == ["data", "offline", "viz"]
+    modules = check_packaging.imported_modules(notebooks)
+    assert "fptlib" in modules and "torch" in modules
+    assert not {"sys", "google", "os"} & set(modules)          # stdlib and Colab-only modules are not checked
+    nb = notebooks[0]
+    nb.write_text(nb.read_text().replace("fptlib[offline,data,viz]", "fptlib[offline]"))
+    with pytest.raises(ValueError, match="disagree"):
+        check_packaging.install_extras(notebooks)

@@ -1,0 +1,66 @@
+"""Trivial baselines are computed from each split's data."""
+import pytest
+import torch
+
+from fptlib.tasks.base import Batch, Task
+from fptlib.tasks.baselines import baselines, chance, copy_query, majority, pixel_logistic_regression
+from fptlib.tasks.bits import BitMemory, BitXOR
+
+
+class Fixed(Task):
+    """A hand-made task: the given labels, one example each, features that reveal them or not."""
+
+    name, input_kind, token_dim, max_len, output_dim = "fixed", "continuous", 4, 1, 3
+
+    def __init__(self, labels, informative=True):
+        self.labels = torch.tensor(labels)
+        gen = torch.Generator().manual_seed(0)
+        noise = torch.randn(len(labels), 4, generator=gen)
+        self.x = noise + (3 * torch.nn.functional.one_hot(self.labels, 4).float() if informative else 0)
+        self.image_size = 2          # treated as an image task (pixel baseline applies)
+
+    def eval_batches(self, split, batch_size, device, limit=None):
+        self.check_split(split)
+        n = len(self.labels) if limit is None else min(limit, len(self.labels))
+        for i in range(0, n, batch_size):
+            yield Batch(self.x[i:min(n, i + batch_size)], self.labels[i:min(n, i + batch_size)])
+
+
+def test_majority_is_the_share_of_the_most_common_class_of_the_split():
+    task = Fixed([0, 1, 1, 2, 1, 0, 1, 1])
+    b = majority(task, "test")
+    assert b.accuracy == pytest.approx(5 / 8) and "class 1" in b.how
+    assert chance(task).accuracy == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="no split"):
+        majority(task, "nope")
+
+
+def test_bit_tasks_chance_is_per_bit_and_majority_near_half():
+    task = BitXOR(n=5, eval_size=2000)
+    assert chance(task).accuracy == 0.5
+    assert 0.5 <= majority(task).accuracy < 0.53
+
+
+def test_bit_memory_copy_baseline_is_about_75_percent_at_mask_half():
+    task = BitMemory(n_bits=100, n_patterns=5, patch=10, mask_p=0.5, eval_size=200)
+    assert copy_query(task).accuracy == pytest.approx(0.75, abs=0.01)
+    none_masked = BitMemory(n_bits=100, n_patterns=5, patch=10, mask_p=0.0, eval_size=50)
+    assert copy_query(none_masked).accuracy == 1.0
+    assert [b.name for b in baselines(task)] == ["chance", "majority class", "copy the visible bits"]
+
+
+def test_pixel_logistic_regression_learns_informative_pixels_only():
+    labels = [i % 3 for i in range(300)]
+    good = pixel_logistic_regression(Fixed(labels), n_train=300)
+    bad = pixel_logistic_regression(Fixed(labels, informative=False), n_train=300)
+    assert good.accuracy > 0.9 and bad.accuracy < good.accuracy
+    assert [b.name for b in baselines(Fixed(labels))][-1] == "pixel logistic regression"
+
+
+def test_real_offline_digits_get_every_baseline_from_their_split():
+    from fptlib import tasks
+    task = tasks.get("digits")
+    found = {b.name: b for b in baselines(task)}
+    assert set(found) == {"chance", "majority class", "pixel logistic regression"}
+    assert 0.1 <= found["majority class"].accuracy < 0.2
+    assert found["pixel logistic regression"].accuracy > 0.8       # 8x8 digits are nearly linearly separable

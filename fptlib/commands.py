@@ -5,7 +5,8 @@
 - ``train``: one run from the command line; ``--json`` prints its results record.
 - ``reproduce TABLE --profile quick|full``: every run of a paper table, skipping finished ones.
 - ``sweep``: a learning-rate sweep with validation-based selection over seeds.
-- ``results [TABLE]``: the stored records as markdown, beside the paper's numbers.
+- ``results [TABLE]``: the stored records as markdown, beside the paper's numbers; ``results --claims``:
+  the paper's claims with verdicts computed from the records.
 """
 from __future__ import annotations
 
@@ -196,9 +197,14 @@ def cmd_reproduce(args) -> int:
     if args.backbone_override:
         changes["backbone_overrides"] = parse_options(args.backbone_override)
     profile = _profile(args)
-    experiments.reproduce(args.table, profile, backbone=args.backbone, directory=args.results_dir,
-                          progress=not args.no_progress, device=args.device,
-                          compile=_compile(args), **changes)
+    records = experiments.reproduce(args.table, profile, backbone=args.backbone, directory=args.results_dir,
+                                    progress=not args.no_progress, device=args.device,
+                                    compile=_compile(args), **changes)
+    chosen = sweeps.select_each(records)
+    if chosen:
+        print("\nlearning rates chosen on validation (mean best-val accuracy over seeds); test at that lr:")
+        for (row, column), (lr, summary) in chosen.items():
+            print(f"  {row} / {column}: lr {lr:g}, test {summary.text()}")
     print()
     print(report.table(args.table, profile, directory=args.results_dir, backbone=args.backbone, **changes))
     return 0
@@ -216,7 +222,11 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_results(args) -> int:
-    if args.table:
+    if args.claims:
+        if args.table:
+            raise SystemExit("results: give a TABLE or --claims, not both")
+        print(report.claims(_profile(args), directory=args.results_dir, backbone=args.backbone))
+    elif args.table:
         print(report.table(args.table, _profile(args), directory=args.results_dir, backbone=args.backbone))
     else:
         print(report.table(None, directory=args.results_dir))
@@ -261,6 +271,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("results", help="stored results as markdown, beside the paper's numbers")
     p.add_argument("table", nargs="?", default=None, help=f"a paper table ({tables}); none: every record")
+    p.add_argument("--claims", action="store_true",
+                   help="the paper's claims with verdicts computed from the profile's records")
     p.add_argument("--profile", default=None, choices=PROFILES, help=PROFILE_HELP)
     p.add_argument("--backbone", default=None)
     p.add_argument("--results-dir", default=None)

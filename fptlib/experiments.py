@@ -38,6 +38,7 @@ from fptlib.model import FPT
 from fptlib.tasks.registry import data_key
 from fptlib.train.checkpoint import atomic_save, load_trained_state
 from fptlib.train.distributed import context
+from fptlib.train.features import fit_output_only, has_training_set
 from fptlib.train.trainer import TrainConfig, Trainer
 
 PROFILES = ("quick", "full")
@@ -408,6 +409,16 @@ def weights_path(key: str, directory=None) -> Path:
 # any other difference from the checkpoint's run is refused
 RESUMABLE = ("steps", "eval_every", "eval_limit", "target_accuracy")
 MAX_SAVED_TRAINED = 5_000_000    # trained parameters above which weights are not kept (fully trained runs)
+OUTPUT_ONLY = "output_only"      # the freeze preset whose runs train on cached frozen features
+FRESH_DATA_NOTE = ("output layer only, trained with the ordinary Trainer: the task draws fresh examples "
+                   "at every step, so there is no training set to cache")
+
+
+def uses_feature_cache(config: RunConfig, task) -> bool:
+    """Whether ``train`` fits ``config`` on cached frozen features (``train.features``): output-only
+    runs of a task with a finite training set. Bit tasks draw fresh data at every step and train
+    with the ordinary Trainer."""
+    return config.freeze == OUTPUT_ONLY and has_training_set(task)
 
 
 def build(config: RunConfig, device: str | torch.device = "cpu", directory=None):
@@ -480,13 +491,24 @@ def run(config: RunConfig, *, directory=None, force: bool = False, progress: boo
     return record
 
 
+def train_config(config: RunConfig, **settings) -> TrainConfig:
+    """The Trainer's settings for ``config`` (``settings``: device, progress, checkpoint_dir, ...)."""
+    return TrainConfig(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum,
+                       eval_every=config.eval_every, eval_limit=config.eval_limit, seed=config.seed,
+                       target_accuracy=config.target_accuracy,
+                       run_identity=json.loads(json.dumps(config.identity(exclude=RESUMABLE), default=str)),
+                       **settings)
+
+
 def train(config: RunConfig, *, directory=None, progress: bool = True, device: str = "auto",
           checkpoint: bool | str | None = None, store: bool = True, save_weights: bool | None = None,
           compile: bool | str = "auto"):
     """Always train; return (record, model). Stores the record (and small trained weights).
     ``checkpoint``: True for ``<results>/checkpoints/<key>/``, a folder name, or False / None
     (None: on for the full profile only). ``save_weights``: keep the trained parameters next to
-    the record (None: when there are at most MAX_SAVED_TRAINED of them)."""
+    the record (None: when there are at most MAX_SAVED_TRAINED of them).
+    Output-only runs of dataset tasks train on cached frozen features (:func:`uses_feature_cache`;
+    augmentation and dropout before the output layer off, as the record's notes say)."""
 
     dev = env.pick_device(device)
     model, task = build(config, "cpu", directory)      # the Trainer moves it (under DDP: to this rank's GPU)
@@ -496,13 +518,19 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
         ckpt_dir = Path(checkpoint)
     else:
         ckpt_dir = results.results_dir(directory) / "checkpoints" / config.key if checkpoint else None
-    tc = TrainConfig(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum,
-                     eval_every=config.eval_every, eval_limit=config.eval_limit, seed=config.seed,
-                     target_accuracy=config.target_accuracy, device=str(dev), progress=progress,
-                     checkpoint_dir=str(ckpt_dir) if ckpt_dir else None, compile=compile,
-                     run_identity=json.loads(json.dumps(config.identity(exclude=RESUMABLE), default=str)))
-    result = Trainer(model, task, tc).fit()
+    tc = train_config(config, device=str(dev), progress=progress, compile=compile,
+                      checkpoint_dir=str(ckpt_dir) if ckpt_dir else None)
     notes = []
+    if uses_feature_cache(config, task):
+        # a checkpoint of the output head alone: apart from any checkpoint of an uncached run
+        if tc.checkpoint_dir:
+            tc = dataclasses.replace(tc, checkpoint_dir=str(Path(tc.checkpoint_dir) / "cached"))
+        result = fit_output_only(model, task, tc)
+        notes.extend(result.notes)
+    else:
+        if config.freeze == OUTPUT_ONLY:
+            notes.append(FRESH_DATA_NOTE)
+        result = Trainer(model, task, tc).fit()
     if config.profile == "quick":
         notes.append(FULL_SIZE_NOTE)
     if config.backbone != "lstm" and not config.backbone.startswith("gpt2"):
@@ -510,6 +538,8 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     record = results.make_record(result, model, task, key=config.key, freeze=config.freeze, profile=config.profile,
                                  label={"table": config.table, "row": config.row, "column": config.column},
                                  notes=notes, extra={"run_config": config.to_dict()})
+    if hasattr(result, "feature_s"):
+        record["feature_cache"] = {"feature_s": round(result.feature_s, 3), "examples": result.cached_examples}
     if store and context().is_main:        # under DDP only rank 0 writes
         trained = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
         if save_weights is None:
@@ -540,23 +570,50 @@ def load_model(config: RunConfig, device: str = "cpu", directory=None):
     return model, task
 
 
+# what runs of one group may differ in: a packed trainer trains them side by side (one model each)
+GROUP_VARIES = ("seed", "lr")
+
+
+def compatible_groups(configs) -> list[list[RunConfig]]:
+    """``configs`` grouped for training together: the same run (backbone, task and data, freeze,
+    budget, ...) except for ``GROUP_VARIES`` (seeds, learning rates). Groups keep the order in
+    which their first config appears, configs their order within the group; a key listed twice
+    is kept once."""
+    groups: dict[str, list[RunConfig]] = {}
+    seen = set()
+    for cfg in configs:
+        if cfg.key in seen:
+            continue
+        seen.add(cfg.key)
+        shared = json.dumps(cfg.identity(exclude=GROUP_VARIES), sort_keys=True, default=str)
+        groups.setdefault(shared, []).append(cfg)
+    return list(groups.values())
+
+
 def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None, directory=None,
               progress: bool = True, device: str = "auto", log: Callable[[str], None] = print,
               compile: bool | str = "auto", **changes) -> list[dict]:
-    """Run every configuration of a table that the store does not have yet; return all records.
-    Runs whose data or backbone is not available here are skipped with a message."""
+    """Run every configuration of a table that the store does not have yet; return all records
+    in the table's order, each labelled with its place in THIS table (a run shared with another
+    table is stored once, under the label of the table that ran it first). Runs are taken group by group (:func:`compatible_groups`: the seeds
+    and learning rates of one setting together). Runs whose data or backbone is not available
+    here are skipped with a message."""
     configs = table(name, profile, backbone, **changes)
-    records = []
-    for i, cfg in enumerate(configs, 1):
+    groups = compatible_groups(configs)
+    log(f"{name}: {len(configs)} configurations, {sum(map(len, groups))} distinct runs "
+        f"in {len(groups)} groups (differing in {' or '.join(GROUP_VARIES)} only)")
+    by_key = {}
+    ordered = [cfg for group in groups for cfg in group]
+    for i, cfg in enumerate(ordered, 1):
         done = results.get(cfg.key, directory)
         if done is not None:
-            log(f"[{i}/{len(configs)}] done already: {cfg.row} / {cfg.column} ({cfg.key})")
-            records.append(done)
+            log(f"[{i}/{len(ordered)}] done already: {cfg.row} / {cfg.column} ({cfg.key})")
+            by_key[cfg.key] = done
             continue
-        log(f"[{i}/{len(configs)}] running {cfg.row} / {cfg.column}: {cfg.describe()}")
+        log(f"[{i}/{len(ordered)}] running {cfg.row} / {cfg.column}: {cfg.describe()}")
         try:
-            records.append(run(cfg, directory=directory, progress=progress, device=device, compile=compile))
+            by_key[cfg.key] = run(cfg, directory=directory, progress=progress, device=device, compile=compile)
         except (FileNotFoundError, BackboneUnavailable) as err:
             log(f"    skipped, not available here: {err}")
-    return records
-
+    return [{**by_key[c.key], "label": {"table": c.table, "row": c.row, "column": c.column}}
+            for c in configs if c.key in by_key]

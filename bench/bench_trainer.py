@@ -113,6 +113,20 @@ def peak_flops(device) -> float | None:
     return None
 
 
+def setup(args):
+    """(device, backbone name, task, model, tokens per example) from the common options; seeds 0."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = env.pick_device(args.device)
+    name = experiments.resolve_backbone(args.backbone)
+    task = pick_task(args.task, dict(parse_options(args.task_option)))
+    torch.manual_seed(0)
+    model = FPT.for_task(task, load_backbone(name, init=args.init))
+    seq_len = next(task.train_batches(1, "cpu", seed=0)).x.reshape(1, -1).shape[1] // (task.token_dim or 1) \
+        if task.input_kind == "continuous" else task.max_len
+    return device, name, task, model, seq_len
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backbone", default=None, help="default: the registry's rule (GPT-2 on a GPU, else MiniLM)")
@@ -132,16 +146,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs of each loop; the best is reported")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU); default torch's")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    device = env.pick_device(args.device)
-    name = experiments.resolve_backbone(args.backbone)
-    task = pick_task(args.task, dict(parse_options(args.task_option)))
-    torch.manual_seed(0)
-    model = FPT.for_task(task, load_backbone(name, init=args.init))
-    seq_len = next(task.train_batches(1, "cpu", seed=0)).x.reshape(1, -1).shape[1] // (task.token_dim or 1) \
-        if task.input_kind == "continuous" else task.max_len
+    device, name, task, model, seq_len = setup(args)
     if args.compile == "auto":
         # what TrainConfig(compile="auto") picks for a long run (this benchmark's few hundred steps
         # would otherwise stay eager): CUDA graphs for fixed-shape tasks on CUDA, eager on a CPU

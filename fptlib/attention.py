@@ -8,10 +8,13 @@ picture into numbers:
 * :func:`extract_attentions` runs a model on inputs and returns every layer's and head's attention
   as one float32 CPU tensor ``[layers, batch, heads, L, L]`` (rows = the attending token, columns =
   the attended token; each row sums to one).
-* :func:`matching_bit_score` is the share of attention from output position ``i`` that falls on the
-  two tokens ``i`` and ``n + i`` (bit ``i`` of string a and of string b), per layer and head.
-* :func:`matching_bit_chance` is what that share would be if attention were uniform over the
-  positions a token can see, the yardstick the score has to beat.
+* :func:`partner_share` is the share of attention from output position ``i`` (token ``n + i``) on
+  its partner bit, token ``i`` of the other string, per layer and head; :func:`self_share` is the
+  share on the token itself. They are kept apart: looking at yourself moves no information.
+* :func:`share_chance` is what either share would be if attention were uniform over the tokens an
+  output can see (causal backbones: only earlier ones), the yardstick the shares have to beat.
+* :func:`ablate_heads` silences heads (a hook on the attention output before the output
+  projection) to test whether the model *needs* the head the pictures point at.
 
 Bit XOR token order (``fptlib.tasks`` ``bit-xor``): string a (tokens ``0 .. n-1``), then string b
 (tokens ``n .. 2n-1``); the output layer reads the last ``n`` tokens, so output ``i`` sits on token
@@ -19,6 +22,8 @@ Bit XOR token order (``fptlib.tasks`` ``bit-xor``): string a (tokens ``0 .. n-1`
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -116,7 +121,7 @@ def extract_attentions(model: nn.Module, x: Tensor, attention_mask: Tensor | Non
     return torch.stack([a.detach().float().cpu() for a in attentions])
 
 
-# ----------------------------------------------------------------------------- matching-bit score
+# ----------------------------------------------------------------------------- partner and self shares
 
 def check_attentions(attn) -> Tensor:
     """Validate an attention stack ``[layers, B, heads, L, L]``; return it as a float tensor."""
@@ -146,61 +151,80 @@ def _check_n_bits(attn: Tensor, n_bits) -> int:
     return n_bits
 
 
-def matching_bit_score(attn: Tensor, n_bits: int) -> Tensor:
-    """Share of attention from each output position on the two bits its XOR needs: ``[layers, heads]``.
-
-    Output ``i`` is token ``n + i``; it needs token ``i`` (bit i of a) and token ``n + i`` (bit i of
-    b, itself). The share is taken of each row's total (one after softmax), averaged over ``i`` and
-    over the examples. 1 means the head looks only at the right bits.
-    """
+def _output_rows(attn: Tensor, n_bits) -> tuple[Tensor, int]:
+    """The rows of the output tokens ``n .. 2n-1`` as shares of each row's total: ``[layers, B, heads, n, L]``."""
     attn = check_attentions(attn)
     n = _check_n_bits(attn, n_bits)
+    rows = attn[..., n:, :]
+    return rows / rows.sum(-1, keepdim=True).clamp_min(1e-12), n
+
+
+def partner_share(attn: Tensor, n_bits: int) -> Tensor:
+    """Share of attention from output position ``i`` on its partner bit: ``[layers, heads]``.
+
+    Output ``i`` is token ``n + i`` (bit i of string b); its partner is token ``i``, bit i of the
+    *other* string, the one token it must fetch from elsewhere for the XOR. Averaged over ``i`` and
+    the examples; 1 means the head looks only at the partner bits.
+    """
+    rows, n = _output_rows(attn, n_bits)
     i = torch.arange(n)
-    rows = attn[..., n + i, :]                                        # [layers, B, heads, n, L]
-    hit = rows[..., i, i] + rows[..., i, n + i]                       # [layers, B, heads, n]
-    share = hit / rows.sum(-1).clamp_min(1e-12)
-    return share.mean(dim=(1, 3))
+    return rows[..., i, i].mean(dim=(1, 3))
 
 
-def chance_value(n_bits: int, causal: bool) -> float:
-    """The matching-bit share of uniform attention over the positions each output token can see.
+def self_share(attn: Tensor, n_bits: int) -> Tensor:
+    """Share of attention from output position ``i`` (token ``n + i``) on itself: ``[layers, heads]``.
 
-    A causal backbone lets token ``n + i`` see ``n + i + 1`` positions (both needed bits among
-    them); a bidirectional one sees all ``2n``.
+    Kept apart from :func:`partner_share`: a head that only looks at its own token also "covers"
+    one of the two bits the XOR needs, without moving any information between the strings.
+    """
+    rows, n = _output_rows(attn, n_bits)
+    i = torch.arange(n)
+    return rows[..., i, n + i].mean(dim=(1, 3))
+
+
+def share_chance(n_bits: int, causal: bool) -> float:
+    """The partner (and the self) share of uniform attention over the tokens each output can see.
+
+    Both are one token out of the visible ones, so they share one value: ``1 / 2n`` for a
+    bidirectional backbone; for a causal one token ``n + i`` sees only tokens ``0 .. n + i``, so the
+    value is the mean over ``i`` of ``1 / (n + i + 1)`` (the partner, token ``i``, is always among them).
     """
     check_n_bits(n_bits)
     if not isinstance(causal, bool):
         raise TypeError(f"causal must be True or False (backbone.causal), got {causal!r}")
     if not causal:
-        return 2.0 / (2 * n_bits)
-    return sum(2.0 / (n_bits + i + 1) for i in range(n_bits)) / n_bits
-
-
-def matching_bit_chance(attn: Tensor, n_bits: int, causal: bool) -> Tensor:
-    """:func:`chance_value` laid out like :func:`matching_bit_score`'s result, ``[layers, heads]``."""
-    attn = check_attentions(attn)
-    _check_n_bits(attn, n_bits)        # chance_value checks n_bits alone; this also checks the token count
-    return torch.full((attn.shape[0], attn.shape[2]), chance_value(n_bits, causal))
+        return 1.0 / (2 * n_bits)
+    return sum(1.0 / (n_bits + i + 1) for i in range(n_bits)) / n_bits
 
 
 @dataclass
-class MatchingReport:
-    """Matching-bit scores of one model on one string length, with the chance yardstick."""
+class BitShares:
+    """Partner and self shares of one model on one string length, with their chance values."""
     n_bits: int
     causal: bool
-    score: Tensor          # [layers, heads]
-    chance: float
+    partner: Tensor        # [layers, heads]
+    itself: Tensor         # [layers, heads] the self share
+    partner_chance: float
+    self_chance: float
+
+    @classmethod
+    def of(cls, attn: Tensor, n_bits: int, causal: bool) -> "BitShares":
+        chance = share_chance(n_bits, causal)
+        return cls(n_bits, causal, partner_share(attn, n_bits), self_share(attn, n_bits), chance, chance)
 
     @property
-    def best(self) -> tuple[int, int, float]:
-        """(layer, head, score) of the head that looks most at the matching bits."""
-        flat = int(self.score.argmax())
-        layer, head = divmod(flat, self.score.shape[1])
-        return layer, head, float(self.score[layer, head])
+    def top(self) -> tuple[int, int]:
+        """(layer, head) with the highest partner share: the head the pictures open on."""
+        return top_head(self.partner)
 
-    @property
-    def best_over_chance(self) -> float:
-        return self.best[2] / self.chance
+
+def top_head(partner: Tensor) -> tuple[int, int]:
+    """(layer, head) of the largest value of a ``[layers, heads]`` partner share (first on ties)."""
+    if not isinstance(partner, Tensor) or partner.dim() != 2:
+        raise ValueError("partner must be a [layers, heads] tensor from partner_share, "
+                         f"got {getattr(partner, 'shape', type(partner).__name__)}")
+    layer, head = divmod(int(partner.argmax()), partner.shape[1])
+    return layer, head
 
 
 def is_causal(model: nn.Module) -> bool:
@@ -209,3 +233,70 @@ def is_causal(model: nn.Module) -> bool:
     if bb is None or not hasattr(bb, "causal"):
         raise TypeError(f"cannot tell whether {type(model).__name__} is causal: pass an FPT or a Backbone")
     return bool(bb.causal)
+
+
+# ----------------------------------------------------------------------------- head ablation
+
+ABLATION_MODES = ("zero", "mean")
+
+
+def output_projection(model: nn.Module, layer: int) -> nn.Module:
+    """The attention output projection of ``layer``: its input is the heads' outputs side by side.
+
+    GPT-2: ``h[layer].attn.c_proj``; BERT/MiniLM: ``encoder.layer[layer].attention.output.dense``;
+    LLaMA/SmolLM2: ``layers[layer].self_attn.o_proj``. Head ``h`` is the slice
+    ``h * d .. (h + 1) * d`` of that input's last dimension (``d`` = its width / heads).
+    """
+    bb = _backbone_of(model)
+    _check_has_attention(model)
+    family = getattr(bb, "family", None)
+    body = getattr(bb, "model", None)
+    if family == "gpt2":
+        blocks, path = body.h, "attn.c_proj"
+    elif family == "bert":
+        blocks, path = body.encoder.layer, "attention.output.dense"
+    elif family == "llama":
+        blocks, path = body.layers, "self_attn.o_proj"
+    else:
+        raise ValueError(f"head ablation knows the gpt2, bert and llama families; got backbone family {family!r}")
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < len(blocks):
+        raise ValueError(f"layer={layer!r} is out of range: the backbone has {len(blocks)} layers, use 0..{len(blocks) - 1}")
+    return blocks[layer].get_submodule(path)
+
+
+@contextmanager
+def ablate_heads(model: nn.Module, layer: int, heads: Iterable[int], mode: str = "zero"):
+    """Within the ``with`` block, the chosen heads of ``layer`` contribute nothing of their own.
+
+    A forward pre-hook on :func:`output_projection` rewrites those heads' slices of the projection's
+    input: ``mode="zero"`` sets them to zero (the head is removed, the projection's bias stays);
+    ``mode="mean"`` replaces each by its mean over the batch's examples and positions (the head
+    keeps its average contribution but no longer depends on the input). Every other head's slice
+    passes through untouched. The hook is removed on leaving the block, whatever happens.
+    """
+    if mode not in ABLATION_MODES:
+        raise ValueError(f"unknown ablation mode {mode!r}; known: {', '.join(ABLATION_MODES)}")
+    proj = output_projection(model, layer)
+    n_heads = _backbone_of(model).num_heads
+    heads = sorted(set(heads))
+    bad = [h for h in heads if isinstance(h, bool) or not isinstance(h, int) or not 0 <= h < n_heads]
+    if bad or not heads:
+        raise ValueError(f"heads must be a non-empty set of head indices 0..{n_heads - 1}; got {heads!r}")
+
+    def hook(module, args):
+        x, *rest = args
+        d = x.shape[-1] // n_heads
+        x = x.clone()
+        for h in heads:
+            part = x[..., h * d:(h + 1) * d]
+            if mode == "zero":
+                part.zero_()
+            else:
+                part.copy_(part.mean(dim=tuple(range(part.dim() - 1)), keepdim=True).expand_as(part))
+        return (x, *rest)
+
+    handle = proj.register_forward_pre_hook(hook)
+    try:
+        yield proj
+    finally:
+        handle.remove()

@@ -6,7 +6,8 @@
 - ``reproduce TABLE --profile quick|evidence|full``: every run of a paper table, skipping finished ones
   (evidence: into the tracked ``results/evidence/`` with its manifest).
 - ``sweep``: a learning-rate sweep with validation-based selection over seeds.
-- ``results [TABLE]``: the stored records as markdown, beside the paper's numbers.
+- ``results [TABLE]``: the stored records as markdown, beside the paper's numbers; ``results --claims``:
+  the paper's claims with verdicts computed from the records.
 """
 from __future__ import annotations
 
@@ -197,9 +198,14 @@ def cmd_reproduce(args) -> int:
     if args.backbone_override:
         changes["backbone_overrides"] = parse_options(args.backbone_override)
     profile = _profile(args)
-    experiments.reproduce(args.table, profile, backbone=args.backbone, directory=args.results_dir,
-                          progress=not args.no_progress, device=args.device,
-                          compile=_compile(args), **changes)
+    records = experiments.reproduce(args.table, profile, backbone=args.backbone, directory=args.results_dir,
+                                    progress=not args.no_progress, device=args.device,
+                                    compile=_compile(args), pack=_pack(args), **changes)
+    chosen = sweeps.select_each(records)
+    if chosen:
+        print("\nlearning rates chosen on validation (mean best-val accuracy over seeds); test at that lr:")
+        for (row, column), (lr, summary) in chosen.items():
+            print(f"  {row} / {column}: lr {lr:g}, test {summary.text()}")
     print()
     store = experiments.store_dir(profile, args.results_dir)      # evidence: results/evidence/
     print(report.table(args.table, profile, directory=store, backbone=args.backbone, **changes))
@@ -211,20 +217,41 @@ def cmd_sweep(args) -> int:
     cfg = _config_from_args(args)
     lrs = tuple(args.lrs) if args.lrs else (sweeps.QUICK_LRS if cfg.profile == "quick" else sweeps.CRITIQUE_LRS)
     res = sweeps.sweep(cfg, lrs=lrs, seeds=tuple(args.seeds), directory=args.results_dir,
-                      progress=not args.no_progress, device=args.device)
+                       progress=not args.no_progress, device=args.device, pack=_pack(args))
     print()
     print(res.markdown())
     return 0
 
 
 def cmd_results(args) -> int:
-    if args.table:
-        profile = _profile(args)
-        store = experiments.store_dir(profile, args.results_dir)      # evidence: results/evidence/
+    profile = _profile(args) if (args.claims or args.table) else None
+    store = experiments.store_dir(profile, args.results_dir) if profile else args.results_dir   # evidence: results/evidence/
+    if args.claims:
+        if args.table:
+            raise SystemExit("results: give a TABLE or --claims, not both")
+        print(report.claims(profile, directory=store, backbone=args.backbone))
+    elif args.table:
         print(report.table(args.table, profile, directory=store, backbone=args.backbone))
     else:
         print(report.table(None, directory=args.results_dir))
     return 0
+
+
+def _add_pack(p) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--pack", type=int, default=None, metavar="K",
+                       help="train up to K compatible runs at once over one shared frozen backbone "
+                            "(default: automatic, by memory on CUDA, the benchmark's size on a CPU)")
+    group.add_argument("--no-pack", action="store_true", help="train the runs one at a time")
+
+
+def _pack(args):
+    """The ``pack`` argument of experiments.run_many from --pack K / --no-pack."""
+    if args.no_pack:
+        return False
+    if args.pack is not None and args.pack < 1:
+        raise SystemExit(f"--pack must be a positive number of runs, got {args.pack}")
+    return "auto" if args.pack is None else args.pack
 
 
 def register(subparsers) -> None:
@@ -255,16 +282,20 @@ def register(subparsers) -> None:
                    help="backbone config field for every run, e.g. n_layer=2 (random inits; repeatable)")
     _add_common(p)
     _add_compile(p)
+    _add_pack(p)
     p.set_defaults(func=cmd_reproduce)
 
     p = subparsers.add_parser("sweep", help="learning-rate sweep, validation-based selection, several seeds")
     _add_run_flags(p)
     p.add_argument("--lrs", type=float, nargs="+", default=None, help="learning rates (default by profile)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    _add_pack(p)
     p.set_defaults(func=cmd_sweep)
 
     p = subparsers.add_parser("results", help="stored results as markdown, beside the paper's numbers")
     p.add_argument("table", nargs="?", default=None, help=f"a paper table ({tables}); none: every record")
+    p.add_argument("--claims", action="store_true",
+                   help="the paper's claims with verdicts computed from the profile's records")
     p.add_argument("--profile", default=None, choices=PROFILES, help=PROFILE_HELP)
     p.add_argument("--backbone", default=None)
     p.add_argument("--results-dir", default=None)

@@ -34,7 +34,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -48,6 +47,8 @@ from fptlib.model import FPT
 from fptlib.tasks.registry import data_key
 from fptlib.train.checkpoint import atomic_save, load_trained_state
 from fptlib.train.distributed import context
+from fptlib.train.features import fit_output_only, has_training_set
+from fptlib.train.packed import PackedTrainer, PackError, auto_pack_size, measure_run_bytes, share_frozen
 from fptlib.train.trainer import TrainConfig, Trainer
 
 PROFILES = ("quick", "evidence", "full")
@@ -641,6 +642,16 @@ def weights_path(key: str, directory=None) -> Path:
 # any other difference from the checkpoint's run is refused
 RESUMABLE = ("steps", "eval_every", "eval_limit", "target_accuracy")
 MAX_SAVED_TRAINED = 5_000_000    # trained parameters above which weights are not kept (fully trained runs)
+OUTPUT_ONLY = "output_only"      # the freeze preset whose runs train on cached frozen features
+FRESH_DATA_NOTE = ("output layer only, trained with the ordinary Trainer: the task draws fresh examples "
+                   "at every step, so there is no training set to cache")
+
+
+def uses_feature_cache(config: RunConfig, task) -> bool:
+    """Whether ``train`` fits ``config`` on cached frozen features (``train.features``): output-only
+    runs of a task with a finite training set. Bit tasks draw fresh data at every step and train
+    with the ordinary Trainer."""
+    return config.freeze == OUTPUT_ONLY and has_training_set(task)
 
 
 def build(config: RunConfig, device: str | torch.device = "cpu", directory=None):
@@ -713,35 +724,154 @@ def run(config: RunConfig, *, directory=None, force: bool = False, progress: boo
     return record
 
 
+def pack_group(config: RunConfig) -> str:
+    """Runs with the same group can be trained as one pack: they differ at most in learning rate,
+    steps and target, and in seed where the seed does not change the frozen backbone (pretrained)."""
+    seed = 0 if config.init == "pretrained" else config.seed
+    return dataclasses.replace(config, lr=1.0, steps=1, target_accuracy=None, seed=seed).key
+
+
+def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force: bool = False, progress: bool = True,
+             device: str = "auto", checkpoint: bool | str | None = None, save_weights: bool | None = None,
+             compile: bool | str = "auto", log: Callable[[str], None] = print) -> list[dict]:
+    """The records of ``configs``, in order: stored ones reused, the others trained, runs of one
+    ``pack_group`` together as packs (``fptlib.train.packed``). ``pack``: "auto" (by memory on
+    CUDA, the benchmark's size on a CPU), a pack size K, or False / 1 to train one run at a time.
+    A run whose loss became NaN raises its NonFiniteLossError after the others are stored."""
+
+    records, todo = {}, {}
+    for c in configs:
+        done = None if force else results.get(c.key, store_dir(c.profile, directory))
+        if done is not None:
+            records[c.key] = done
+        else:
+            todo.setdefault(pack_group(c), {})[c.key] = c
+    dev = env.pick_device(device)
+    errors = []
+    for group in (list(g.values()) for g in todo.values()):
+        if pack is False or pack is None or context().enabled or group[0].freeze == OUTPUT_ONLY:
+            size = 1        # output-only runs: the feature cache (or one run's Trainer) is the fast path
+        elif pack == "auto":
+            per_run = None
+            if dev.type == "cuda":
+                model, task = build(group[0], "cpu", directory)
+                per_run = measure_run_bytes(model.to(dev), task, train_config(group[0], device=str(dev)))
+            size = auto_pack_size(len(group), dev, per_run_bytes=per_run)
+        else:
+            size = int(pack)
+        for start in range(0, len(group), size):
+            chunk = group[start:start + size]
+            kw = dict(directory=directory, progress=progress, device=device, checkpoint=checkpoint,
+                      save_weights=save_weights, compile=compile)
+            if len(chunk) > 1:
+                log(f"packing {len(chunk)} runs: {', '.join(c.key for c in chunk)}")
+                try:
+                    outcomes = train_pack(chunk, **kw)
+                except PackError as err:
+                    log(f"cannot pack them ({err}); training them one at a time")
+                    outcomes = None
+                if outcomes is not None:
+                    for c, outcome in zip(chunk, outcomes):
+                        if isinstance(outcome, Exception):
+                            errors.append(outcome)
+                        else:
+                            records[c.key] = outcome
+                    continue
+            for c in chunk:
+                records[c.key] = train(c, **kw)[0]
+    if errors:
+        raise errors[0]
+    return [records[c.key] for c in configs]
+
+
+def train_pack(configs, *, directory=None, progress: bool = True, device: str = "auto",
+               checkpoint: bool | str | None = None, save_weights: bool | None = None,
+               compile: bool | str = "auto") -> list:
+    """Always train ``configs`` as one pack; per run its stored record, or its NonFiniteLossError.
+    The pack's checkpoint (``checkpoint`` as in ``train``) is ``<results>/checkpoints/pack-<hash>/``."""
+    models, task = [], None
+    for c in configs:                       # one copy of the frozen backbone for the pack, not K
+        model, task = build(c, "cpu", directory)
+        if models:
+            share_frozen(models[0], model)
+        models.append(model)
+    name = "pack-" + hashlib.sha1(" ".join(c.key for c in configs).encode()).hexdigest()[:10]
+    ckpt_dir = _checkpoint_dir(checkpoint, configs[0], name, directory)
+    tcs = [train_config(c, device=str(env.pick_device(device)), progress=progress, compile=compile) for c in configs]
+    outcomes = PackedTrainer(models, task, tcs, checkpoint_dir=str(ckpt_dir) if ckpt_dir else None).fit()
+    return [o if isinstance(o, Exception) else
+            _finish(c, o, m, task, directory=directory, save_weights=save_weights)
+            for c, m, o in zip(configs, models, outcomes)]
+
+
+def train_config(config: RunConfig, **settings) -> TrainConfig:
+    """The Trainer's settings for ``config`` (``settings``: device, progress, checkpoint_dir, ...)."""
+    return TrainConfig(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum,
+                       eval_every=config.eval_every, eval_limit=config.eval_limit, seed=config.seed,
+                       target_accuracy=config.target_accuracy,
+                       run_identity=json.loads(json.dumps(config.identity(exclude=RESUMABLE), default=str)),
+                       **settings)
+
+
 def train(config: RunConfig, *, directory=None, progress: bool = True, device: str = "auto",
           checkpoint: bool | str | None = None, store: bool = True, save_weights: bool | None = None,
           compile: bool | str = "auto"):
     """Always train; return (record, model). Stores the record (and small trained weights).
     ``checkpoint``: True for ``<results>/checkpoints/<key>/``, a folder name, or False / None
     (None: on for the full profile only). ``save_weights``: keep the trained parameters next to
-    the record (None: when there are at most MAX_SAVED_TRAINED of them)."""
+    the record (None: when there are at most MAX_SAVED_TRAINED of them).
+    Output-only runs of dataset tasks train on cached frozen features (:func:`uses_feature_cache`;
+    augmentation and dropout before the output layer off, as the record's notes say)."""
 
     dev = env.pick_device(device)
     model, task = build(config, "cpu", directory)      # the Trainer moves it (under DDP: to this rank's GPU)
-    folder = store_dir(config.profile, directory)
+    ckpt_dir = _checkpoint_dir(checkpoint, config, config.key, directory)
+    tc = train_config(config, device=str(dev), progress=progress, compile=compile,
+                      checkpoint_dir=str(ckpt_dir) if ckpt_dir else None)
+    notes = []
+    if uses_feature_cache(config, task):
+        # a checkpoint of the output head alone: apart from any checkpoint of an uncached run
+        if tc.checkpoint_dir:
+            tc = dataclasses.replace(tc, checkpoint_dir=str(Path(tc.checkpoint_dir) / "cached"))
+        result = fit_output_only(model, task, tc)
+        notes.extend(result.notes)
+    else:
+        if config.freeze == OUTPUT_ONLY:
+            notes.append(FRESH_DATA_NOTE)
+        result = Trainer(model, task, tc).fit()
+    record = _finish(config, result, model, task, notes=notes, directory=directory, store=store,
+                     save_weights=save_weights)
+    return record, model
+
+
+def _checkpoint_dir(checkpoint, config: RunConfig, name: str, directory) -> Path | None:
+    """``checkpoint``: True for ``<results>/checkpoints/<name>/``, a folder, False, or None (full profile only)."""
     if checkpoint is None:
         checkpoint = config.profile == "full"
     if isinstance(checkpoint, (str, Path)):
-        ckpt_dir = Path(checkpoint)
-    else:
-        ckpt_dir = results.results_dir(folder) / "checkpoints" / config.key if checkpoint else None
-    tc = TrainConfig(steps=config.steps, lr=config.lr, batch_size=config.batch_size, grad_accum=config.grad_accum,
-                     eval_every=config.eval_every, eval_limit=config.eval_limit, seed=config.seed,
-                     target_accuracy=config.target_accuracy, device=str(dev), progress=progress,
-                     checkpoint_dir=str(ckpt_dir) if ckpt_dir else None, compile=compile,
-                     run_identity=json.loads(json.dumps(config.identity(exclude=RESUMABLE), default=str)))
-    result = Trainer(model, task, tc).fit()
-    notes = profile_notes(config)
+        return Path(checkpoint)
+    return results.results_dir(store_dir(config.profile, directory)) / "checkpoints" / name if checkpoint else None
+
+
+def _finish(config: RunConfig, result, model, task, *, notes=(), directory=None, store: bool = True,
+            save_weights: bool | None = None) -> dict:
+    """The results record of a trained run (``notes`` first); stored (with small trained weights)
+    when ``store``. A packed run's record says so, and with which runs (``packed``)."""
+    notes = list(notes) + profile_notes(config)
+    folder = store_dir(config.profile, directory)      # evidence: the tracked results/evidence/
     if config.backbone != "lstm" and not config.backbone.startswith("gpt2"):
         notes.append(f"backbone {config.backbone}, not the paper's GPT-2")
+    extra = {"run_config": config.to_dict()}
+    if getattr(result, "packed", None):
+        extra["packed"] = result.packed
+        notes.append(f"trained packed with {result.packed['runs'] - 1} other run(s) over one shared frozen backbone "
+                     f"({result.packed['technique']}): the same batches, optimizer and result as alone, up to "
+                     f"float rounding; wall and train times are the pack's")
     record = results.make_record(result, model, task, key=config.key, freeze=config.freeze, profile=config.profile,
                                  label={"table": config.table, "row": config.row, "column": config.column},
-                                 notes=notes, extra={"run_config": config.to_dict()})
+                                 notes=notes, extra=extra)
+    if hasattr(result, "feature_s"):
+        record["feature_cache"] = {"feature_s": round(result.feature_s, 3), "examples": result.cached_examples}
     if store and context().is_main:        # under DDP only rank 0 writes
         trained = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
         if save_weights is None:
@@ -753,7 +883,7 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
         results.save(record, folder)
     if context().enabled:                  # the other ranks wait for the files (Bit Memory weights)
         torch.distributed.barrier()
-    return record, model
+    return record
 
 
 def load_model(config: RunConfig, device: str = "cpu", directory=None):
@@ -772,51 +902,84 @@ def load_model(config: RunConfig, device: str = "cpu", directory=None):
     return model, task
 
 
+# what runs of one group may differ in: a packed trainer trains them side by side (one model each)
+GROUP_VARIES = ("seed", "lr")
+
+
+def compatible_groups(configs) -> list[list[RunConfig]]:
+    """``configs`` grouped for training together: the same run (backbone, task and data, freeze,
+    budget, ...) except for ``GROUP_VARIES`` (seeds, learning rates). Groups keep the order in
+    which their first config appears, configs their order within the group; a key listed twice
+    is kept once."""
+    groups: dict[str, list[RunConfig]] = {}
+    seen = set()
+    for cfg in configs:
+        if cfg.key in seen:
+            continue
+        seen.add(cfg.key)
+        shared = json.dumps(cfg.identity(exclude=GROUP_VARIES), sort_keys=True, default=str)
+        groups.setdefault(shared, []).append(cfg)
+    return list(groups.values())
+
+
 def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None, directory=None,
               progress: bool = True, device: str = "auto", log: Callable[[str], None] = print,
-              compile: bool | str = "auto", **changes) -> list[dict]:
-    """Run every configuration of a table that the store does not have yet; return all records.
-    Runs whose data or backbone is not available here are skipped with a message. Resumable: a
-    finished run is skipped, so the table can be produced over several sittings. At the evidence
-    profile the records go to the tracked ``results/evidence/`` (``store_dir``) and each run trained
-    here gets a manifest entry (``files.add_to_manifest``: the command, hardware, wall time,
-    commit, created_at), written atomically as it finishes."""
+              compile: bool | str = "auto", pack: bool | int | str = "auto", **changes) -> list[dict]:
+    """Run every configuration of a table that the store does not have yet; return all records
+    in the table's order, each labelled with its place in THIS table (a run shared with another
+    table is stored once, under the label of the table that ran it first). Runs are taken group by
+    group (:func:`compatible_groups`: the seeds and learning rates of one setting together), and a
+    group's runs train as packs where they can (``pack``: see ``run_many``). Runs whose data or
+    backbone is not available here are skipped with a message. Resumable: a finished run is
+    skipped, so a table can be produced over several sittings. At the evidence profile the records
+    go to the tracked ``results/evidence/`` (``store_dir``) and each run trained here gets a
+    manifest entry (``files.add_to_manifest``: command, hardware, wall time, commit, created_at),
+    written atomically as its group finishes."""
     configs = table(name, profile, backbone, **changes)
-    folder = results.results_dir(store_dir(profile, directory))
+    folder = store_dir(profile, directory)
     command = f"python -m fptlib reproduce {canonical(name)} --profile {profile}" + \
         (f" --backbone {backbone}" if backbone else "")
-    for field_name, value in changes.items():
-        command += f" [{field_name}={value}]"
-    records = []
-    for i, cfg in enumerate(configs, 1):
-        done = results.get(cfg.key, folder)
-        if done is not None:
-            log(f"[{i}/{len(configs)}] done already: {cfg.row} / {cfg.column}, seed {cfg.seed} ({cfg.key})")
-            records.append(done)
-            continue
-        log(f"[{i}/{len(configs)}] running {cfg.row} / {cfg.column}: {cfg.describe()}")
-        started = time.perf_counter()
+    command += "".join(f" [{k}={v}]" for k, v in changes.items())
+    groups = compatible_groups(configs)
+    log(f"{name}: {len(configs)} configurations, {sum(map(len, groups))} distinct runs "
+        f"in {len(groups)} groups (differing in {' or '.join(GROUP_VARIES)} only)")
+    by_key = {}
+    count, i = sum(map(len, groups)), 0
+    for group in groups:            # one task and backbone per group: available or not together
+        for cfg in group:
+            i += 1
+            done = results.get(cfg.key, folder) is not None
+            log(f"[{i}/{count}] " + (f"done already: {cfg.row} / {cfg.column} ({cfg.key})" if done else
+                                     f"running {cfg.row} / {cfg.column}: {cfg.describe()}"))
         try:
-            record = run(cfg, directory=directory, progress=progress, device=device, compile=compile)
+            for record in run_many(group, pack=pack, directory=directory, progress=progress, device=device,
+                                   compile=compile, log=log):
+                by_key[record["key"]] = record
+                cfg = next(c for c in group if c.key == record["key"])
+                if profile == files.EVIDENCE:
+                    _add_to_manifest(folder, record, command,
+                                     pretraining_config(cfg) if cfg.init == "bit-memory" else None)
         except (FileNotFoundError, BackboneUnavailable) as err:
-            log(f"    skipped, not available here: {err}")
-            continue
-        records.append(record)
-        if profile == files.EVIDENCE:     # the tracked evidence folder says how each record was made
-            wall = time.perf_counter() - started
-            pre = results.get(pretraining_config(cfg).key, folder) if cfg.init == "bit-memory" else None
-            if pre is not None and pre["key"] not in files.read_manifest(folder):   # trained inside this run
-                files.add_to_manifest(folder, pre["key"], manifest_entry(pre, command, pre.get("wall_time_s", 0)))
-                wall -= pre.get("wall_time_s", 0)
-            files.add_to_manifest(folder, cfg.key, manifest_entry(record, command, wall, device))
-    return records
+            log(f"    skipped {len(group)} run(s) of {group[0].task} / {group[0].backbone}, not available here: {err}")
+    return [{**by_key[c.key], "label": {"table": c.table, "row": c.row, "column": c.column}}
+            for c in configs if c.key in by_key]
 
 
-def manifest_entry(record: Mapping, command: str, wall_time_s: float, device: str = "auto") -> dict:
-    """How one run was produced, for the store's manifest."""
-    return {"command": command, "hardware": record.get("hardware") or env.hardware(device),
-            "wall_time_s": round(wall_time_s, 1), "commit": record.get("git_commit") or env.git_commit(),
-            "created_at": record.get("created_at"), "table": record.get("label", {}).get("table"),
-            "row": record.get("label", {}).get("row"), "column": record.get("label", {}).get("column"),
-            "seed": record.get("seed")}
+def _add_to_manifest(folder, record: Mapping, command: str, pretraining: RunConfig | None = None) -> None:
+    """The manifest entry of a record trained (or first seen) here, and of the Bit Memory
+    pretraining run that an init run trains inside it; entries already there are kept."""
+    manifest = files.read_manifest(results.results_dir(folder))
+    pre = results.get(pretraining.key, folder) if pretraining is not None else None
+    for rec in (pre, record):
+        if rec is not None and rec["key"] not in manifest:
+            files.add_to_manifest(results.results_dir(folder), rec["key"], manifest_entry(rec, command))
 
+
+def manifest_entry(record: Mapping, command: str) -> dict:
+    """How one run was produced, for the evidence manifest (wall time: the record's, a pack's
+    when it trained packed)."""
+    label = record.get("label") or {}
+    return {"command": command, "hardware": record.get("hardware") or env.hardware(),
+            "wall_time_s": record.get("wall_time_s"), "commit": record.get("git_commit") or env.git_commit(),
+            "created_at": record.get("created_at"), "table": label.get("table"), "row": label.get("row"),
+            "column": label.get("column"), "seed": record.get("seed")}

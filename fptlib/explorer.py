@@ -7,10 +7,14 @@ Three pieces, each usable on its own:
    backbone and one on the same architecture randomly initialised, and builds a third, the
    language-pretrained one before any training (its input and output layers fresh).
 2. :func:`xor_attention` runs all of them on the *same* Bit XOR inputs and keeps every layer's
-   and head's attention (:class:`XorAttention`), plus their matching-bit scores.
+   and head's attention (:class:`XorAttention`), plus their partner and self shares.
 3. :func:`render` (a pure function: settings in, ``Figure`` out) draws the chosen layer / head /
-   example for each chosen model; :func:`explorer` wires it to ipywidgets sliders. The widget
-   callback is just ``render``, so the tests drive it headlessly over every setting.
+   example for each chosen model; :func:`explorer` wires it to ipywidgets sliders. Both open on
+   :func:`default_head`, the head with the highest partner share. The widget callback is just
+   ``render``, so the tests drive it headlessly over every setting.
+4. :func:`head_ablation` silences the top head (and, for comparison, random heads of the same
+   layer, and every head of that layer but the top one) and measures Bit XOR accuracy;
+   :func:`ablation_verdict` says in words what the numbers show.
 
 The widgets need only ``ipywidgets`` and plain inline matplotlib (no ipympl): each redraw is a
 PNG image in an ``Output`` area.
@@ -26,10 +30,10 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from . import experiments
-from .attention import (MatchingReport, chance_value, check_n_bits, extract_attentions, is_causal,
-                        matching_bit_score)
+from .attention import BitShares, ablate_heads, check_n_bits, extract_attentions, is_causal, share_chance
 from .results import accuracy, provenance
 from .tasks.bits import BitXOR
+from .train.trainer import NonFiniteLossError
 from .viz import check_index, bit_labels, plot_attention
 
 PRETRAINED, RANDOM, UNTRAINED = "language-pretrained", "random-init", "before training"
@@ -37,6 +41,7 @@ KINDS = (PRETRAINED, RANDOM, UNTRAINED)
 # string lengths measured per profile: quick stays small for a 2-core CPU and CI; full reaches
 # the paper's 256 (512 tokens: within GPT-2's 1024 and MiniLM's 512 learned positions)
 LENGTHS = {"quick": (5, 8), "full": (5, 16, 64, 256)}
+RENDER_TICKS = 20               # labelled tokens per axis in the explorer (all of them up to n=10)
 EXAMPLES = 8                    # inputs kept per string length for the pictures and the scores
 LONG_EXAMPLES, LONG_FROM = 2, 64  # from n=64 on, keep 2: GPT-2 at n=256 holds 150 MB per example per model
 
@@ -44,16 +49,19 @@ LONG_EXAMPLES, LONG_FROM = 2, 64  # from n=64 on, keep 2: GPT-2 at n=256 holds 1
 # ----------------------------------------------------------------------------- training
 
 def xor_configs(n_bits: int, profile: str = "quick", backbone: str | None = None, *,
-                steps: int | None = None, seed: int = 0) -> dict:
+                steps: int | None = None, seed: int = 0, layers: int | None = None) -> dict:
     """``{kind: experiments.RunConfig}`` for the two trained models at string length ``n_bits``.
 
     The course's Bit XOR settings for the profile (``fptlib.experiments.config``) with only the
     string length and the initialisation changed. At the paper's length 5 these are the very runs
     notebooks 03, 08 and 10 train, so the results store hands them back instead of training again.
+    ``layers=k`` keeps only the backbone's first ``k`` layers (it says so in every run's description).
     """
     check_n_bits(n_bits)
     backbone = experiments.resolve_backbone(backbone)
     changes = {"steps": steps} if steps is not None else {}
+    if layers is not None:
+        changes["layers"] = layers
     return {kind: experiments.config("bit-xor", profile, backbone, init=init, seed=seed, task_options={"n": n_bits},
                          table="attention", row=kind, column=f"n={n_bits}", **changes)
             for kind, init in ((PRETRAINED, "pretrained"), (RANDOM, "random"))}
@@ -66,6 +74,8 @@ class XorModels:
     models: dict                                    # kind -> FPT (eval mode)
     accuracy: dict = field(default_factory=dict)    # kind -> test accuracy as a fraction, or None
     produced_by: dict = field(default_factory=dict)  # kind -> one line: backbone, steps, seed, hardware
+    task: object = None                             # the Bit XOR task the runs used (for ablations)
+    failed: dict = field(default_factory=dict)      # kind -> why it was not trained (e.g. NaN loss)
 
 
 def _produced_by(record: dict) -> str:
@@ -75,25 +85,40 @@ def _produced_by(record: dict) -> str:
 
 
 def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None, *, steps: int | None = None,
-               seed: int = 0, directory=None, device: str = "cpu", progress: bool = True) -> XorModels:
+               seed: int = 0, layers: int | None = None, directory=None, device: str = "cpu", progress: bool = True,
+               kinds: Sequence[str] = KINDS) -> XorModels:
     """Train (or reuse) the language-pretrained and random-init models; build the untrained one.
 
     Finished runs come back from the results store (``experiments.run`` skips them and
     ``experiments.load_model`` loads their trained weights), so re-running a notebook never trains
-    twice.
+    twice. ``kinds`` chooses which of the three to produce. A run whose loss turns NaN is not
+    shown: it is left out of ``models`` and ``failed[kind]`` keeps the trainer's message.
     """
-    configs = xor_configs(n_bits, profile, backbone, steps=steps, seed=seed)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"unknown model kinds {unknown}; known: {list(KINDS)}")
+    configs = xor_configs(n_bits, profile, backbone, steps=steps, seed=seed, layers=layers)
     out = XorModels(n_bits, {})
     for kind, cfg in configs.items():
-        record = experiments.run(cfg, directory=directory, progress=progress, device=device)
+        if kind not in kinds:
+            continue
+        try:
+            record = experiments.run(cfg, directory=directory, progress=progress, device=device)
+        except NonFiniteLossError as err:
+            out.failed[kind] = str(err).split(". ")[0]
+            continue
         model, _ = experiments.load_model(cfg, device=device, directory=directory)
         out.models[kind] = model
         out.accuracy[kind] = accuracy(record, "test")
         out.produced_by[kind] = _produced_by(record)
-    model, _ = experiments.build(configs[PRETRAINED], device)   # same seed: the pretrained run's start
+    if UNTRAINED not in kinds:
+        out.task = BitXOR(**dict(configs[PRETRAINED].task_options))
+        return out
+    model, out.task = experiments.build(configs[PRETRAINED], device)   # same seed: the pretrained run's start
     out.models[UNTRAINED] = model.eval()
     out.accuracy[UNTRAINED] = None
-    out.produced_by[UNTRAINED] = f"{configs[PRETRAINED].backbone} (pretrained), input/output layers untrained"
+    depth = "" if layers is None else f", first {layers} layers"
+    out.produced_by[UNTRAINED] = f"{configs[PRETRAINED].backbone} (pretrained{depth}), input/output layers untrained"
     return out
 
 
@@ -108,20 +133,21 @@ class XorAttention:
     causal: bool
     accuracy: dict = field(default_factory=dict)
     produced_by: dict = field(default_factory=dict)
-    _scores: dict | None = field(default=None, init=False, repr=False, compare=False)   # scores(), once
+    _shares: dict | None = field(default=None, init=False, repr=False, compare=False)   # shares(), once
 
     def tokens(self, example: int) -> list[str]:
         return bit_labels(self.x[example], self.n_bits)
 
     @property
     def chance(self) -> float:
-        return chance_value(self.n_bits, self.causal)
+        """The partner (and self) share of uniform attention over the visible tokens."""
+        return share_chance(self.n_bits, self.causal)
 
-    def scores(self) -> dict:
-        """``{kind: [layers, heads]}`` matching-bit scores (computed on the first call, then kept)."""
-        if self._scores is None:
-            self._scores = {k: matching_bit_score(a, self.n_bits) for k, a in self.attentions.items()}
-        return self._scores
+    def shares(self) -> dict:
+        """``{kind: BitShares}``: partner and self shares per layer and head (computed once, then kept)."""
+        if self._shares is None:
+            self._shares = {k: BitShares.of(a, self.n_bits, self.causal) for k, a in self.attentions.items()}
+        return self._shares
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -160,13 +186,31 @@ def _check_lengths(data: Mapping[int, XorAttention], n_bits) -> XorAttention:
     return data[n_bits]
 
 
-def render(data: Mapping[int, XorAttention], n_bits: int, layer: int = 0, head: int = 0, example: int = 0,
-           mean_heads: bool = False, kinds: Sequence[str] = KINDS) -> Figure:
-    """The explorer's picture: one heatmap per chosen model, same inputs, same colour scale.
+def default_head(item: XorAttention, kind: str | None = None) -> tuple[int, int, str]:
+    """(layer, head, why): the head with the highest partner share, of ``kind`` (default: the
+    language-pretrained model, else the first one), and a sentence saying so."""
+    kind = kind or (PRETRAINED if PRETRAINED in item.attentions else next(iter(item.attentions)))
+    shares = item.shares()[kind]
+    layer, head = shares.top
+    why = (f"L{layer} H{head}: the highest partner share of the {kind} model at n={item.n_bits} "
+           f"({float(shares.partner[layer, head]):.2f} of its attention from output i on bit i of the "
+           f"other string; uniform attention gives {shares.partner_chance:.3f})")
+    return layer, head, why
 
-    Red outlines mark the two tokens each output position needs, (n+i, i) and (n+i, n+i).
+
+def render(data: Mapping[int, XorAttention], n_bits: int, layer: int | None = None, head: int | None = None,
+           example: int = 0, mean_heads: bool = False, kinds: Sequence[str] = KINDS) -> Figure:
+    """The explorer's picture: one heatmap per chosen model, same inputs, one colour scale (set by the
+    output rows; brighter cells above them are clipped).
+
+    ``layer`` and ``head`` default to :func:`default_head` (the highest partner share). Red outlines
+    mark the two tokens each output position needs: the partner (n+i, i) and itself (n+i, n+i).
     """
     item = _check_lengths(data, n_bits)
+    if layer is None or head is None:
+        top_layer, top_head, _ = default_head(item)
+        layer = top_layer if layer is None else layer
+        head = top_head if head is None else head
     kinds = list(kinds)
     if not kinds:
         raise ValueError("choose at least one model to show, e.g. kinds=('language-pretrained',)")
@@ -183,22 +227,31 @@ def render(data: Mapping[int, XorAttention], n_bits: int, layer: int = 0, head: 
         a = item.attentions[kind]
         m = a[layer, example].mean(0) if mean_heads else a[layer, example, head]
         matrices.append(m)
-    vmax = max(float(m.max()) for m in matrices)
-    side = 3.2 if n_bits <= 16 else 4.2
-    fig = Figure(figsize=(side * len(kinds) + 0.8, side + 0.6), layout="constrained")
+    # one colour scale, set by the output rows (n..2n-1): in a causal model the first tokens can only
+    # attend to themselves, and their weight 1 would wash out the rows the XOR is read from
+    vmax = max(float(m[n_bits:].max()) for m in matrices)
+    side = 3.9 if n_bits <= 16 else 4.2
+    # a fixed layout, few tick labels and rows labelled once: measuring text for a constrained
+    # layout was most of a redraw at n=32 (bench/bench_explorer.py)
+    fig = Figure(figsize=(side * len(kinds) + 0.8, side + 0.6))
+    fig.subplots_adjust(left=0.9 / (side * len(kinds) + 0.8), right=0.92, bottom=0.2, top=0.8, wspace=0.08)
     axes = fig.subplots(1, len(kinds), squeeze=False)[0]
     tokens = item.tokens(example)
-    score = {k: s for k, s in item.scores().items() if k in kinds}
+    shares = item.shares()
     for ax, kind in zip(axes, kinds):
         acc = item.accuracy.get(kind)
         where = "mean of heads" if mean_heads else f"head {head}"
-        share = float(score[kind][layer].mean()) if mean_heads else float(score[kind][layer, head])
+        s = shares[kind]
+        pick = (lambda t: float(t[layer].mean())) if mean_heads else (lambda t: float(t[layer, head]))
         title = (f"{kind}" + ("" if acc is None else f" (test acc {100 * acc:.0f}%)") +
-                 f"\nlayer {layer}, {where}: matching share {share:.2f}")
+                 f"\nlayer {layer}, {where}: partner share {pick(s.partner):.2f} (self {pick(s.itself):.2f})")
         plot_attention(item.attentions[kind], layer, head, example, tokens=tokens, ax=ax, mean_heads=mean_heads,
-                       vmax=vmax, mark_bits=n_bits, title=title, colorbar=False)
-    fig.colorbar(axes[0].images[0], ax=list(axes), shrink=0.7)
-    fig.suptitle(f"Bit XOR, n={n_bits}, example {example} (chance share {item.chance:.2f})", fontsize=10)
+                       vmax=vmax, mark_bits=n_bits, title=title, colorbar=False, max_ticks=RENDER_TICKS,
+                       ylabels=ax is axes[0])
+    fig.colorbar(axes[0].images[0], ax=list(axes), shrink=0.7, pad=0.02)
+    mask = "causal: output i sees tokens 0..n+i" if item.causal else "bidirectional"
+    fig.suptitle(f"Bit XOR, n={n_bits}, example {example}; chance share (uniform attention, {mask}): "
+                 f"{item.chance:.3f}", fontsize=10)
     return fig
 
 
@@ -223,12 +276,13 @@ def explorer(data: Mapping[int, XorAttention], kinds: Sequence[str] | None = Non
     n0 = min(data)
     layers, examples, heads = data[n0].shape
     kinds = tuple(kinds or data[n0].attentions)
+    top_layer, top, why = default_head(data[n0])
     style = {"description_width": "initial"}
     controls = {
         "n_bits": W.Dropdown(options=sorted(data), value=n0, description="bits per string", style=style),
         "kinds": W.SelectMultiple(options=kinds, value=kinds, rows=len(kinds), description="models", style=style),
-        "layer": W.IntSlider(value=0, min=0, max=layers - 1, description="layer", style=style),
-        "head": W.IntSlider(value=0, min=0, max=heads - 1, description="head", style=style),
+        "layer": W.IntSlider(value=top_layer, min=0, max=layers - 1, description="layer", style=style),
+        "head": W.IntSlider(value=top, min=0, max=heads - 1, description="head", style=style),
         "example": W.IntSlider(value=0, min=0, max=examples - 1, description="example", style=style),
         "mean_heads": W.Checkbox(value=False, description="mean over heads", style=style),
     }
@@ -249,27 +303,29 @@ def explorer(data: Mapping[int, XorAttention], kinds: Sequence[str] | None = Non
     controls["mean_heads"].observe(on_mean, names="value")
     out = W.interactive_output(draw, controls)
     c = controls
-    box = W.VBox([W.HBox([c["n_bits"], c["kinds"]]), W.HBox([c["layer"], c["head"]]),
+    note = W.HTML(f"Opens on {why}.")
+    box = W.VBox([note, W.HBox([c["n_bits"], c["kinds"]]), W.HBox([c["layer"], c["head"]]),
                   W.HBox([c["example"], c["mean_heads"]]), out])
-    box.controls, box.draw = controls, draw    # handles for tests and for scripted use
+    box.controls, box.draw, box.note = controls, draw, note    # handles for tests and for scripted use
     return box
 
 
 # ----------------------------------------------------------------------------- measurements
 
 def summary_rows(data: Mapping[int, XorAttention]) -> list[dict]:
-    """One row per (string length, model): best head, its share, the share over all heads, chance."""
+    """One row per (string length, model): the top partner-share head, its partner and self shares,
+    the best self share of any head, and the chance value both are measured against."""
     rows = []
     for n in sorted(data):
         item = data[n]
-        for kind, score in item.scores().items():
-            report = MatchingReport(n, item.causal, score, item.chance)
-            layer, head, best = report.best
+        for kind, s in item.shares().items():
+            layer, head = s.top
             acc = item.accuracy.get(kind)
+            partner = float(s.partner[layer, head])
             rows.append({"n": n, "model": kind, "test acc (%)": None if acc is None else 100 * acc,
-                         "best head": f"L{layer} H{head}", "best share": best,
-                         "mean share": float(score.mean()), "chance": item.chance,
-                         "best / chance": report.best_over_chance})
+                         "top head": f"L{layer} H{head}", "partner share": partner,
+                         "its self share": float(s.itself[layer, head]), "max self share": float(s.itself.max()),
+                         "chance": s.partner_chance, "partner / chance": partner / s.partner_chance})
     return rows
 
 
@@ -285,15 +341,127 @@ def conclusion(data: Mapping[int, XorAttention], backbone: str) -> str:
         for row in (pre, rnd, unt):
             if row is not None:
                 acc = "" if row["test acc (%)"] is None else f", test acc {row['test acc (%)']:.0f}%"
-                parts.append(f"{row['model']}: best head {row['best head']} puts {row['best share']:.2f} "
-                             f"of its attention on the two needed bits ({row['best / chance']:.1f}x chance{acc})")
+                parts.append(f"{row['model']}: top head {row['top head']} puts {row['partner share']:.2f} of its "
+                             f"attention on the partner bit ({row['partner / chance']:.1f}x chance; "
+                             f"self {row['its self share']:.2f}{acc})")
         lines.append(f"- n={n} (chance {data[n].chance:.3f}): " + "; ".join(parts) + ".")
         if pre is not None and rnd is not None:
-            winner = "language-pretrained" if pre["best share"] > rnd["best share"] else "random-init"
-            lines.append(f"  -> the {winner} model's best head is the more focused one "
-                         f"({pre['best share']:.2f} vs {rnd['best share']:.2f}).")
+            winner = "language-pretrained" if pre["partner share"] > rnd["partner share"] else "random-init"
+            lines.append(f"  -> the {winner} model's top head looks more at the partner bit "
+                         f"({pre['partner share']:.2f} vs {rnd['partner share']:.2f}).")
         if pre is not None and unt is not None:
-            verb = "raised" if pre["best share"] > unt["best share"] else "did not raise"
+            verb = "raised" if pre["partner share"] > unt["partner share"] else "did not raise"
             lines.append(f"  -> training only the input, output, layer-norm and position parameters {verb} the "
-                         f"best share over the untrained model ({unt['best share']:.2f} -> {pre['best share']:.2f}).")
+                         f"top partner share over the untrained model ({unt['partner share']:.2f} -> "
+                         f"{pre['partner share']:.2f}).")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- ablation
+
+ALL_BUT_TOP = "all but the top head"
+
+
+@torch.no_grad()
+def bit_accuracy(model, task, split: str = "test", batch_size: int = 256) -> float:
+    """Bit accuracy of ``model`` on ``task``'s split, in eval mode (training flag restored)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    try:
+        for batch in task.eval_batches(split, batch_size, device):
+            k = batch.y.shape[0]
+            total += float(task.accuracy(model(batch.x), batch.y)) * k
+            count += k
+    finally:
+        model.train(was_training)
+    return total / count
+
+
+def head_ablation(model, task, layer: int, top: int, *, random_heads: int = 3, seed: int = 0,
+                  mode: str = "zero", split: str = "test") -> list[dict]:
+    """Bit XOR accuracy with heads of ``layer`` silenced (:func:`fptlib.attention.ablate_heads`).
+
+    Rows: nothing ablated; the ``top`` head; ``random_heads`` other heads of the same layer drawn
+    with ``seed``, each alone; every head of the layer except ``top``. ``mode`` is "zero" (the
+    head's output is set to zero before the output projection) or "mean" (replaced by its mean).
+    """
+    n_heads = model.backbone.num_heads
+    others = [h for h in range(n_heads) if h != top]
+    g = torch.Generator().manual_seed(seed)
+    picked = sorted(others[i] for i in torch.randperm(len(others), generator=g)[:random_heads].tolist())
+    runs = [("none", "-", None), ("top head", f"L{layer} H{top}", [top])]
+    runs += [("random head", f"L{layer} H{h}", [h]) for h in picked]
+    if others:
+        runs.append((ALL_BUT_TOP, f"L{layer}: {len(others)} heads", others))
+    rows = []
+    for what, heads_text, heads in runs:
+        if heads is None:
+            acc = bit_accuracy(model, task, split)
+        else:
+            with ablate_heads(model, layer, heads, mode):
+                acc = bit_accuracy(model, task, split)
+        rows.append({"ablated": what, "heads": heads_text, "mode": mode if heads else "-",
+                     f"{split} acc (%)": 100 * acc})
+    return rows
+
+
+def ablation_verdict(rows: Sequence[dict], margin: float = 5.0) -> str:
+    """One sentence from :func:`head_ablation`'s rows. The top head "is needed" when ablating it
+    costs more than ``margin`` points below the worst random-head ablation."""
+    key = next(k for k in rows[0] if k.endswith("acc (%)"))
+    acc = {}
+    for r in rows:
+        acc.setdefault(r["ablated"], []).append(r[key])
+    base, top = acc["none"][0], acc["top head"][0]
+    top_name = next(r["heads"] for r in rows if r["ablated"] == "top head")
+    rnd = acc.get("random head", [])
+    text = f"ablating {top_name} moves accuracy from {base:.0f}% to {top:.0f}%"
+    if rnd:
+        spread = f"{min(rnd):.0f}%" if f"{min(rnd):.0f}" == f"{max(rnd):.0f}" else f"{min(rnd):.0f}-{max(rnd):.0f}%"
+        text += f"; ablating one random head of the same layer instead: {spread}"
+    if ALL_BUT_TOP in acc:
+        text += f"; keeping only {top_name} in its layer: {acc[ALL_BUT_TOP][0]:.0f}%"
+    if not rnd:
+        return text + "."
+    if top < min(rnd) - margin:
+        return text + f". The model needs {top_name} more than the random heads (a drop beyond {margin:.0f} points)."
+    return text + (f". Ablating {top_name} hurts no more than a random head (within {margin:.0f} points): "
+                   "this ablation does not show that the model needs it.")
+
+
+def ablation_by_length(trained: Mapping[int, XorModels], data: Mapping[int, XorAttention], kind: str = PRETRAINED,
+                       **kw) -> dict:
+    """``{n: head_ablation rows}`` for ``kind``'s top partner-share head at every measured length."""
+    out = {}
+    for n in sorted(trained):
+        if kind not in trained[n].models:
+            continue
+        layer, head, _ = default_head(data[n], kind)
+        out[n] = head_ablation(trained[n].models[kind], trained[n].task, layer, head, **kw)
+    return out
+
+
+def length_series(data: Mapping[int, XorAttention], ablations: Mapping[int, Sequence[dict]],
+                  kind: str = PRETRAINED) -> dict:
+    """``{label: {n: value}}`` in [0, 1] for one plot against n: the top head's partner share, its
+    chance, and the accuracy with nothing / the top head / a random head (mean) ablated."""
+    out = {"partner share (top head)": {}, "chance share": {}, "accuracy": {},
+           "accuracy, top head ablated": {}, "accuracy, random head ablated (mean)": {}}
+    for n in sorted(data):
+        if kind in data[n].attentions:
+            s = data[n].shares()[kind]
+            out["partner share (top head)"][n] = float(s.partner.max())
+            out["chance share"][n] = s.partner_chance
+        rows = ablations.get(n)
+        if rows:
+            key = next(k for k in rows[0] if k.endswith("acc (%)"))
+            by = {}
+            for r in rows:
+                by.setdefault(r["ablated"], []).append(r[key] / 100)
+            out["accuracy"][n] = by["none"][0]
+            out["accuracy, top head ablated"][n] = by["top head"][0]
+            if "random head" in by:
+                out["accuracy, random head ablated (mean)"][n] = sum(by["random head"]) / len(by["random head"])
+    return {k: v for k, v in out.items() if v}

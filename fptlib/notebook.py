@@ -1,16 +1,22 @@
 """What every course notebook needs and nothing more: one ``setup()`` call and a few displays.
 
-The first code cell after the install cell of every notebook is::
+The first code cell of every notebook installs the course on Colab (only there), then::
 
     from fptlib.notebook import setup
-    ctx = setup()
+    ctx = setup(profile=None,    # None: FPT_PROFILE, else the machine's default; or "quick", "evidence", "full"
+                results=None)    # None: results/ of the checkout; "drive": Google Drive (Colab); or a folder
 
-``setup()`` chooses ONE profile (``experiments.choose_profile``: ``FPT_PROFILE``; otherwise
-``quick`` on a CPU and ``full`` on a GPU), seeds Python, NumPy and PyTorch, picks the device
+``setup()`` chooses ONE profile (``experiments.choose_profile`` unless ``profile`` is given),
+puts the results store (records, trained weights, checkpoints: everything a run writes) where
+``results`` says, on Colab enables its widget manager, seeds Python, NumPy and PyTorch, picks the device
 (``env.pick_device``: ``FPT_DEVICE`` first) and the default backbone (the rule lives in
 ``fptlib.backbones.default_backbone``), and prints what it chose and why, so a reader always knows
 which model and profile produced the numbers below. ``ctx.config(task, ...)`` is
 ``experiments.config`` at that profile and backbone.
+
+Before training, :func:`plan` prints what is about to run, which runs the store already holds,
+and how long the rest should take on this device, from a short measured warm-up of each kind of
+run (:func:`run` and :func:`run_many` call it).
 
 The rest displays: learning curves, image patches, and which runs were loaded or trained. Tables
 live in ``fptlib.report``, record queries in ``fptlib.results``, run settings in
@@ -18,17 +24,26 @@ live in ``fptlib.report``, record queries in ``fptlib.results``, run settings in
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import random
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
+import numpy as np
 import torch
 
 from fptlib import backbones, env, experiments, files, results, tasks
 from fptlib.report import as_percent
+from fptlib.train import Trainer, TrainConfig
 
 DEFAULT_SEED = 0
+DRIVE_MOUNT = Path("/content/drive")                     # where Colab mounts Google Drive
+DRIVE_RESULTS = DRIVE_MOUNT / "MyDrive" / "fpt-course" / "results"
 
 
 @dataclass
@@ -43,6 +58,9 @@ class NotebookContext:
     seed: int = DEFAULT_SEED
     in_colab: bool = False
     notes: list[str] = field(default_factory=list)
+    profile_reason: str = ""
+    results_reason: str = "the default"
+    checkpoint: bool | None = None     # passed to experiments.run by run(): None = its default
 
     @property
     def quick(self) -> bool:
@@ -55,11 +73,13 @@ class NotebookContext:
 
     def summary(self) -> str:
         """The lines ``setup()`` prints (stable across runs on the same kind of machine)."""
+        others = " or ".join(f'"{p}"' for p in experiments.PROFILES if p != self.profile)
         lines = [
-            f"profile    : {self.profile} (quick without a GPU, full with one; FPT_PROFILE chooses)",
+            f"profile    : {self.profile} ({self.profile_reason or 'the default'})",
+            f"             another: setup(profile={others}) in the first cell",
             f"device     : {self.device}",
             f"backbone   : {self.backbone} ({self.backbone_reason})",
-            f"results    : {_display_path(self.results_dir)}",
+            f"results    : {_display_path(self.results_dir)} ({self.results_reason})",
             f"seed       : {self.seed}",
         ]
         return "\n".join(lines)
@@ -80,23 +100,73 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
-def setup(seed: int = DEFAULT_SEED, *, profile: str | None = None, quiet: bool = False,
-          matplotlib_inline: bool = True) -> NotebookContext:
-    """Pick profile, device and backbone, seed everything, print the choice, return the context."""
+_CURRENT: NotebookContext | None = None      # the last setup(): run() reads its checkpoint choice
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def choose_results(results: str | os.PathLike | None = None) -> tuple[Path, str, bool]:
+    """``(folder, reason, persistent)`` for ``setup(results=...)``: None is today's rule
+    (``files.results_dir``: $FPT_RESULTS_DIR, else results/ of the checkout); ``"drive"`` mounts
+    Google Drive (on Colab only) and uses ``MyDrive/fpt-course/results``; anything else is a folder.
+    ``persistent``: the folder outlives the runtime (Drive), so long runs keep checkpoints there."""
+    if results is None:
+        reason = "from $FPT_RESULTS_DIR" if os.environ.get("FPT_RESULTS_DIR") else "the default"
+        return files.results_dir(), reason, False
+    if str(results).lower() != "drive":
+        return Path(results).expanduser().absolute(), "passed to setup()", False
+    if not in_colab():
+        raise RuntimeError('setup(results="drive") keeps the results on Google Drive and works on Colab only; '
+                           'here pass a folder instead, e.g. setup(results="~/fpt-results"), or leave results=None')
+    from google.colab import drive     # only on Colab, only when asked
+
+    if not (DRIVE_MOUNT / "MyDrive").is_dir():
+        drive.mount(str(DRIVE_MOUNT))
+    return DRIVE_RESULTS, "Google Drive: kept after the runtime ends, shared by the notebooks", True
+
+
+def _enable_colab_widgets() -> None:
+    """Colab renders third-party widgets (tqdm bars, the explorer) only with its custom manager."""
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
+
+
+def setup(seed: int = DEFAULT_SEED, *, profile: str | None = None, results: str | os.PathLike | None = None,
+          quiet: bool = False, matplotlib_inline: bool = True) -> NotebookContext:
+    """Pick profile, device and backbone, place the results store, seed everything, print the
+    choice, return the context.
+
+    ``profile``: None follows ``experiments.choose_profile`` (``FPT_PROFILE``, else the device's
+    default); a name picks that profile. ``results``: None keeps the default store; ``"drive"``
+    mounts Google Drive on Colab and keeps records, trained weights and checkpoints there (a run
+    interrupted by a disconnect resumes when its cell runs again); a path uses that folder. The
+    choice is exported as ``$FPT_RESULTS_DIR`` so every writer (records, weights, checkpoints,
+    the command line in ``!`` cells) uses the same store."""
+    global _CURRENT
     device = str(env.pick_device("auto"))
     if profile is not None:
         chosen, reason = experiments.check_profile(profile), "passed to setup()"
     else:
         chosen, reason = experiments.choose_profile(device)
     backbone, why = backbones.default_backbone()
-    results_dir = files.results_dir()
+    results_dir, results_reason, persistent = choose_results(results)
     results_dir.mkdir(parents=True, exist_ok=True)
+    if results is not None:
+        os.environ["FPT_RESULTS_DIR"] = str(results_dir)
+    colab = in_colab()
+    if colab:
+        _enable_colab_widgets()
     env.seed_everything(seed)
     ctx = NotebookContext(
         profile=chosen, device=device, backbone=backbone, backbone_reason=why,
-        results_dir=results_dir, seed=seed, in_colab="google.colab" in sys.modules,
-        notes=[f"profile {reason}"],
+        results_dir=results_dir, seed=seed, in_colab=colab,
+        notes=[f"profile {reason}"], profile_reason=reason, results_reason=results_reason,
+        checkpoint=True if persistent else None,
     )
+    _CURRENT = ctx
     if matplotlib_inline:
         _quiet_matplotlib()
     if not quiet:
@@ -194,22 +264,211 @@ def plot_runs(runs: Mapping[str, Mapping[str, Any]], *, split: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
+# before training: what will run and how long it should take
+
+
+WARMUP_STEPS = 6          # optimizer steps of a warm-up; the first WARMUP_SKIP are not timed
+WARMUP_SKIP = 2           # (allocation, kernel selection, caches)
+REPEAT_EVAL_S = 5.0       # an evaluation shorter than this is timed a second time (the first warms up)
+WARMUP_LR = 1e-4          # speed does not depend on it; a sweep's largest rate could diverge in a warm-up
+_WARMUPS: dict[str, "Warmup"] = {}   # measured once per kind of run and device, for this kernel
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """Seconds per optimizer step and per evaluation (all eval splits), measured on ``device``."""
+    step_s: float
+    eval_s: float
+    steps_timed: int
+    device: str
+
+    def estimate(self, config) -> float:
+        """Seconds ``config`` should take: its steps at the measured rate plus its evaluations
+        (one every ``eval_every`` steps and one at the end). An upper bound when the run stops at a
+        target accuracy; output-only runs of dataset tasks (feature cache) usually take less."""
+        evals = (config.steps - 1) // config.eval_every + 1 if config.eval_every else 1
+        return config.steps * self.step_s + evals * self.eval_s
+
+
+def run_kind(config, device: str | None = None) -> str:
+    """What fixes a run's speed: everything in its identity but seed, learning rate, steps, init
+    (same architecture) and when it evaluates or stops; plus the device."""
+    ident = config.identity(exclude=("seed", "lr", "steps", "init", "eval_every", "target_accuracy"))
+    return json.dumps([ident, device or str(env.pick_device("auto"))], sort_keys=True, default=str)
+
+
+def measure(config, device: str | None = None, steps: int = WARMUP_STEPS) -> Warmup:
+    """Time a few training steps and one evaluation of ``config``'s model, task and batch on the
+    device (a randomly initialised backbone of the same architecture: nothing pretrained is loaded
+    and no pretraining run is started). Remembered per :func:`run_kind` for this kernel."""
+    device = device or str(env.pick_device("auto"))
+    kind = run_kind(config, device)
+    if kind in _WARMUPS and _WARMUPS[kind].steps_timed >= steps - WARMUP_SKIP:
+        return _WARMUPS[kind]
+    if steps <= WARMUP_SKIP:
+        raise ValueError(f"a warm-up needs more than {WARMUP_SKIP} steps, got {steps}")
+    probe = dataclasses.replace(config, init="random", steps=steps)
+    saved = random.getstate(), np.random.get_state()       # the notebook's random state is left as it was
+    gpus = list(range(torch.cuda.device_count())) if device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=gpus):
+        model, task = experiments.build(probe, "cpu")
+        trainer = Trainer(model, task, TrainConfig(
+            steps=steps, lr=WARMUP_LR, batch_size=config.batch_size, grad_accum=config.grad_accum, eval_every=0,
+            eval_splits=(), eval_limit=config.eval_limit, seed=config.seed, device=device, log_every=1,
+            progress=False, compile=False))
+        history = trainer.fit().history
+        walls = {h["step"]: h["wall_s"] for h in history}
+        step_s = (walls[steps] - walls[WARMUP_SKIP]) / (steps - WARMUP_SKIP)
+        eval_s = _time_evaluations(trainer, task, config.eval_limit)
+        if eval_s < REPEAT_EVAL_S:          # the first pass also warms up (eval mode, batch sizes)
+            eval_s = _time_evaluations(trainer, task, config.eval_limit)
+    random.setstate(saved[0])
+    np.random.set_state(saved[1])
+    warm = Warmup(step_s=step_s, eval_s=eval_s, steps_timed=steps - WARMUP_SKIP, device=device)
+    _WARMUPS[kind] = warm
+    return warm
+
+
+def _time_evaluations(trainer, task, limit) -> float:
+    """Seconds one evaluation of every split takes (what the run does at each evaluation)."""
+    t0 = time.perf_counter()
+    for split in task.eval_splits:
+        trainer.evaluate(split, limit=limit)
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize(trainer.device)
+    return time.perf_counter() - t0
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``3.5 min``, ``2.1 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass
+class Plan:
+    """What :func:`plan` found: the runs in the store, those to train and their estimates."""
+    stored: dict[str, Any]
+    to_train: dict[str, Any]
+    seconds: dict[str, float]
+    warmups: dict[str, Warmup]
+    device: str
+    failed: dict[str, str] = field(default_factory=dict)   # label -> why its warm-up failed
+    LIST_STORED = 8        # more stored runs than this are named on one line
+    LONG_S = 3600          # above this total, the plan says how to shorten it or keep it safe
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.seconds.values())
+
+    def text(self) -> str:
+        n = len(self.stored) + len(self.to_train)
+        lines = [f"plan: {n} run{'s' if n != 1 else ''}: {len(self.stored)} in the results store "
+                 f"(loaded, not trained), {len(self.to_train)} to train on {self.device}"]
+        if len(self.stored) <= self.LIST_STORED:
+            lines += [f"  stored   {label}: {cfg.describe()}" for label, cfg in self.stored.items()]
+        else:
+            lines.append(f"  stored   {', '.join(self.stored)}")
+        for label, cfg in self.to_train.items():
+            w = self.warmups.get(label)
+            resume = " (resumes from its checkpoint)" if _has_checkpoint(cfg) else ""
+            lines.append(f"  to train {label}: {cfg.describe()}{resume}")
+            if w is None:
+                lines.append(f"           no estimate: the warm-up failed ({self.failed[label]})")
+                continue
+            lines.append(f"           ~{duration(self.seconds[label])}: {cfg.steps} steps x {w.step_s:.3g} s "
+                         f"+ evaluations of {w.eval_s:.3g} s each (warm-up of {w.steps_timed} steps)")
+        if self.seconds:
+            some = f" for the {len(self.seconds)} runs measured" if len(self.seconds) < len(self.to_train) else ""
+            lines.append(f"estimate: about {duration(self.total_s)} in all{some} on {self.device}, from measured "
+                         f"warm-ups (at most this when a run stops at its target accuracy)")
+        if self.total_s > self.LONG_S:
+            lines.append("this is long: a smaller profile in setup(profile=...) runs shorter versions, and "
+                         "setup(results=\"drive\") on Colab keeps finished runs and checkpoints if the runtime ends")
+        return "\n".join(lines)
+
+
+def _has_checkpoint(config) -> bool:
+    return (files.results_dir(experiments.store_dir(config.profile)) / "checkpoints" / config.key
+            / "checkpoint.pt").exists()
+
+
+def _labelled(configs) -> dict[str, Any]:
+    if isinstance(configs, Mapping):
+        return dict(configs)
+    if hasattr(configs, "key") and hasattr(configs, "steps"):
+        configs = [configs]
+    out: dict[str, Any] = {}
+    for c in configs:        # a table: its seeds and learning rates share (row, column)
+        label = f"{c.row}, {c.column} (lr {c.lr:g}, seed {c.seed})" if getattr(c, "row", "") else c.key
+        out[label if label not in out else f"{label} {c.key}"] = c
+    return out
+
+
+def plan(configs: Mapping[str, Any] | Iterable[Any], *, device: str | None = None, quiet: bool = False) -> Plan:
+    """Say what is about to be trained before a long cell: which runs the results store already
+    holds and, for the others, an estimate of how long they take on this device from a short
+    measured warm-up (a few steps of the same model, task and batch; once per kind of run).
+    ``configs``: ``{label: RunConfig}``, a list of them (a table) or one. Prints unless ``quiet``."""
+    device = device or str(env.pick_device("auto"))
+    labelled = {}
+    for label, cfg in _labelled(configs).items():
+        if cfg.init == "bit-memory":        # trained first, by experiments.run, when not stored
+            labelled.setdefault(f"Bit Memory pretraining for {label}", experiments.pretraining_config(cfg))
+        labelled[label] = cfg
+    stored, to_train, seconds, warmups, failed = {}, {}, {}, {}, {}
+    for label, cfg in labelled.items():
+        if results.get(cfg.key, experiments.store_dir(cfg.profile)) is not None:   # evidence: results/evidence/
+            stored[label] = cfg
+            continue
+        to_train[label] = cfg
+        try:
+            warmups[label] = measure(cfg, device)
+        except Exception as err:      # an estimate is advice: the run itself reports its own errors
+            failed[label] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:200]
+            continue
+        seconds[label] = warmups[label].estimate(cfg)
+    p = Plan(stored, to_train, seconds, warmups, device, failed)
+    if not quiet:
+        print(p.text(), flush=True)
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
 # runs: train or load, and say which
+
+
+def _checkpoint():
+    return _CURRENT.checkpoint if _CURRENT is not None else None
 
 
 def run(config, *, progress: bool = True, quiet: bool = False) -> dict:
     """``experiments.run(config)`` that says whether the run was loaded from the results store or
-    trained now. Returns the results record (with ``history`` and ``evals``)."""
-    done = results.get(config.key)
+    trained now (with :func:`plan`'s estimate first). Returns the results record (with ``history``
+    and ``evals``)."""
+    done = results.get(config.key, experiments.store_dir(config.profile))
+    if done is not None:
+        if not quiet:
+            print(f"loaded from the results store: {config.describe()}", flush=True)
+        return done
     if not quiet:
-        what = "loaded from the results store" if done is not None else "training"
-        print(f"{what}: {config.describe()}", flush=True)
-    return done if done is not None else experiments.run(config, progress=progress)
+        plan({"training": config})
+    return experiments.run(config, progress=progress, checkpoint=_checkpoint())
 
 
 def run_many(configs: Mapping[str, Any], *, progress: bool = True) -> dict[str, dict]:
-    """``{label: record}`` for ``{label: RunConfig}``, training only what the store lacks."""
-    return {label: run(cfg, progress=progress) for label, cfg in configs.items()}
+    """``{label: record}`` for ``{label: RunConfig}``, training only what the store lacks, after
+    printing the :func:`plan` (what is stored, what will train and how long it should take)."""
+    todo = plan(configs).to_train
+    out = {}
+    for label, cfg in configs.items():
+        if label in todo:
+            print(f"training {label}: {cfg.describe()}", flush=True)
+        out[label] = experiments.run(cfg, progress=progress, checkpoint=_checkpoint())
+    return out
 
 
 def show_patches(config_or_task, n: int = 4, split: str = "test"):

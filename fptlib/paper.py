@@ -164,6 +164,19 @@ _add(PaperTable(
     caption="Learning rate swept 1e-6 to 1e-2, batch 8, validation early stopping, 3 seeds."))
 
 
+# the paper's task in tables whose columns are not tasks (the ladder names it in each row)
+TABLE_TASKS = {"architecture": "cifar10", "model_size": "cifar10", "layernorm": "cifar10", "depth": "listops"}
+
+
+def task_of(table: str, row: str, column: str) -> str | None:
+    """The task the paper ran for a cell of one of its tables: the column, the row's first word
+    (the ladder: "cifar10 pretrained"), or the table's one task (``TABLE_TASKS``); None if none."""
+    if column in TASK_TITLES:
+        return column
+    first = row.split(" ", 1)[0]
+    return first if first in TASK_TITLES else TABLE_TASKS.get(table)
+
+
 def get(name: str) -> PaperTable:
     if name not in TABLES:
         raise ValueError(f"unknown paper table {name!r}: known tables are {sorted(TABLES)}")
@@ -172,3 +185,97 @@ def get(name: str) -> PaperTable:
 
 def names() -> list[str]:
     return list(TABLES)
+
+
+# ---------------------------------------------------------------------------------------------
+# the paper's claims that the course tests: data only. The verdicts are computed from stored
+# records (``fptlib.report.claims``), never written here.
+
+
+@dataclass(frozen=True)
+class PaperClaim:
+    """One claim of the paper about two cells of one of its tables.
+
+    ``first`` and ``second`` select a setting as ``(row, column)`` of table ``table`` (the same
+    labels as ``experiments.table``'s configurations: the column is the paper's column, whatever
+    task a profile really runs in it); ``relation`` is ``">"`` (first beats second) or ``"~"``
+    (about equal); ``notebook`` is where the course shows it.
+    """
+
+    name: str
+    text: str
+    table: str
+    first: tuple[str, str]
+    second: tuple[str, str]
+    relation: str = ">"
+    notebook: str = ""
+
+    def __post_init__(self):
+        if self.relation not in (">", "~"):
+            raise ValueError(f"claim {self.name!r}: relation must be '>' or '~', got {self.relation!r}")
+        t = get(self.table)
+        for row, column in (self.first, self.second):
+            if t.value(row, column) is None:
+                raise ValueError(f"claim {self.name!r}: table {self.table!r} has no paper value at "
+                                 f"({row!r}, {column!r}); rows {list(t.rows)}, columns {list(t.columns)}")
+
+    def labels(self) -> tuple[str, str]:
+        """Short names of the two settings: what differs between them (row, column or both)."""
+        def one(sel, other):
+            row, column = sel
+            col = TASK_TITLES.get(column, column)
+            if row == other[0]:
+                return col
+            return row if column == other[1] else f"{row}, {col}"
+        return one(self.first, self.second), one(self.second, self.first)
+
+    def numbers(self) -> str:
+        """The paper's two numbers behind the claim, labelled as the paper's (its source: ``get(table).source``)."""
+        t = get(self.table)
+        (a, b), (ra, ca), (rb, cb) = self.labels(), self.first, self.second
+        where = f" on {TASK_TITLES[ca]}" if ca == cb and ca in TASK_TITLES else ""
+        return f"{a} {t.cell(ra, ca)} vs {b} {t.cell(rb, cb)}{where} ({t.paper_label})"
+
+
+CLAIMS: tuple[PaperClaim, ...] = (
+    PaperClaim("fpt-vs-transformer", "FPT matches a fully trained transformer on Bit Memory", "table1",
+               ("FPT", "bit-memory"), ("Full transformer", "bit-memory"), "~", "02_bit_memory"),
+    PaperClaim("fpt-vs-lstm", "FPT beats a fully trained LSTM on Bit Memory", "table1",
+               ("FPT", "bit-memory"), ("Full LSTM", "bit-memory"), ">", "02_bit_memory"),
+    PaperClaim("fpt-vs-transformer-cifar10", "FPT matches a fully trained transformer on CIFAR-10", "table1",
+               ("FPT", "cifar10"), ("Full transformer", "cifar10"), "~", "05_images"),
+    PaperClaim("language-vs-random-memory", "Language pretraining beats random initialisation on Bit Memory",
+               "init", ("language", "bit-memory"), ("random", "bit-memory"), ">", "08_pretraining"),
+    PaperClaim("language-vs-random-cifar10", "Language pretraining beats random initialisation on CIFAR-10",
+               "init", ("language", "cifar10"), ("random", "cifar10"), ">", "08_pretraining"),
+    PaperClaim("statistics-vs-random", "Matching the pretrained layers' statistics beats a plain random "
+               "initialisation on Bit Memory", "init", ("statistics only", "bit-memory"), ("random", "bit-memory"),
+               ">", "08_pretraining"),
+    PaperClaim("transformer-vs-lstm", "A frozen random transformer beats a frozen random LSTM on CIFAR-10",
+               "architecture", ("frozen random transformer", "cifar10"), ("frozen random LSTM", "cifar10"), ">",
+               "09_architecture"),
+    PaperClaim("model-size", "A larger pretrained model does better on CIFAR-10", "model_size",
+               ("large", "language"), ("small", "language"), ">", "09_architecture"),
+    PaperClaim("ladder-layernorm", "Training the layer norm beats training the output layer only "
+               "(pretrained, CIFAR-10)", "ladder", ("cifar10 pretrained", "+ layer norm"),
+               ("cifar10 pretrained", "output only"), ">", "10_parameters"),
+    PaperClaim("layernorm", "Training the layer norm beats keeping it frozen (pretrained, CIFAR-10)", "layernorm",
+               ("pretrained", "layer norm trained"), ("pretrained", "layer norm frozen"), ">", "10_parameters"),
+    PaperClaim("more-than-fpt", "Also training attention and feed-forward does worse than FPT on CIFAR-10",
+               "more_than_fpt", ("FPT", "cifar10"), ("+ both", "cifar10"), ">", "10_parameters"),
+    PaperClaim("depth", "Two pretrained layers beat two random layers on ListOps (layer norm trained)", "depth",
+               ("2 layers", "pretrained"), ("2 layers", "random"), ">", "10_parameters"),
+    PaperClaim("critique-listops", "The critique: with its own tuned learning rate, a fully trained random "
+               "transformer beats frozen pretrained FPT on ListOps", "lr_critique", ("unfrozen random", "listops"),
+               ("frozen pretrained", "listops"), ">", "11_honest_comparisons"),
+    PaperClaim("critique-cifar10", "The critique: with its own tuned learning rate, a fully trained random "
+               "transformer beats frozen pretrained FPT on CIFAR-10", "lr_critique", ("unfrozen random", "cifar10"),
+               ("frozen pretrained", "cifar10"), ">", "11_honest_comparisons"),
+)
+
+
+def claim(name: str) -> PaperClaim:
+    found = [c for c in CLAIMS if c.name == name]
+    if not found:
+        raise ValueError(f"unknown claim {name!r}: known claims are {[c.name for c in CLAIMS]}")
+    return found[0]

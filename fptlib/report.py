@@ -6,13 +6,16 @@ records (``fptlib.results``), and never trains.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from fptlib import experiments, paper, results, tasks
+from fptlib import experiments, paper, results, stats, sweeps, tasks
 from fptlib.backbones import KNOWN, hub_reachable, pretrained_available
 from fptlib.files import short_paths
+from fptlib.tasks import baselines as trivial
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -83,10 +86,23 @@ def as_percent(x: float | None) -> float | None:
 # ours beside the paper's
 
 
+QUICK_NOTE = "quick profile: a check that the code runs, not evidence"
+
+
+def _selected_test(record: Mapping[str, Any], split: str | None = None) -> float | None:
+    """A run's reported accuracy: ``split`` (default test) at its best-validation evaluation
+    (``stats.selected``); the final accuracy where the run has no validation evaluations."""
+    try:
+        return stats.selected(record, "val", split or "test").reported
+    except ValueError:
+        return results.accuracy(record, split)
+
+
 def results_table(runs: Mapping[str, Mapping[str, Any]], paper: Mapping[str, Any] | None = None, *,
                   target: float | None = None, title: str | None = None, split: str | None = None) -> Table:
     """One row per labelled run: the paper's number for that setting (labelled as the paper's),
-    this run's final and best accuracy, optionally the steps to ``target``, and what produced it.
+    this run's final accuracy and its test accuracy at the best-validation evaluation (selection on
+    validation, never the best test), optionally the steps to ``target``, and what produced it.
 
     ``paper``: ``{label: value}`` or ``{label: (value, "the paper's model or setting")}``; missing labels show '-'.
     """
@@ -98,56 +114,276 @@ def results_table(runs: Mapping[str, Mapping[str, Any]], paper: Mapping[str, Any
         row = {"setting": label, "paper (%)": as_percent(p_val),
                "paper's setting": p_model if p_val is not None else "-",
                "this run, final (%)": as_percent(results.accuracy(rec, split)),
-               "this run, best (%)": as_percent(results.accuracy(rec, split, "best"))}
+               "this run, at best val (%)": as_percent(_selected_test(rec, split))}
         if target is not None:
             s = results.steps_to(rec, target, split)
             row[f"steps to {target * 100:g}%"] = int(s) if s is not None else f"> {rec.get('steps')}"
         row["this run: produced by"] = results.provenance(rec)
         rows.append(row)
-    return Table(rows, title=title)
+    notes = [QUICK_NOTE] if any(r.get("profile") == "quick" for r in runs.values()) else []
+    return Table(rows, title=title, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# one setting of a table: its seeds (and learning rates) aggregated
+
+
+@dataclass
+class Cell:
+    """One (row, column) of an experiment table at a profile: its configurations (seeds, maybe
+    learning rates), the stored records among them, and their statistics."""
+
+    row: str
+    column: str
+    configs: list
+    records: list = field(default_factory=list)
+    summary: stats.Summary | None = None
+    lr: float | None = None          # the learning rate chosen on validation (a sweep), else None
+    how: str = "test at the best-validation evaluation"
+
+    @property
+    def sweep(self) -> bool:
+        return len({c.lr for c in self.configs}) > 1
+
+    @property
+    def task(self) -> str:
+        return self.configs[0].task
+
+    @property
+    def paper_task(self) -> str | None:
+        """The task the paper ran in this cell (``paper.task_of``)."""
+        cfg = self.configs[0]
+        return paper.task_of(cfg.table, self.row, self.column)
+
+    @property
+    def stand_in(self) -> bool:
+        """Another task ran than the paper's in this cell (``experiments.STAND_INS``)."""
+        return self.paper_task is not None and self.task != self.paper_task
+
+    def ran_on(self) -> str:
+        """Which task and data really ran: the paper's task, or the stand-in that replaced it."""
+        data = next((r.get("data_source") for r in self.records if r.get("data_source")), None)
+        if not self.stand_in:
+            return "the paper's task" + (f" ({data})" if data else "")
+        return f"stand-in: {self.task}" + (f" ({data})" if data else "") + \
+            f", not {paper.TASK_TITLES[self.paper_task]}"
+
+    def produced(self) -> str:
+        """What produced the numbers: backbone, freeze, lr, steps, the seeds, the data."""
+        if not self.records:
+            return "-"
+        chosen = [r for r in self.records if self.lr is None or
+                  (r.get("hyperparameters") or {}).get("lr") == self.lr]
+        text = results.provenance(chosen[0], data=True)
+        seeds = sorted({r.get("seed") for r in chosen}, key=lambda s: (s is None, s or 0))
+        if len(seeds) > 1:
+            text = text.replace(f"seed {chosen[0].get('seed')}", "seeds " + ", ".join(map(str, seeds)), 1)
+        if self.sweep:
+            text = text.replace(f"lr {(chosen[0].get('hyperparameters') or {}).get('lr'):g}",
+                                f"lr {self.lr:g} chosen on validation among "
+                                + ", ".join(f"{lr:g}" for lr in sorted({c.lr for c in self.configs})), 1)
+        found = len(self.records)
+        if found < len(self.configs):
+            text += f" ({found} of {len(self.configs)} runs stored)"
+        return text
+
+
+def _summarize(cell: Cell) -> None:
+    recs = cell.records
+    if not recs:
+        return
+    try:
+        if cell.sweep:
+            cell.lr, cell.summary = sweeps.select_by_validation(recs)
+        else:
+            cell.summary = stats.summarize(recs)
+    except ValueError:       # runs without validation evaluations: their final test accuracy, said so
+        cell.summary = stats.Summary(tuple(results.accuracy(r) or math.nan for r in recs),
+                                     tuple(r.get("seed") for r in recs))
+        cell.how = "final test accuracy (no validation evaluations to select on)"
+
+
+def cells(name: str, profile: str, records: Sequence[Mapping] | Mapping[str, Mapping],
+          backbone: str | None = None, **changes: Any) -> dict[tuple[str, str], Cell]:
+    """The table's configurations grouped by (row, column), in the table's order, each with its
+    stored records (``records``: a list, or a ``{key: record}`` mapping) and statistics: configs
+    that differ only in ``seed`` are one setting's seeds (``stats.summarize``); differing in ``lr``
+    as well, a sweep whose lr is chosen on validation (``sweeps.select_by_validation``)."""
+    by_key = records if isinstance(records, Mapping) else {r["key"]: r for r in records}
+    out: dict[tuple[str, str], Cell] = {}
+    for cfg in experiments.table(name, profile, backbone, **changes):
+        cell = out.setdefault((cfg.row, cfg.column), Cell(cfg.row, cfg.column, []))
+        cell.configs.append(cfg)
+        if cfg.key in by_key and all(r["key"] != cfg.key for r in cell.records):
+            cell.records.append(by_key[cfg.key])
+    for cell in out.values():
+        _summarize(cell)
+    return out
+
+
+def _ours(cell: Cell, steps_unit: bool) -> str:
+    if not cell.records:
+        return "not run"
+    if steps_unit:
+        cfg = cell.configs[0]
+        reached = [results.steps_to(r, cfg.target) if cfg.target is not None else r.get("steps_to_target")
+                   for r in cell.records]
+        got = [s for s in reached if s]
+        if not got:
+            return f"not reached in {max(r.get('steps') or 0 for r in cell.records)}"
+        steps = stats.Summary(tuple(float(s) for s in got))
+        text = f"{steps.mean:.0f}" if steps.n == 1 else f"{steps.mean:.0f} ± {steps.std:.0f}"
+        missed = len(reached) - len(got)
+        return text if not missed else f"{text} ({missed} of {len(reached)} seeds never reached it)"
+    s = cell.summary
+    return f"{100 * s.mean:.1f}" if s.n == 1 else f"{100 * s.mean:.1f} ± {100 * s.std:.1f}"
+
+
+@functools.lru_cache(maxsize=64)
+def _task_baselines(task: str, options: tuple, limit: int | None) -> tuple[tuple[str, float | None, str], ...]:
+    """(name, accuracy, how) of every trivial baseline of a task's reported split, cached per
+    (task, options, limit): the pixel logistic regression takes seconds."""
+    try:
+        t = tasks.get(task, **dict(options))
+        split = "test" if "test" in t.eval_splits else t.eval_splits[-1]
+        found = trivial.baselines(t, split, limit=limit)
+        source = getattr(t, "data_source", task)
+        return tuple((b.name, b.accuracy, f"{b.how}; {b.split} split of {source}") for b in found)
+    except Exception as err:      # data or scikit-learn missing here: the row says so
+        return (("trivial baselines", None, f"not computed here: {str(err).splitlines()[0] if str(err) else err!r}"),)
+
+
+def baseline_rows(table_cells: Sequence[Cell]) -> list[dict]:
+    """Rows of the trivial baselines for each task that has stored runs in the table."""
+    seen: dict[tuple, list[str]] = {}
+    for cell in table_cells:
+        if cell.records:
+            cfg = cell.configs[0]
+            cols = seen.setdefault((cfg.task, cfg.task_options, cfg.eval_limit), [])
+            title = paper.TASK_TITLES.get(cell.paper_task or cell.task, cell.task)
+            if title not in cols:
+                cols.append(title)
+    rows = []
+    for (task, options, limit), cols in seen.items():
+        for name, acc, how in _task_baselines(task, options, limit):
+            rows.append({"setting": f"trivial baseline: {name}", "column": ", ".join(cols),
+                         "this run (%)": as_percent(acc) if acc is not None else "-", "ran on": task,
+                         "what produced it": how})
+    return rows
 
 
 def paper_table(name: str, profile: str | None = None, directory: str | os.PathLike | None = None,
-                records: list[dict] | None = None, backbone: str | None = None, **changes: Any) -> Table:
+                records: list[dict] | None = None, backbone: str | None = None, *, baselines: bool = True,
+                **changes: Any) -> Table:
     """Our runs of an experiment table beside the paper's numbers, one line per cell of the paper's
-    table (``changes`` as for ``experiments.table``); runs the store lacks show 'not run'."""
+    table (``changes`` as for ``experiments.table``): the test accuracy at each run's
+    best-validation evaluation, mean ± sample std over the seeds and their number, the learning
+    rate chosen on validation for a sweep, which task really ran where a profile substitutes one,
+    and the task's trivial baselines (``baselines=False`` leaves them out). Runs the store lacks
+    show 'not run'. A quick-profile table says it is a check that the code runs, not evidence."""
     profile = experiments.check_profile(profile or experiments.choose_profile()[0])
     ptable = paper.get(experiments.canonical(name))
-    by_key = {r["key"]: r for r in (records if records is not None else results.load(directory))}
+    recs = records if records is not None else results.load(directory)
     steps_unit = ptable.unit.startswith("steps")
+    table_cells = list(cells(name, profile, recs, backbone, **changes).values())
+    any_sweep = any(c.sweep for c in table_cells)
     rows = []
-    for cfg in experiments.table(name, profile, backbone, **changes):
-        rec = by_key.get(cfg.key)
-        produced = None
-        if rec is None:
-            ours = "not run"
-        else:
-            produced = results.provenance(rec, data=True)
-            if steps_unit:
-                reached = results.steps_to(rec, cfg.target) if cfg.target is not None else rec.get("steps_to_target")
-                ours = f"{reached:g}" if reached else f"not reached in {rec['steps']}"
-                produced += f", target {100 * cfg.target:g}%" if cfg.target else ""
-            else:
-                ours = as_percent(results.accuracy(rec))
-        rows.append({"setting": cfg.row, "column": paper.TASK_TITLES.get(cfg.column, cfg.column),
-                     ptable.paper_label: ptable.cell(cfg.row, cfg.column), "this run": ours,
-                     "what produced it": produced})
-    notes = [f"Paper values: {ptable.source}. 'this run' values come from the records in the results store."]
+    for cell in table_cells:
+        row = {"setting": cell.row, "column": paper.TASK_TITLES.get(cell.column, cell.column),
+               ptable.paper_label: ptable.cell(cell.row, cell.column), "ran on": cell.ran_on(),
+               "this run (%)" if not steps_unit else "this run (steps)": _ours(cell, steps_unit),
+               "seeds": cell.summary.n if cell.summary else 0}
+        if any_sweep:
+            row["lr chosen on val"] = f"{cell.lr:g}" if cell.lr is not None else "-"
+        row["what produced it"] = cell.produced()
+        rows.append(row)
+    how = ("steps to the target accuracy, per seed" if steps_unit else
+           next((c.how for c in table_cells if c.records and not c.how.startswith("test at")),
+                "test accuracy at each run's best-validation evaluation"))
+    notes = [f"Paper values: {ptable.source}. 'this run': {how}, mean ± sample std over the seeds "
+             f"(records in the results store); a gap smaller than the spread is no difference."]
+    if any(c.stand_in for c in table_cells):
+        notes.append("'ran on' names a stand-in where this profile substitutes another task for the paper's: "
+                     "its number is not comparable with the paper's number for the paper's task.")
     if ptable.caption:
         notes.append(ptable.caption)
-    return Table(rows, title=f"{ptable.title} ({ptable.unit}; profile `{profile}`)", notes=notes)
+    if profile == "quick":
+        notes.insert(0, f"**{QUICK_NOTE}.**")
+    if baselines and not steps_unit:
+        rows += baseline_rows(table_cells)
+    columns = list(rows[0]) if rows else None
+    title = f"{ptable.title} ({ptable.unit}; profile `{profile}`" + (f": {QUICK_NOTE})" if profile == "quick" else ")")
+    return Table(rows, columns=columns, title=title, notes=notes)
 
 
 def summary(records: list[dict]) -> Table | str:
-    """Every stored record, one row each."""
+    """Every stored record, one row each: final test accuracy and the test accuracy at the
+    best-validation evaluation (never the best test evaluation)."""
     if not records:
         return "No results yet: run `python -m fptlib reproduce TABLE --profile quick` or `python -m fptlib train`."
     rows = [{"task": r.get("task"), "data source": r.get("data_source"),
              "backbone (init)": f"{(r.get('backbone') or {}).get('name')} ({(r.get('backbone') or {}).get('init')})",
-             "freeze": r.get("freeze"), "steps": r.get("steps"), "seed": r.get("seed"),
-             "final acc %": as_percent(results.accuracy(r)), "best acc %": as_percent(results.accuracy(r, which="best")),
+             "freeze": r.get("freeze"), "steps": r.get("steps"), "seed": r.get("seed"), "profile": r.get("profile"),
+             "final acc %": as_percent(results.accuracy(r)), "acc % at best val": as_percent(_selected_test(r)),
              "hardware": r.get("hardware"), "key": r.get("key")} for r in records]
-    return Table(rows)
+    notes = [f"Quick-profile records are {QUICK_NOTE}."] if any(r.get("profile") == "quick" for r in records) else []
+    return Table(rows, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# the paper's claims, with verdicts computed from the records
+
+
+def _claim_verdict(c: paper.PaperClaim, profile: str, by_key: Mapping[str, Mapping],
+                   backbone: str | None, cache: dict) -> stats.Verdict:
+    first, second = c.labels()
+    claim = stats.Claim(c.text, first, second, c.relation, paper=c.numbers())
+    if profile == "quick":
+        return stats.Verdict(claim, "not run here", f"{c.text}: not run here: {QUICK_NOTE}.")
+    if c.table not in cache:
+        cache[c.table] = cells(c.table, profile, by_key, backbone)
+    table_cells = cache[c.table]
+    a, b = table_cells.get(c.first), table_cells.get(c.second)
+    if a is None or b is None:
+        return stats.Verdict(claim, "not run here", f"{c.text}: not run here: the {profile} profile's "
+                             f"{c.table} table has no {'setting ' + str(c.first if a is None else c.second)}.")
+    where = "; ".join(f"{label}: {cell.produced()}" + (f" [{cell.ran_on()}]" if cell.stand_in else "")
+                      + ("" if cell.how == Cell.how else f" [{cell.how}]")
+                      for label, cell in ((first, a), (second, b)) if cell.records)
+    return stats.verdict(claim, a.summary, b.summary, where=where)
+
+
+def evidence_profile() -> str:
+    """The profile whose records the course commits and its claims table shows (README, notebook
+    00): ``evidence`` (``quick`` on a checkout that predates that profile)."""
+    return "evidence" if "evidence" in experiments.PROFILES else "quick"
+
+
+def claims(profile: str | None = None, directory: str | os.PathLike | None = None,
+           records: list[dict] | None = None, backbone: str | None = None) -> Table:
+    """Every claim of the paper the course tests (``paper.CLAIMS``): the paper's numbers, and the
+    verdict computed from the stored records of ``profile`` (``stats.verdict``: holds / reversed /
+    no clear difference / does not hold / not run here) with what produced them. A quick profile
+    never gives a verdict: its runs check that the code runs."""
+    profile = experiments.check_profile(profile or experiments.choose_profile()[0])
+    recs = records if records is not None else results.load(directory)
+    by_key = {r["key"]: r for r in recs}
+    cache: dict = {}
+    rows = []
+    for c in paper.CLAIMS:
+        v = _claim_verdict(c, profile, by_key, backbone, cache)
+        rows.append({"claim": c.text, "the paper's numbers": c.numbers(), "verdict": v.word,
+                     "why (computed from the records)": v.sentence.removeprefix(f"{c.text}: "),
+                     "see": f"notebooks/{c.notebook}.ipynb" if c.notebook else "-"})
+    notes = [f"Verdicts are computed by `fptlib.stats.verdict` from the {profile}-profile records: a claim "
+             f"needs at least {stats.MIN_SEEDS} seeds per setting, each run scored by its test accuracy at its "
+             f"best-validation evaluation; a gap within the sum of the two standard deviations is no clear "
+             f"difference.",
+             "The paper's numbers: " + "; ".join(sorted({paper.get(c.table).source for c in paper.CLAIMS})) + "."]
+    if profile == "quick":
+        notes.insert(0, f"**{QUICK_NOTE}: no verdicts.** Run the evidence profile for verdicts.")
+    return Table(rows, title=f"What holds up: the paper's claims on this course's records (profile `{profile}`)",
+                 notes=notes)
 
 
 def table(name: str | None = None, profile: str | None = None, directory: str | os.PathLike | None = None,

@@ -3,38 +3,92 @@
 The critique of FPT (Rothermel et al. 2021) showed that the paper's single learning rate (1e-3)
 favoured frozen models: once every model gets its own tuned learning rate (swept from 1e-6 to
 1e-2, batch 8, early stopping on validation, 3 seeds), fully trained transformers beat frozen
-ones. ``sweep`` does exactly that for one run configuration:
+ones. One selection rule, :func:`select_by_validation`, used by ``sweep`` and by the tables:
 
-1. run every (lr, seed) pair (each a stored, reusable run);
-2. per run, take the evaluation with the best *validation* accuracy (early stopping) and the
-   *test* accuracy at that same evaluation;
-3. choose the lr whose mean best-validation accuracy over seeds is highest, and report its mean
-   and spread of test accuracy. Test numbers never influence the choice.
+1. every (lr, seed) pair is a stored, reusable run;
+2. per run, the evaluation with the best *validation* accuracy counts, with the *test* accuracy
+   at that same evaluation (``stats.selected``: early stopping);
+3. the lr whose mean best-validation accuracy over seeds is highest is chosen, and its test
+   accuracies over seeds (``stats.Summary``) are reported. Test numbers never influence the choice.
 """
 from __future__ import annotations
 
 import dataclasses
-import statistics
+import json
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from fptlib import experiments
+from fptlib import experiments, stats
 from fptlib.experiments import RunConfig
 from fptlib.train.trainer import NonFiniteLossError
 
 CRITIQUE_LRS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 QUICK_LRS = (3e-4, 1e-3, 3e-3)
+# RunConfig fields that make two records different configurations (not just another lr or seed)
+_SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.compare and f.name not in ("lr", "seed"))
 
 
-def early_stopped(record: dict, select: str = "val", report: str = "test") -> tuple[float, float, int]:
-    """(best validation accuracy, test accuracy at that evaluation, its step) of one record."""
-    evals = [e for e in record.get("evals", []) if select in e]
-    if not evals:
-        raise ValueError(f"run {record.get('key')} has no evaluations on split {select!r}: "
-                         f"sweeps need eval_every > 0 and a validation split")
-    best = max(evals, key=lambda e: e[select]["accuracy"])
-    reported = best.get(report, best[select])["accuracy"]
-    return best[select]["accuracy"], reported, best["step"]
+def record_lr(record: Mapping) -> float:
+    """The learning rate a record was trained with (its run config, else its hyperparameters)."""
+    lr = (record.get("run_config") or {}).get("lr", (record.get("hyperparameters") or {}).get("lr"))
+    if lr is None:
+        raise ValueError(f"run {record.get('key')!r} does not say its learning rate")
+    return float(lr)
+
+
+def _setting(record: Mapping) -> dict:
+    run = record.get("run_config") or {}
+    return {k: run[k] for k in _SETTING_FIELDS if k in run}
+
+
+def by_lr(records: Iterable[Mapping], select: str = "val",
+          report: str = "test") -> dict[float, tuple[stats.Summary, stats.Summary]]:
+    """One configuration's records grouped by learning rate (ascending): per lr, the seeds'
+    ``select`` accuracies and ``report`` accuracies, each at the run's best-``select`` evaluation.
+    Records of different configurations (other than lr and seed) are refused."""
+    records = list(records)
+    if not records:
+        raise ValueError("no records to select from: run the sweep's configurations first")
+    settings = {json.dumps(_setting(r), sort_keys=True, default=str) for r in records}
+    if len(settings) > 1:
+        raise ValueError(f"these records are {len(settings)} configurations, not one that differs in lr "
+                         f"and seed only (keys {[r.get('key') for r in records][:4]}...): group them per "
+                         f"configuration (row and column) first")
+    groups: dict[float, list] = defaultdict(list)
+    for r in records:
+        groups[record_lr(r)].append(r)
+    out = {}
+    for lr in sorted(groups):
+        runs = sorted(groups[lr], key=lambda r: (r.get("seed") is None, r.get("seed") or 0))   # as summarize
+        chosen = [stats.selected(r, select, report) for r in runs]
+        seeds = tuple(r.get("seed") for r in runs)
+        out[lr] = (stats.Summary(tuple(c.selected for c in chosen), seeds),
+                   stats.summarize(groups[lr], select, report))
+    return out
+
+
+def select_by_validation(records: Iterable[Mapping], select: str = "val",
+                         report: str = "test") -> tuple[float, stats.Summary]:
+    """``(lr, test Summary)`` of one configuration swept over learning rates and seeds: the lr with
+    the highest mean validation accuracy over its seeds (ties: the smallest lr), and the test
+    accuracies of its seeds, each at that run's best-validation evaluation."""
+    table = by_lr(records, select, report)
+    lr = max(table, key=lambda k: table[k][0].mean)        # ascending keys: ties go to the smallest lr
+    return lr, table[lr][1]
+
+
+def select_each(records: Iterable[Mapping], select: str = "val",
+                report: str = "test") -> dict[tuple[str, str], tuple[float, stats.Summary]]:
+    """:func:`select_by_validation` per setting of a table, a setting being a (row, column) of the
+    records' labels: ``{(row, column): (lr, test Summary)}`` for every setting run at more than
+    one learning rate."""
+    settings: dict[tuple[str, str], list] = defaultdict(list)
+    for r in records:
+        label = r.get("label") or {}
+        settings[(label.get("row", ""), label.get("column", ""))].append(r)
+    return {where: select_by_validation(runs, select, report) for where, runs in settings.items()
+            if len({record_lr(r) for r in runs}) > 1}
 
 
 @dataclass
@@ -63,24 +117,27 @@ class SweepResult:
 
 def sweep(base: RunConfig, lrs=QUICK_LRS, seeds=(0, 1), *, select: str = "val", report: str = "test",
           directory=None, progress: bool = True, device: str = "auto",
-          log: Callable[[str], None] = print) -> SweepResult:
+          log: Callable[[str], None] = print, pack: bool | int | str = "auto") -> SweepResult:
+    """Run ``base`` at every lr and seed (stored runs are reused) and choose the lr on validation
+    (:func:`select_by_validation`). ``pack``: train compatible runs together as packs (see
+    experiments.run_many): "auto", a pack size, or False for one run at a time; the records are the
+    same either way."""
     if not lrs or not seeds:
         raise ValueError("a sweep needs at least one learning rate and one seed")
     if any(not (isinstance(lr, (int, float)) and lr > 0) for lr in lrs):
         raise ValueError(f"learning rates must be positive numbers, got {list(lrs)}")
-    rows = []
+    configs = [dataclasses.replace(base, lr=float(lr), seed=int(seed)) for lr in lrs for seed in seeds]
+    experiments.run_many(configs, pack=pack, directory=directory, progress=progress, device=device, log=log)
+    records = []
     for lr in lrs:
-        vals, tests = [], []
         for seed in seeds:
             cfg = dataclasses.replace(base, lr=float(lr), seed=int(seed))
             log(f"sweep: lr {lr:g}, seed {seed}: {cfg.key}")
-            record = experiments.run(cfg, directory=directory, progress=progress, device=device)
-            v, t, _ = early_stopped(record, select, report)
-            vals.append(v)
-            tests.append(t)
-        rows.append({"lr": float(lr), "val_mean": statistics.fmean(vals), "test_mean": statistics.fmean(tests),
-                     "test_std": statistics.pstdev(tests), "seeds": list(seeds), "val": vals, "test": tests})
-    best_lr = max(rows, key=lambda r: r["val_mean"])["lr"]
+            records.append(experiments.run(cfg, directory=directory, progress=progress, device=device))
+    best_lr, _ = select_by_validation(records, select, report)
+    rows = [{"lr": lr, "val_mean": val.mean, "test_mean": test.mean, "test_std": test.std,
+             "seeds": list(test.seeds), "val": list(val.values), "test": list(test.values)}
+            for lr, (val, test) in by_lr(records, select, report).items()]
     return SweepResult(base, rows, best_lr, select, report)
 
 
@@ -104,3 +161,4 @@ def sweep_each(configs: Mapping[str, Any], lrs: Sequence[float], seeds: Sequence
                 diverged[label].append(bad)
                 remaining.remove(bad)
     return results, diverged
+

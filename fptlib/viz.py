@@ -1,4 +1,4 @@
-"""Pictures of attention: heatmaps per head, grids over layers and heads, matching-bit scores.
+"""Pictures of attention: heatmaps per head, grids over layers and heads, partner and self shares, ablations.
 
 Every function here is pure: it takes tensors, builds a new ``matplotlib.figure.Figure`` (not
 through pyplot, so nothing accumulates in global state and a notebook shows each figure exactly
@@ -6,7 +6,8 @@ once, as the cell's value) and returns it. The explorer widgets and the tests ca
 functions.
 
 Convention: rows are the attending token ("from"), columns the attended token ("to"). For Bit XOR
-the two bands the paper shows are the cells (n+i, i) and (n+i, n+i): ``mark_bits=n`` outlines them.
+the two bands the paper shows are the cells (n+i, i) (the partner bit) and (n+i, n+i) (the token
+itself): ``mark_bits=n`` outlines them.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.collections import PatchCollection
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
@@ -58,11 +60,12 @@ def check_index(name: str, value, size: int) -> int:
     return value
 
 
-def _set_token_ticks(ax: Axes, tokens: Sequence[str] | None, L: int, x=True, y=True) -> None:
+def _set_token_ticks(ax: Axes, tokens: Sequence[str] | None, L: int, x=True, y=True,
+                     max_ticks: int = MAX_TICKS) -> None:
     if tokens is not None and len(tokens) != L:
         raise ValueError(f"tokens has {len(tokens)} labels but the attention covers {L} tokens; "
                          "pass one label per token (e.g. bit_labels(x[example]))")
-    step = max(1, -(-L // MAX_TICKS))
+    step = max(1, -(-L // max_ticks))
     ticks = list(range(0, L, step))
     labels = [tokens[t] if tokens is not None else str(t) for t in ticks]
     small = 7 if L <= 16 else 5
@@ -77,24 +80,29 @@ def _set_token_ticks(ax: Axes, tokens: Sequence[str] | None, L: int, x=True, y=T
 
 
 def _mark_matching(ax: Axes, n_bits: int, L: int) -> None:
-    """Outline the cells an XOR head should light up: (n+i, i) and (n+i, n+i)."""
+    """Outline the cells an XOR head may light up: the partner (n+i, i) in solid red, the token
+    itself (n+i, n+i) in dotted white."""
     if 2 * n_bits != L:
         raise ValueError(f"mark_bits={n_bits} needs {2 * n_bits} tokens, the attention covers {L}")
-    for i in range(n_bits):
-        for col in (i, n_bits + i):
-            ax.add_patch(Rectangle((col - 0.5, n_bits + i - 0.5), 1, 1, fill=False,
-                                   edgecolor="red", linewidth=0.8 if L <= 32 else 0.3))
+    width = 0.8 if L <= 32 else 0.3
+    rows = range(n_bits, 2 * n_bits)
+    for cols, color, style in ((range(n_bits), "red", "-"), (rows, "white", ":")):   # one artist per kind
+        ax.add_collection(PatchCollection([Rectangle((c - 0.5, r - 0.5), 1, 1) for c, r in zip(cols, rows)],
+                                          facecolor="none", edgecolor=color, linestyle=style, linewidth=width))
 
 
 def plot_attention(attn: Tensor, layer: int, head: int, example: int, tokens: Sequence[str] | None = None,
                    ax: Axes | None = None, mean_heads: bool = False, *, vmax: float | None = None,
-                   mark_bits: int | None = None, title: str | None = None, colorbar: bool = True) -> Figure:
+                   mark_bits: int | None = None, title: str | None = None, colorbar: bool = True,
+                   max_ticks: int = MAX_TICKS, ylabels: bool = True) -> Figure:
     """Heatmap of one head's attention (or the mean over heads) for one example.
 
     ``attn`` is ``[layers, batch, heads, L, L]`` from :func:`fptlib.attention.extract_attentions`.
     ``tokens`` label both axes (bits, e.g. from :func:`bit_labels`); ``vmax`` fixes the colour scale
     (for side-by-side comparisons); ``mark_bits=n`` outlines the two cells per output position that
-    Bit XOR needs. Draws into ``ax`` when given, and returns its figure.
+    Bit XOR needs. ``max_ticks`` caps the labelled tokens per axis; ``ylabels=False`` leaves the
+    rows unlabelled (a panel beside one that has them). Draws into ``ax`` when given, and returns
+    its figure.
     """
     attn = check_attentions(attn)
     n_layers, batch, n_heads, L, _ = attn.shape
@@ -108,11 +116,12 @@ def plot_attention(attn: Tensor, layer: int, head: int, example: int, tokens: Se
     ax.grid(False)
     image = ax.imshow(matrix.numpy(), cmap=CMAP, vmin=0.0,
                       vmax=float(matrix.max()) if vmax is None else vmax, interpolation="nearest")
-    _set_token_ticks(ax, tokens, L)
+    _set_token_ticks(ax, tokens, L, y=ylabels, max_ticks=max_ticks)
     if mark_bits is not None:
         _mark_matching(ax, mark_bits, L)
     ax.set_xlabel("attended token (to)", fontsize=8)
-    ax.set_ylabel("attending token (from)", fontsize=8)
+    if ylabels:
+        ax.set_ylabel("attending token (from)", fontsize=8)
     ax.set_title(title if title is not None else f"layer {layer}, {what}, example {example}", fontsize=9)
     if colorbar:
         ax.figure.colorbar(image, ax=ax, shrink=0.8)
@@ -161,23 +170,30 @@ def plot_attention_grid(attn: Tensor, example: int = 0, tokens: Sequence[str] | 
     return fig
 
 
-def plot_matching_scores(score: Tensor, chance: float | None = None, ax: Axes | None = None,
-                         title: str = "matching-bit attention", vmax: float = 1.0) -> Figure:
-    """Heatmap of the matching-bit score per layer (rows) x head (columns), values written in."""
+def plot_share_heatmap(score: Tensor, chance: float | None = None, ax: Axes | None = None,
+                       title: str = "partner share", vmax: float = 1.0, mark: tuple[int, int] | None = None,
+                       annotate: bool = True) -> Figure:
+    """Heatmap of a per-head share, layers (rows) x heads (columns), values written in (``annotate``).
+
+    ``mark=(layer, head)`` outlines one cell (e.g. the top partner-share head).
+    """
     if not isinstance(score, Tensor) or score.dim() != 2:
-        raise ValueError("score must be a [layers, heads] tensor from fptlib.attention.matching_bit_score, "
+        raise ValueError("score must be a [layers, heads] tensor from fptlib.attention.partner_share or self_share, "
                          f"got {getattr(score, 'shape', type(score).__name__)}")
     n_layers, n_heads = score.shape
     ax = _new_ax(ax, figsize=(0.32 * n_heads + 1.8, 0.32 * n_layers + 1.2))
     ax.grid(False)
     image = ax.imshow(score.numpy(), cmap="magma", vmin=0.0, vmax=vmax, aspect="auto")
-    for layer in range(n_layers):
-        for head in range(n_heads):
-            v = float(score[layer, head])
-            ax.text(head, layer, f"{v:.2f}"[1:] if 0 <= v < 1 else f"{v:.1f}", ha="center", va="center",
-                    fontsize=6, color="black" if v > 0.6 * vmax else "white")
+    cells = [(layer, head) for layer in range(n_layers) for head in range(n_heads)] if annotate else []
+    for layer, head in cells:
+        v = float(score[layer, head])
+        ax.text(head, layer, f"{v:.2f}"[1:] if 0 <= v < 1 else f"{v:.1f}", ha="center", va="center",
+                fontsize=6 if n_heads <= 12 else 4, color="black" if v > 0.6 * vmax else "white")
+    if mark is not None:
+        ax.add_patch(Rectangle((mark[1] - 0.5, mark[0] - 0.5), 1, 1, fill=False, edgecolor="cyan", linewidth=1.5))
     ax.set_xticks(range(n_heads), [str(h) for h in range(n_heads)], fontsize=7)
-    ax.set_yticks(range(n_layers), [str(layer) for layer in range(n_layers)], fontsize=7)
+    step = max(1, -(-n_layers // 16))
+    ax.set_yticks(range(0, n_layers, step), [str(layer) for layer in range(0, n_layers, step)], fontsize=7)
     ax.set_xlabel("head", fontsize=8)
     ax.set_ylabel("layer", fontsize=8)
     ax.set_title(title + ("" if chance is None else f"\n(chance {chance:.3f})"), fontsize=9)
@@ -185,43 +201,70 @@ def plot_matching_scores(score: Tensor, chance: float | None = None, ax: Axes | 
     return ax.figure
 
 
-def plot_matching_comparison(scores: Mapping[str, Tensor], chance: float | None = None,
-                             suptitle: str | None = None) -> Figure:
-    """Matching-bit heatmaps of several models (e.g. language-pretrained vs random-init) side by side."""
-    if not scores:
-        raise ValueError("scores is empty: pass {model name: [layers, heads] score}")
-    first = next(iter(scores.values()))
-    fig = Figure(figsize=(len(scores) * (0.32 * first.shape[1] + 1.8), 0.32 * first.shape[0] + 1.6),
-                 layout="constrained")
-    axes = fig.subplots(1, len(scores), squeeze=False)[0]
-    for ax, (name, score) in zip(axes, scores.items()):
-        plot_matching_scores(score, chance, ax=ax, title=name)
+def plot_shares(shares: Mapping[str, object], suptitle: str | None = None) -> Figure:
+    """Partner share (top row, the headline, values written in) and self share (bottom row) of several models.
+
+    ``shares`` maps a model name to a :class:`fptlib.attention.BitShares`; each partner panel
+    outlines that model's top partner-share head.
+    """
+    if not shares:
+        raise ValueError("shares is empty: pass {model name: BitShares}")
+    first = next(iter(shares.values())).partner
+    w, h = 0.32 * first.shape[1] + 1.8, 0.32 * min(first.shape[0], 16) + 1.4
+    fig = Figure(figsize=(len(shares) * w, 2 * h), layout="constrained")
+    axes = fig.subplots(2, len(shares), squeeze=False)
+    for c, (name, s) in enumerate(shares.items()):
+        layer, head = s.top
+        plot_share_heatmap(s.partner, s.partner_chance, ax=axes[0][c], mark=(layer, head),
+                           title=f"{name}: partner share (top L{layer} H{head})")
+        plot_share_heatmap(s.itself, s.self_chance, ax=axes[1][c], title=f"{name}: self share", annotate=False)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     return fig
 
 
-def plot_matching_vs_length(best: Mapping[str, Mapping[int, float]], chance: Mapping[int, float],
-                            title: str = "best head's matching-bit share vs string length") -> Figure:
-    """Lines of the best head's score per model against string length, with chance as a dashed line.
+def plot_ablation(rows: Sequence[Mapping], title: str = "Bit XOR accuracy with heads ablated") -> Figure:
+    """Bars of accuracy per ablation, from :func:`fptlib.explorer.head_ablation`'s rows."""
+    if not rows:
+        raise ValueError("rows is empty: pass fptlib.explorer.head_ablation(...)")
+    key = next(k for k in rows[0] if k.endswith("acc (%)"))
+    colors = {"none": "grey", "top head": "crimson", "random head": "steelblue"}
+    ax = _new_ax(None, figsize=(0.7 * len(rows) + 2.0, 3.2))
+    labels = [r["heads"] if r["ablated"] != "none" else "none" for r in rows]
+    values = [r[key] for r in rows]
+    ax.bar(range(len(rows)), values, color=[colors.get(r["ablated"], "darkorange") for r in rows])
+    for i, v in enumerate(values):
+        ax.text(i, v + 1, f"{v:.0f}", ha="center", fontsize=7)
+    ax.axhline(50, color="k", linestyle="--", linewidth=0.8, label="chance (50%)")
+    ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=7)
+    ax.set_ylim(0, 108)
+    ax.set_ylabel(key, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    return ax.figure
 
-    ``best`` maps a model name to ``{n_bits: score}``; ``chance`` maps ``n_bits`` to the chance value.
+
+def plot_vs_length(series: Mapping[str, Mapping[int, float]], title: str = "against string length") -> Figure:
+    """Lines of values in [0, 1] (shares, accuracies) against bits per string, one per label.
+
+    ``series`` maps a label to ``{n_bits: value}`` (e.g. :func:`fptlib.explorer.length_series`);
+    labels containing "chance" are drawn dashed.
     """
-    if not best or not chance:
-        raise ValueError("best and chance must be non-empty: {model: {n_bits: score}}, {n_bits: chance}")
-    ax = _new_ax(None, figsize=(5.5, 3.6))
-    for name, by_n in best.items():
+    if not series or not any(series.values()):
+        raise ValueError("series must be non-empty: {label: {n_bits: value}}")
+    ax = _new_ax(None, figsize=(6.0, 3.6))
+    ns_all = sorted({n for by_n in series.values() for n in by_n})
+    for label, by_n in series.items():
         ns = sorted(by_n)
-        ax.plot(ns, [by_n[n] for n in ns], marker="o", label=name)
-    ns = sorted(chance)
-    ax.plot(ns, [chance[n] for n in ns], "k--", label="chance (uniform attention)")
+        ax.plot(ns, [by_n[n] for n in ns], "--" if "chance" in label else "-", marker="o", label=label)
     ax.set_xscale("log", base=2)
-    ax.set_xticks(ns, [str(n) for n in ns])
-    ax.set_ylim(0, 1.02)
+    ax.set_xticks(ns_all, [str(n) for n in ns_all])
+    ax.minorticks_off()
+    ax.set_ylim(0, 1.05)
     ax.set_xlabel("bits per string (n)")
-    ax.set_ylabel("share of attention on the 2 needed bits")
+    ax.set_ylabel("share / accuracy")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     return ax.figure
 
 

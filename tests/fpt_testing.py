@@ -6,7 +6,7 @@ ambiguous.
 from __future__ import annotations
 
 
-def tiny_backbone(family: str, seed: int = 0):
+def tiny_backbone(family: str, seed: int = 0, dropout: float = 0.1):
     """A 2-layer, 32-wide backbone of ``family`` with random weights (no download)."""
     from transformers import (BertConfig, GPT2Config, LlamaConfig, LongformerConfig, T5Config,
                               ViTConfig)
@@ -32,10 +32,10 @@ def tiny_backbone(family: str, seed: int = 0):
                                   intermediate_size=64, max_position_embeddings=66,
                                   attention_window=4, vocab_size=16, pad_token_id=1)
     elif family == "lstm":
-        return load_backbone("lstm", init="random", hidden_size=32, layers=2, seed=seed)
+        return load_backbone("lstm", init="random", hidden_size=32, layers=2, seed=seed, dropout=dropout)
     else:
         raise ValueError(family)
-    return backbone_from_config(config, name=f"tiny-{family}", seed=seed)
+    return backbone_from_config(config, name=f"tiny-{family}", seed=seed, dropout=dropout)
 
 
 class MarkerPayload:

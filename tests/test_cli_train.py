@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fptlib.cli import main
-from fptlib import sweeps as sweep
+from fptlib import stats, sweeps as sweep
 from test_train_toy import one_thread, tiny_config  # noqa: F401
 
 TINY = ["--backbone", "gpt2", "--backbone-override", "n_layer=2", "--backbone-override", "n_embd=32",
@@ -52,6 +52,18 @@ def test_sweep_command_prints_the_selection(store, capsys):
     out = capsys.readouterr().out
     assert "| 0.001" in out and "| 0.003" in out and out.count("**chosen**") == 1
     assert len(list(store.glob("*.json"))) == 2
+    assert "packing 2 runs" in out                    # default: compatible runs train as one pack
+
+
+def test_pack_flags_choose_packing_or_not(store, capsys):
+    base = ["sweep", "--task", "bit-xor", *TINY, "--init", "random", "--steps", "2", "--eval-every", "1",
+            "--lrs", "1e-3", "3e-3", "--seeds", "0", "--no-progress"]
+    assert main([*base, "--no-pack"]) == 0
+    assert "packing" not in capsys.readouterr().out
+    assert main([*base, "--lrs", "1e-4", "2e-4", "--pack", "2"]) == 0
+    assert "packing 2 runs" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*base, "--pack", "2", "--no-pack"])
 
 
 def test_sweep_selects_on_validation(tmp_path):
@@ -62,9 +74,10 @@ def test_sweep_selects_on_validation(tmp_path):
     assert "**chosen**" in res.markdown()
     rec = {"key": "k", "evals": [{"step": 2, "val": {"accuracy": 0.9}, "test": {"accuracy": 0.5}},
                                  {"step": 4, "val": {"accuracy": 0.7}, "test": {"accuracy": 0.99}}]}
-    assert sweep.early_stopped(rec) == (0.9, 0.5, 2)       # the test number never picks
-    with pytest.raises(ValueError, match="no evaluations on split 'val'"):
-        sweep.early_stopped({"key": "k", "evals": []})
+    chosen = stats.selected(rec)                             # the sweeps' one selection rule
+    assert (chosen.selected, chosen.reported, chosen.step) == (0.9, 0.5, 2)   # the test number never picks
+    with pytest.raises(ValueError, match="no evaluation with both 'val' and 'test'"):
+        stats.selected({"key": "k", "evals": []})
 
 
 def test_demo_trains_and_saves_an_attention_picture(store, tmp_path, capsys):

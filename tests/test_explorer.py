@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from fptlib import explorer as ex
-from fptlib.explorer import KINDS, XorAttention, XorModels, explorer, figure_png, render, summary_rows
+from fptlib.attention import partner_share, top_head
+from fptlib.explorer import KINDS, XorAttention, XorModels, default_head, explorer, figure_png, render, summary_rows
 from fptlib.viz import plot_attention
 
 N = 3          # bits per string: 6 tokens
@@ -19,19 +20,22 @@ def tiny_model(init_seed, n=N):
 
 
 @pytest.fixture(scope="module")
-def data():
+def trained():
     """A tiny 2-layer, 4-head GPT-2-shaped model trained briefly on Bit XOR, plus two others."""
     from fptlib.tasks.bits import BitXOR
     from fptlib.train.trainer import TrainConfig, Trainer
     out = {}
     for n in (N, N + 1):
-        trained = tiny_model(0, n)
-        Trainer(trained, BitXOR(n=n, eval_size=64),
-                TrainConfig(steps=20, batch_size=8, eval_every=0, progress=False, device="cpu")).fit()
-        models = XorModels(n, {KINDS[0]: trained, KINDS[1]: tiny_model(1, n), KINDS[2]: tiny_model(0, n)},
-                           accuracy={KINDS[0]: 0.75, KINDS[1]: 0.5, KINDS[2]: None})
-        out[n] = ex.xor_attention(models, examples=3)
+        model, task = tiny_model(0, n), BitXOR(n=n, eval_size=64)
+        Trainer(model, task, TrainConfig(steps=20, batch_size=8, eval_every=0, progress=False, device="cpu")).fit()
+        out[n] = XorModels(n, {KINDS[0]: model, KINDS[1]: tiny_model(1, n), KINDS[2]: tiny_model(0, n)},
+                           accuracy={KINDS[0]: 0.75, KINDS[1]: 0.5, KINDS[2]: None}, task=task)
     return out
+
+
+@pytest.fixture(scope="module")
+def data(trained):
+    return {n: ex.xor_attention(models, examples=3) for n, models in trained.items()}
 
 
 def test_attention_data_shapes(data):
@@ -83,8 +87,22 @@ def test_render_bad_settings(data):
         render(data, N, head=4)
 
 
+def test_default_head_is_the_argmax_of_the_partner_share(data):
+    item = data[N]
+    partner = partner_share(item.attentions[KINDS[0]], N)
+    layer, head, why = default_head(item)
+    assert (layer, head) == top_head(partner)
+    assert float(partner[layer, head]) == float(partner.max())
+    assert f"L{layer} H{head}" in why and "partner share" in why and KINDS[0] in why
+    # another model's top head when asked for it
+    assert default_head(item, KINDS[1])[:2] == top_head(partner_share(item.attentions[KINDS[1]], N))
+    # render without layer/head opens on it
+    fig = render(data, N, kinds=KINDS[:1])
+    assert f"layer {layer}, head {head}: partner share {float(partner.max()):.2f}" in fig.axes[0].get_title()
+
+
 @pytest.mark.widgets
-def test_widget_callback_redraws_on_each_change(data, monkeypatch):
+def test_widget_opens_on_top_head_and_redraws_on_each_change(data, monkeypatch):
     calls = []
     real = ex.render
 
@@ -95,12 +113,15 @@ def test_widget_callback_redraws_on_each_change(data, monkeypatch):
     box = explorer(data)
     c = box.controls
     assert (c["layer"].max, c["head"].max, c["example"].max) == (1, 3, 2)
-    start = len(calls)
+    layer, head, why = default_head(data[N])
+    assert (c["layer"].value, c["head"].value) == (layer, head)
+    assert (calls[-1]["layer"], calls[-1]["head"]) == (layer, head)
+    assert why in box.note.value
     pictures = []
-    for head in range(4):
-        c["head"].value = head
+    for h in [x for x in range(4) if x != head] + [head]:
+        c["head"].value = h
+        assert calls[-1]["head"] == h
         pictures.append(figure_png(real(data, **calls[-1])))
-    assert [s["head"] for s in calls[start:]] == [1, 2, 3]
     assert len(set(pictures)) == 4          # every head is a different picture
     c["mean_heads"].value = True
     assert calls[-1]["mean_heads"] is True and c["head"].disabled
@@ -116,12 +137,51 @@ def test_summary_and_conclusion_come_from_the_data(data):
     rows = summary_rows(data)
     assert len(rows) == 2 * 3
     item = data[N]
-    scores = item.scores()
+    shares = item.shares()[KINDS[1]]
     row = next(r for r in rows if r["n"] == N and r["model"] == KINDS[1])
-    assert row["best share"] == pytest.approx(float(scores[KINDS[1]].max()))
-    assert row["chance"] == pytest.approx(item.chance)
+    layer, head = shares.top
+    assert row["top head"] == f"L{layer} H{head}"
+    assert row["partner share"] == pytest.approx(float(shares.partner.max()))
+    assert row["its self share"] == pytest.approx(float(shares.itself[layer, head]))
+    assert row["max self share"] == pytest.approx(float(shares.itself.max()))
+    assert row["chance"] == pytest.approx(item.chance) == pytest.approx(ex.share_chance(N, True))
     text = ex.conclusion(data, "tiny-gpt2")
-    assert "tiny-gpt2" in text and f"{row['best share']:.2f}" in text
+    assert "tiny-gpt2" in text and f"{row['partner share']:.2f}" in text
+
+
+def test_head_ablation_rows(trained, data):
+    models = trained[N]
+    model = models.models[KINDS[0]]
+    layer, head, _ = default_head(data[N])
+    rows = ex.head_ablation(model, models.task, layer, head, random_heads=2, seed=0)
+    assert [r["ablated"] for r in rows] == ["none", "top head", "random head", "random head", ex.ALL_BUT_TOP]
+    assert rows[0]["test acc (%)"] == pytest.approx(100 * ex.bit_accuracy(model, models.task))
+    random_heads = [r["heads"] for r in rows if r["ablated"] == "random head"]
+    assert f"L{layer} H{head}" not in random_heads and len(set(random_heads)) == 2
+    assert rows[-1]["heads"] == f"L{layer}: 3 heads"
+    # the hooks are gone: the model answers as before
+    assert ex.bit_accuracy(model, models.task) == pytest.approx(rows[0]["test acc (%)"] / 100)
+    by_n = ex.ablation_by_length(trained, data, random_heads=1)
+    series = ex.length_series(data, by_n)
+    assert sorted(series["accuracy, top head ablated"]) == [N, N + 1]
+    assert series["partner share (top head)"][N] == pytest.approx(float(data[N].shares()[KINDS[0]].partner.max()))
+
+
+def rows_with(top, random, base=100.0):
+    rows = [{"ablated": "none", "heads": "-", "test acc (%)": base},
+            {"ablated": "top head", "heads": "L0 H11", "test acc (%)": top}]
+    rows += [{"ablated": "random head", "heads": f"L0 H{h}", "test acc (%)": a} for h, a in enumerate(random)]
+    return rows + [{"ablated": ex.ALL_BUT_TOP, "heads": "L0: 11 heads", "test acc (%)": 97.0}]
+
+
+def test_ablation_verdict_follows_the_numbers():
+    needed = ex.ablation_verdict(rows_with(51.0, [99.0, 100.0]))
+    assert "from 100% to 51%" in needed and "99-100%" in needed and "keeping only L0 H11 in its layer: 97%" in needed
+    assert "needs L0 H11" in needed
+    not_needed = ex.ablation_verdict(rows_with(98.0, [99.0, 100.0]))
+    assert "from 100% to 98%" in not_needed and "does not show" in not_needed
+    assert not_needed != needed
+    assert "instead: 100%;" in ex.ablation_verdict(rows_with(51.0, [100.0, 100.0]))
 
 
 def test_xor_configs_change_only_length_and_init():
@@ -150,3 +210,17 @@ def test_long_strings_keep_fewer_examples():
     assert item.attentions[KINDS[2]].shape[-1] == 2 * n
     fig = render({n: item}, n, kinds=(KINDS[2],))
     assert 10 <= len(fig.axes[0].get_xticks()) <= 40        # 128 tokens: ticks thinned
+
+
+def test_xor_models_reports_a_nan_run_instead_of_showing_it(monkeypatch):
+    from fptlib import experiments
+    from fptlib.train.trainer import NonFiniteLossError
+
+    def nan_run(cfg, **kw):
+        raise NonFiniteLossError("the training loss became NaN or infinite at step 2 (lr=0.001). Likely causes: ...")
+    monkeypatch.setattr(experiments, "run", nan_run)
+    out = ex.xor_models(5, "quick", "minilm", kinds=(KINDS[0],), progress=False)
+    assert out.models == {} and out.failed[KINDS[0]].endswith("at step 2 (lr=0.001)")
+    assert out.task.n == 5
+    with pytest.raises(ValueError, match="unknown model kinds"):
+        ex.xor_models(5, "quick", "minilm", kinds=("trained",))

@@ -35,15 +35,16 @@ def rows_for(split):
     return rows
 
 
-def write_lmdb(root, corrupt=None):
+def write_lmdb(root, corrupt=None, rows=rows_for):
+    """TAPE's lmdb files for every split (``rows``: split -> records)."""
     folder = root / "remote_homology"
     folder.mkdir(parents=True, exist_ok=True)
     for split, tape in SPLITS.items():
         env = lmdb.open(str(folder / f"remote_homology_{tape}.lmdb"), map_size=1 << 24)
-        rows = rows_for(split)
+        records = rows(split)
         with env.begin(write=True) as txn:
-            txn.put(b"num_examples", pickle.dumps(len(rows)))
-            for i, r in enumerate(rows):
+            txn.put(b"num_examples", pickle.dumps(len(records)))
+            for i, r in enumerate(records):
                 value = pickle.dumps(r)
                 if corrupt == (split, i):
                     value = b"\x80\x04garbage"

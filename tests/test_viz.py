@@ -7,8 +7,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from fptlib.viz import (as_bertviz, bertviz_views, bit_labels, plot_attention, plot_attention_grid,
-                        plot_matching_comparison, plot_matching_scores, plot_matching_vs_length)
+from fptlib.attention import BitShares
+from fptlib.viz import (as_bertviz, bertviz_views, bit_labels, plot_ablation, plot_attention, plot_attention_grid,
+                        plot_share_heatmap, plot_shares, plot_vs_length)
 
 matplotlib.use("Agg")
 
@@ -57,7 +58,12 @@ def test_plot_attention_into_given_axes_and_marks():
     fig = Figure()
     ax = fig.add_subplot()
     assert plot_attention(attn, 0, 0, 0, ax=ax, mark_bits=4) is fig
-    assert len(ax.patches) == 2 * 4   # two outlined cells per output position
+    # two outlined cells per output position: partner (n+i, i) in red, itself (n+i, n+i) in white
+    partner, itself = ax.collections
+    assert len(partner.get_paths()) == len(itself.get_paths()) == 4
+    corners = [tuple(p.get_extents().min + 0.5) for p in partner.get_paths()]
+    assert corners == [(i, 4 + i) for i in range(4)]
+    assert [tuple(p.get_extents().min + 0.5) for p in itself.get_paths()] == [(4 + i, 4 + i) for i in range(4)]
 
 
 def test_plot_attention_errors_name_the_range():
@@ -89,18 +95,34 @@ def test_grid_has_one_panel_per_layer_and_head():
         plot_attention_grid(attn, heads=[])
 
 
-def test_matching_score_plots():
+def test_share_plots():
     score = torch.tensor([[0.1, 0.95], [0.5, 0.2]])
-    fig = plot_matching_scores(score, chance=0.2)
+    fig = plot_share_heatmap(score, chance=0.2, mark=(0, 1))
     ax = fig.axes[0]
     assert "chance 0.200" in ax.get_title()
     assert sorted(t.get_text() for t in ax.texts) == sorted([".10", ".95", ".50", ".20"])
-    both = plot_matching_comparison({"pretrained": score, "random": score * 0.5}, chance=0.2)
-    assert [a.get_title().split("\n")[0] for a in both.axes if a.images] == ["pretrained", "random"]
-    lines = plot_matching_vs_length({"pretrained": {5: 0.9, 8: 0.8}}, {5: 0.2, 8: 0.125})
-    assert len(lines.axes[0].lines) == 2
+    assert len(ax.patches) == 1
+    shares = {"pretrained": BitShares(5, False, score, score.flip(1), 0.1, 0.1),
+              "random": BitShares(5, False, score * 0.5, score, 0.1, 0.1)}
+    both = plot_shares(shares, suptitle="x")
+    titles = [a.get_title().split("\n")[0] for a in both.axes if a.images]
+    assert titles == ["pretrained: partner share (top L0 H1)", "random: partner share (top L0 H1)",
+                      "pretrained: self share", "random: self share"]
+    panels = [a for a in both.axes if a.images]
+    assert [len(a.texts) for a in panels] == [4, 4, 0, 0]     # values written in the partner row only
+    lines = plot_vs_length({"partner share": {5: 0.9, 8: 0.8}, "chance share": {5: 0.1, 8: 0.0625}})
+    assert len(lines.axes[0].lines) == 2 and lines.axes[0].lines[1].get_linestyle() == "--"
     with pytest.raises(ValueError, match="layers, heads"):
-        plot_matching_scores(torch.zeros(3))
+        plot_share_heatmap(torch.zeros(3))
+
+
+def test_ablation_bars_show_the_numbers():
+    rows = [{"ablated": "none", "heads": "-", "test acc (%)": 100.0},
+            {"ablated": "top head", "heads": "L0 H3", "test acc (%)": 51.0},
+            {"ablated": "random head", "heads": "L0 H1", "test acc (%)": 99.0}]
+    ax = plot_ablation(rows).axes[0]
+    assert [p.get_height() for p in ax.patches] == [100.0, 51.0, 99.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["none", "L0 H3", "L0 H1"]
 
 
 def test_bertviz_layout_and_html():

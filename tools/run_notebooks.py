@@ -10,10 +10,16 @@ Notebooks run in the kernel of this Python (the project's virtual environment), 
 folder, with ``FPT_PROFILE=quick`` unless ``--profile`` says otherwise, so the committed outputs
 are what ``pytest --nbval`` compares against. Execution stops at the first failing notebook (the
 file is left untouched; ``--keep-going`` goes on with the next) and the exit status is 1.
+
+Progress bars are ipywidgets; nbclient saves their final state in the notebook's metadata, but
+each bar's plain-text fallback (what GitHub, nbviewer and a front end without that state show) is
+the text at 0%. ``finished_bars`` rewrites it from the saved state, so a finished bar reads as
+finished wherever the notebook is opened.
 """
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import shutil
 import sys
@@ -32,6 +38,44 @@ def find_notebooks(prefixes: list[str]) -> list[Path]:
     return found
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+BAR_WIDTH = 10
+
+
+def bar_text(state: dict, model_id: str) -> str | None:
+    """The text of a tqdm.notebook bar (an HBox of label, progress and text) from saved widget
+    state, as tqdm prints it: ``desc: 100%|██████████| 200/200 [00:12<00:00, 17.25it/s]``; None
+    for any other widget."""
+    box = state.get(model_id) or {}
+    if box.get("model_name") != "HBoxModel":
+        return None
+    kids = [state.get(str(c).removeprefix("IPY_MODEL_")) or {} for c in box.get("state", {}).get("children", [])]
+    if [k.get("model_name") for k in kids] != ["HTMLModel", "FloatProgressModel", "HTMLModel"]:
+        return None
+    left, bar, right = (k.get("state", {}) for k in kids)
+    frac = min(max(bar.get("value", 0) / bar["max"], 0.0), 1.0) if bar.get("max") else 0.0
+    filled = round(frac * BAR_WIDTH)
+    text = f"{left.get('value', '')}|{'█' * filled}{' ' * (BAR_WIDTH - filled)}|{right.get('value', '')}"
+    return html.unescape(text).replace("\u2007", " ")
+
+
+def finished_bars(nb) -> int:
+    """Set each progress bar's ``text/plain`` output to its final state (see the module doc).
+    Returns how many outputs changed."""
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    changed = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            view = data.get(WIDGET_VIEW)
+            text = bar_text(state, view.get("model_id", "")) if view else None
+            if text is not None and data.get("text/plain") != text:
+                data["text/plain"] = text
+                changed += 1
+    return changed
+
+
 def execute(path: Path, timeout: int, write: bool) -> float:
     import nbformat
     from nbclient import NotebookClient
@@ -44,6 +88,7 @@ def execute(path: Path, timeout: int, write: bool) -> float:
     start = time.perf_counter()
     client.execute()
     wall = time.perf_counter() - start
+    finished_bars(nb)
     if write:
         from fptlib.files import atomic_write
         atomic_write(path, lambda f: nbformat.write(nb, f))

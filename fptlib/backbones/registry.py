@@ -43,7 +43,11 @@ def _gpt2(layers: int, width: int, heads: int) -> tuple[tuple[str, object], ...]
     return (("n_layer", layers), ("n_embd", width), ("n_head", heads))
 
 
-# the configs of google/vit-base-patch16-224, t5-base and allenai/longformer-base-4096
+# the configs of google-bert/bert-base-uncased, google/vit-base-patch16-224, t5-base and
+# allenai/longformer-base-4096
+_BERT_BASE = (("vocab_size", 30522), ("hidden_size", 768), ("num_hidden_layers", 12),
+              ("num_attention_heads", 12), ("intermediate_size", 3072),
+              ("max_position_embeddings", 512), ("type_vocab_size", 2), ("layer_norm_eps", 1e-12))
 _VIT_B16 = (("hidden_size", 768), ("num_hidden_layers", 12), ("num_attention_heads", 12),
             ("intermediate_size", 3072), ("image_size", 224), ("patch_size", 16),
             ("qkv_bias", True), ("layer_norm_eps", 1e-12))
@@ -68,7 +72,7 @@ KNOWN: dict[str, KnownBackbone] = {b.name: b for b in (
     KnownBackbone("gpt2-xl", "gpt2", "GPT-2 XL, 1.5B",
                   ("openai-community/gpt2-xl", "gpt2-xl"), _gpt2(48, 1600, 25)),
     KnownBackbone("bert-base", "bert", "BERT base uncased, 110M (paper: other backbones)",
-                  ("google-bert/bert-base-uncased", "bert-base-uncased")),
+                  ("google-bert/bert-base-uncased", "bert-base-uncased"), _BERT_BASE),
     KnownBackbone("vit", "vit", "ViT-B/16, 86M, ImageNet-21k pretrained and ImageNet-1k fine-tuned "
                   "at 224x224: the weights timm's vit_base_patch16_224 loaded for the authors "
                   "(paper: ViT initialisation)", ("google/vit-base-patch16-224",), _VIT_B16),

@@ -169,7 +169,7 @@ def check_steps(path: Path, saved_step: int, steps: int) -> None:
             f"checkpoint_dir, or delete {path} to start afresh.")
 
 
-def load(path: str | os.PathLike) -> dict:
+def load(path: str | os.PathLike, required: tuple[str, ...] = REQUIRED) -> dict:
     """A checkpoint written by ``atomic_save``, read with ``weights_only=True`` (nothing in it can run
     code). Anything else (a folder, an empty or truncated file, pickled objects, another schema) is a
     ValueError naming the path and the fix."""
@@ -201,7 +201,7 @@ def load(path: str | os.PathLike) -> dict:
     if saved["format"] != FORMAT:
         raise ValueError(f"the checkpoint {path} has format {saved['format']!r}; this version of fptlib reads "
                          f"format {FORMAT}: {fix}")
-    missing = [k for k in REQUIRED if k not in saved]
+    missing = [k for k in required if k not in saved]
     if missing:
         raise ValueError(f"the checkpoint {path} lacks {missing}: it was not written by fptlib's Trainer; {fix}")
     return saved

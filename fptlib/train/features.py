@@ -144,10 +144,16 @@ class CachedTask:
             yield Batch(feats.h[i:j], feats.y[i:j])
 
 
+def has_training_set(task) -> bool:
+    """Whether ``task`` trains on a finite training set (a dataset task) that can be cached, as
+    opposed to drawing fresh examples at every step (the bit tasks)."""
+    return hasattr(task, "splits") and hasattr(task, "_batch")
+
+
 def training_examples(task, batch_size: int, device):
     """Every training example of a dataset task once, un-augmented, in batches of similar length,
     and the order (CPU indices) in which they come."""
-    if not (hasattr(task, "splits") and hasattr(task, "_batch")):
+    if not has_training_set(task):
         raise ValueError(f"task {getattr(task, 'name', task)!r} draws fresh examples at every step, so "
                          f"there is no training set to cache; train it output-only with the ordinary "
                          f"Trainer (freeze='output_only')")

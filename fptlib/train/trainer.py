@@ -385,6 +385,7 @@ class Trainer:
                     run.t_train = time.perf_counter()
                     self._save(run)
                     raise ckpt.TrainingInterrupted(run.step, self._checkpoint_path())
+            finish_bar(bar)             # stopped early on purpose (target, time): finished, not failed
         finally:
             interrupt.stop()
             bar.close()
@@ -508,6 +509,18 @@ class Trainer:
                 f"fp16 overflow (use amp='bf16' or amp='off'); training attention or feed-forward weights, "
                 f"which the paper reports diverging on MNIST and CIFAR-10 (lower the lr); or NaN/inf values in "
                 f"the input data. Training stopped; no result was recorded for this run.")
+
+
+def finish_bar(bar) -> None:
+    """Close a progress bar of a run that ended as planned, at 100% of the steps it took: a run
+    that stopped at its target accuracy or time budget reads as finished (green in a notebook and
+    in the saved notebook's widget state), where tqdm would mark a bar short of its total as failed."""
+    if not bar.disable and bar.total and bar.n < bar.total:
+        bar.total = bar.n
+        container = getattr(bar, "container", None)      # tqdm.notebook: (label, progress, text)
+        if container is not None:
+            container.children[1].max = bar.n
+    bar.close()
 
 
 def _jsonable(obj):

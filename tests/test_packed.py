@@ -1,0 +1,301 @@
+"""Packed runs: each run of a pack ends where the same run trained alone ends.
+
+Tolerance. A pack computes the same arithmetic as the runs alone, but its matmuls have K times
+more rows and its per-run gradient norm is one norm over all trained parameters instead of a norm
+of per-tensor norms, so float32 sums are rounded in another order (about 1e-7 relative per
+operation). Over 50 Adam steps the largest parameter difference measured here was below 1e-6.
+PARAM_TOL = 1e-4 leaves a 100x margin for other CPUs' kernels, yet is a tenth of a single Adam
+step at lr 1e-3 (Adam moves every trained parameter by about lr per step): a run fed another run's
+batches, sharing another run's optimizer state or skipping one update fails it.
+"""
+import dataclasses
+
+import pytest
+import torch
+
+from fpt_testing import tiny_backbone
+from fptlib import results as store
+from fptlib import tasks
+from fptlib.model import FPT
+from fptlib.train import NonFiniteLossError, TrainConfig, Trainer
+from fptlib.train.packed import PackError, PackedTrainer, auto_pack_size
+from test_train_toy import one_thread  # noqa: F401
+
+PARAM_TOL = 1e-4
+STEPS = 50
+LISTOPS = {"n_train": 64, "n_val": 16, "n_test": 16, "min_length": 10, "max_length": 40, "max_len": 48}
+
+
+def _task(name, tmp_path=None):
+    if name == "listops":
+        return tasks.get("listops", data_dir=tmp_path, **LISTOPS)
+    return tasks.get("bit-xor", n=5, eval_size=200)
+
+
+def _build(task, family, seed, freeze="fpt"):
+    """A run's model as it would be built alone: trained parts initialised from its seed, frozen
+    backbone the same for every seed (the backbone's own seed is fixed), dropout off."""
+    torch.manual_seed(seed)
+    return FPT.for_task(task, tiny_backbone(family, seed=0, dropout=0.0), freeze=freeze, dropout=0.0)
+
+
+def _cfg(**kw):
+    base = dict(steps=STEPS, lr=1e-3, batch_size=8, eval_every=25, eval_limit=200, device="cpu",
+                progress=False, log_every=10)
+    return TrainConfig(**{**base, **kw})
+
+
+def _alone(task, family, seed, cfg):
+    model = _build(task, family, seed)
+    try:
+        return model, Trainer(model, task, cfg).fit()
+    except NonFiniteLossError as err:
+        return model, err
+
+
+def _packed(task, family, seeds, configs, **kw):
+    models = [_build(task, family, s) for s in seeds]
+    return models, PackedTrainer(models, task, configs, **kw).fit()
+
+
+def _max_diff(a, b):
+    return max((p - q).abs().max().item() for (_, p), (_, q) in zip(a.named_parameters(), b.named_parameters()))
+
+
+def _assert_same_run(alone_model, alone, packed_model, packed):
+    assert _max_diff(alone_model, packed_model) <= PARAM_TOL
+    assert packed.steps == alone.steps and packed.samples == alone.samples and packed.stopped == alone.stopped
+    assert [e["step"] for e in packed.evals] == [e["step"] for e in alone.evals]
+    assert [(h["step"], h["samples"]) for h in packed.history] == [(h["step"], h["samples"]) for h in alone.history]
+    assert [h["loss"] for h in packed.history] == pytest.approx([h["loss"] for h in alone.history], abs=1e-4)
+    for a, p in zip(alone.evals, packed.evals):
+        for split in ("val", "test"):
+            examples = a[split]["examples"]
+            assert p[split]["examples"] == examples
+            assert abs(a[split]["accuracy"] - p[split]["accuracy"]) * examples <= 1.0 + 1e-9   # within one example
+
+
+RUNS = [(0, dict(lr=1e-3)), (1, dict(lr=3e-3, optimizer="adamw", weight_decay=0.01)), (2, dict(lr=1e-2, grad_clip=0.5))]
+
+
+@pytest.mark.parametrize("family", ["gpt2", "bert", "llama", "lstm", "longformer"])
+def test_each_run_of_a_pack_ends_where_it_ends_alone(family):
+    """Causal (GPT-2), bidirectional (BERT, Longformer), rotary (LLaMA) and the LSTM; three runs
+    differing in seed (initialisation and data), learning rate, optimizer, weight decay and clipping."""
+    task = _task("bit-xor")
+    configs = [_cfg(seed=s, **kw) for s, kw in RUNS]
+    models, results = _packed(task, family, [s for s, _ in RUNS], configs)
+    moved = []
+    for (seed, _), cfg, model, result in zip(RUNS, configs, models, results):
+        alone_model, alone = _alone(task, family, seed, cfg)
+        _assert_same_run(alone_model, alone, model, result)
+        assert result.packed["runs"] == 3 and len(result.packed["with"]) == 2
+        assert result.config == cfg.to_dict()
+        moved.append(_max_diff(_build(task, family, seed), model))
+    assert moved[2] > moved[0] > 10 * PARAM_TOL        # the learning rates really differed
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_padded_discrete_listops_batches_of_different_widths(family, tmp_path):
+    task = _task("listops", tmp_path)
+    configs = [_cfg(seed=s, steps=20, eval_every=10, batch_size=4) for s in (0, 1)]
+    widths = [[b.mask.shape[1] for _, b in zip(range(20), task.train_batches(4, "cpu", seed))] for seed in (0, 1)]
+    assert widths[0] != widths[1]           # the two runs' batches need padding to one width
+    models, results = _packed(task, family, [0, 1], configs)
+    for seed, cfg, model, result in zip((0, 1), configs, models, results):
+        alone_model, alone = _alone(task, family, seed, cfg)
+        _assert_same_run(alone_model, alone, model, result)
+
+
+class NanInSeed:
+    """The task, but the training stream of ``seed`` carries a NaN input from ``step`` on."""
+
+    def __init__(self, task, seed, step):
+        self._task, self._seed, self._step = task, seed, step
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def train_batches(self, batch_size, device, seed, start_step=0):
+        for step, batch in enumerate(self._task.train_batches(batch_size, device, seed, start_step), start_step):
+            if seed == self._seed and step >= self._step:
+                batch.x[0, 0] = float("nan")
+            yield batch
+
+
+def test_gradient_accumulation_in_a_pack():
+    task = _task("bit-xor")
+    configs = [_cfg(seed=s, steps=10, eval_every=5, grad_accum=2, lr=3e-3) for s in (0, 1)]
+    models, results = _packed(task, "gpt2", [0, 1], configs)
+    for seed, cfg, model, result in zip((0, 1), configs, models, results):
+        alone_model, alone = _alone(task, "gpt2", seed, cfg)
+        _assert_same_run(alone_model, alone, model, result)
+        assert result.samples == 10 * 2 * 8
+
+
+def test_early_stop_and_nan_in_one_run_leave_the_others_unchanged():
+    task, family = NanInSeed(_task("bit-xor"), seed=2, step=7), "gpt2"
+    configs = [_cfg(seed=0), _cfg(seed=1, target_accuracy=0.01),        # reached at the first evaluation
+               _cfg(seed=2), _cfg(seed=3, steps=33)]                    # seed 2: NaN input at step 8
+    models, results = _packed(task, family, [0, 1, 2, 3], configs)
+    assert results[1].stopped == "target" and results[1].steps == 25
+    assert isinstance(results[2], NonFiniteLossError)
+    assert results[3].steps == 33 and results[3].stopped == "steps"      # not a logging step of the others
+    for seed, cfg, model, result in zip((0, 1, 2, 3), configs, models, results):
+        alone_model, alone = _alone(task, family, seed, cfg)
+        if isinstance(alone, NonFiniteLossError):
+            assert str(result) == str(alone) and "at step 8" in str(result)    # the same message and step
+        else:
+            _assert_same_run(alone_model, alone, model, result)
+
+
+class Interrupted(Exception):
+    pass
+
+
+class InterruptAt:
+    """The task, but its training stream raises at ``step`` (a killed process)."""
+
+    def __init__(self, task, step):
+        self._task, self._step = task, step
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def train_batches(self, batch_size, device, seed, start_step=0):
+        for step, batch in enumerate(self._task.train_batches(batch_size, device, seed, start_step), start_step):
+            if step >= self._step:
+                raise Interrupted
+            yield batch
+
+
+def test_resume_of_an_interrupted_pack_equals_the_uninterrupted_pack(tmp_path):
+    task, family = _task("bit-xor"), "bert"
+    configs = [_cfg(seed=0, eval_every=10), _cfg(seed=1, lr=3e-3, eval_every=10, steps=15),
+               _cfg(seed=2, optimizer="adamw", weight_decay=0.1, eval_every=10)]
+    straight_models, straight = _packed(task, family, [0, 1, 2], configs)
+
+    with pytest.raises(Interrupted):        # checkpoint at step 20 (run 1 finished at 15), killed at 25
+        _packed(InterruptAt(task, 25), family, [0, 1, 2], configs, checkpoint_dir=str(tmp_path))
+    assert (tmp_path / "checkpoint.pt").is_file()
+    torch.manual_seed(123)                  # another process state must not matter
+    models, resumed = _packed(task, family, [0, 1, 2], configs, checkpoint_dir=str(tmp_path))
+    for a, b, ra, rb in zip(straight_models, models, straight, resumed):
+        for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+            assert torch.equal(p, q), n
+        assert rb.evals == [{**e, "wall_s": f["wall_s"]} for e, f in zip(ra.evals, rb.evals)]
+        assert rb.steps == ra.steps and rb.stopped == ra.stopped
+    assert [r.resumed_from for r in resumed] == [20, 20, 20]
+    # another configuration is refused, with what differs
+    with pytest.raises(ValueError, match=r"runs\[0\].lr"):
+        _packed(task, family, [0, 1, 2], [dataclasses.replace(configs[0], lr=0.5), *configs[1:]],
+                checkpoint_dir=str(tmp_path))
+
+
+def test_runs_that_cannot_share_a_pack_are_refused_clearly():
+    task = _task("bit-xor")
+    models = [_build(task, "gpt2", 0), _build(task, "gpt2", 1)]
+    with pytest.raises(PackError, match="batch_size"):
+        PackedTrainer(models, task, [_cfg(), _cfg(batch_size=4)])
+    other_backbone = FPT.for_task(task, tiny_backbone("gpt2", seed=5, dropout=0.0), dropout=0.0)
+    with pytest.raises(PackError, match="frozen weights differ"):
+        PackedTrainer([models[0], other_backbone], task, [_cfg(), _cfg()])
+    # ViT's learned positions are a bare parameter of the backbone, T5's relative position bias is
+    # looked up per query-key pair: neither stacks per run, and both say so
+    with pytest.raises(PackError, match="cannot pack the trained parameters of 'backbone'"):
+        PackedTrainer([_build(task, "vit", s) for s in (0, 1)], task, [_cfg(), _cfg()])
+    with pytest.raises(PackError, match="relative position bias.*unpacked"):
+        PackedTrainer([_build(task, "t5", s) for s in (0, 1)], task, [_cfg(), _cfg()]).fit()
+    attention = [_build(task, "gpt2", s, freeze="+attention") for s in (0, 1)]
+    with pytest.raises(PackError, match=r"trains \['attention'\].*unpacked"):
+        PackedTrainer(attention, task, [_cfg(), _cfg()])
+
+
+def test_auto_pack_size_by_memory_on_cuda_and_by_measurement_on_cpu():
+    from fptlib.train import packed
+    assert auto_pack_size(10, "cpu") == packed.CPU_AUTO_PACK
+    assert auto_pack_size(2, "cpu") == min(2, packed.CPU_AUTO_PACK)
+    assert auto_pack_size(40, "cuda", per_run_bytes=1 << 30, free_bytes=10 << 30) == 7    # 70% of 10 GiB / 1 GiB
+    assert auto_pack_size(3, "cuda", per_run_bytes=1 << 30, free_bytes=80 << 30) == 3
+    assert auto_pack_size(3, "cuda", per_run_bytes=1 << 40, free_bytes=1 << 30) == 1      # one run: no pack
+    with pytest.raises(ValueError, match="per_run_bytes"):
+        auto_pack_size(3, "cuda")
+
+
+def test_bf16_autocast_pack_runs_on_cpu():
+    task = _task("bit-xor")
+    models, results = _packed(task, "llama", [0, 1], [_cfg(seed=s, steps=4, eval_every=0, amp="bf16") for s in (0, 1)])
+    assert [r.amp for r in results] == ["bfloat16", "bfloat16"]
+    assert all(r.final["val"]["loss"] == r.final["val"]["loss"] for r in results)      # finite, not NaN
+
+
+def test_records_of_packed_runs_equal_those_of_the_runs_alone(tmp_path):
+    """experiments.run_many: packs of compatible runs (tiny random GPT-2: the seed makes the
+    backbone, so runs pack by seed, across learning rates) give the records the runs give alone."""
+    from fptlib import experiments
+    from test_train_toy import tiny_config
+    configs = [tiny_config(lr=lr, seed=s, steps=12, eval_every=6) for s in (0, 1) for lr in (1e-3, 3e-3)]
+    logs = []
+    packed = experiments.run_many(configs, pack=2, directory=tmp_path / "packed", progress=False, log=logs.append)
+    alone = experiments.run_many(configs, pack=False, directory=tmp_path / "alone", progress=False, log=logs.append)
+    assert sum(line.startswith("packing 2 runs") for line in logs) == 2
+    for p, a in zip(packed, alone):
+        assert p["key"] == a["key"] and p["hyperparameters"] == a["hyperparameters"] and p["seed"] == a["seed"]
+        assert p["steps"] == a["steps"] and p["stopped"] == a["stopped"] and p["run_config"] == a["run_config"]
+        for split in ("val", "test"):
+            examples = a["final"][split]["examples"]
+            assert abs(p["final"][split]["accuracy"] - a["final"][split]["accuracy"]) * examples <= 1.0 + 1e-9
+            assert p["final"][split]["loss"] == pytest.approx(a["final"][split]["loss"], abs=1e-4)
+        assert p["packed"]["runs"] == 2 and "packed" not in a
+        assert any("trained packed with 1 other run" in n for n in p["notes"])
+        assert [n for n in p["notes"] if "packed" not in n] == a["notes"]
+    # stored records are reused, not trained again
+    again = experiments.run_many(configs, directory=tmp_path / "packed", progress=False, log=logs.append)
+    assert [(r["key"], r["created_at"]) for r in again] == [(r["key"], r["created_at"]) for r in packed]
+
+
+def test_a_packed_sweep_gives_the_unpacked_sweep(tmp_path):
+    from fptlib import sweeps
+    from test_train_toy import tiny_config
+    base = tiny_config(steps=8, eval_every=4)
+    kw = dict(lrs=(1e-3, 3e-3), seeds=(0,), progress=False, log=lambda line: None)
+    packed = sweeps.sweep(base, directory=tmp_path / "packed", pack=2, **kw)
+    alone = sweeps.sweep(base, directory=tmp_path / "alone", pack=False, **kw)
+    assert all(r.get("packed") for r in store.load(directory=tmp_path / "packed"))
+    for p, a in zip(packed.rows, alone.rows):
+        assert p["lr"] == a["lr"] and p["seeds"] == a["seeds"]
+        one_example = 1 / 128                   # the quick profile's Bit XOR evaluation sets hold 128 examples
+        assert p["val"] == pytest.approx(a["val"], abs=one_example)
+        assert p["test"] == pytest.approx(a["test"], abs=one_example)
+
+
+def test_models_of_a_pack_can_share_one_frozen_backbone():
+    from fptlib.train.packed import share_frozen
+    task = _task("bit-xor")
+    for family in ("gpt2", "lstm"):
+        a, b = _build(task, family, 0), _build(task, family, 1)
+        share_frozen(a, b)
+        frozen_a = {n: p for n, p in a.named_parameters() if not p.requires_grad}
+        assert all(p is frozen_a[n] for n, p in b.named_parameters() if not p.requires_grad)
+        assert not any(p is dict(a.named_parameters())[n] for n, p in b.named_parameters() if p.requires_grad)
+        x = next(task.train_batches(4, "cpu", seed=0)).x
+        assert torch.equal(b(x), _build(task, family, 1)(x))       # b computes what it computed before
+    with pytest.raises(PackError, match="frozen weights differ"):
+        other_backbone = FPT.for_task(task, tiny_backbone("gpt2", seed=5, dropout=0.0), dropout=0.0)
+        share_frozen(_build(task, "gpt2", 0), other_backbone)
+
+
+def test_stack_batches_pads_continuous_and_discrete_tokens_to_the_widest():
+    from types import SimpleNamespace as NS
+
+    from fptlib.tasks.base import Batch
+    from fptlib.train.packed import stack_batches
+    ones = lambda *shape: torch.ones(*shape, dtype=torch.long)  # noqa: E731
+    continuous = [Batch(torch.ones(2, 3, 4), torch.zeros(2), ones(2, 3)),
+                  Batch(torch.ones(2, 5, 4), torch.zeros(2), ones(2, 5))]
+    x, y, mask = stack_batches(continuous, NS(pad_id=None))        # homology-like [B, L, features]
+    assert x.shape == (4, 5, 4) and mask.shape == (4, 5) and y.shape == (2, 2)
+    assert x[:2, 3:].abs().sum() == 0 and mask[:2, 3:].sum() == 0 and mask[2:].all()
+    discrete = [Batch(ones(2, 2) * 7, torch.zeros(2), ones(2, 2)), Batch(ones(2, 4) * 7, torch.zeros(2), ones(2, 4))]
+    x, _, mask = stack_batches(discrete, NS(pad_id=3))
+    assert x.shape == (4, 4) and (x[:2, 2:] == 3).all() and mask[:2, 2:].sum() == 0

@@ -14,7 +14,8 @@ with only two swaps:
 
 Steps become 2, with one evaluation (on at most ``EVAL_LIMIT`` examples); batch sizes, learning
 rates, freezing, task options and everything else stay the full profile's. About 22 CPU-seconds
-here (86 distinct runs; C10 LRA's 1024-token batches are two thirds of it).
+here before the tables carried seeds; now about 42 s for 138 distinct runs (the first seed of
+each setting: the others take the same path; ViT, T5 and Longformer rows included).
 """
 import dataclasses
 import math
@@ -88,7 +89,8 @@ def tiny(cfg: experiments.RunConfig) -> experiments.RunConfig:
 
 def full_configs():
     every = [c for name in experiments.names() for c in experiments.table(name, "full", backbone="gpt2")]
-    return every, {c.key: c for c in map(tiny, every)}
+    first_seed = experiments.SEEDS["full"][0]      # the other seeds take the same path
+    return every, {c.key: c for c in map(tiny, every) if c.seed == first_seed}
 
 
 def test_every_full_profile_config_builds_and_takes_two_steps(tmp_path, monkeypatch):

@@ -533,10 +533,8 @@ def show_table(name: str, *, rows=None, columns=None, ctx: NotebookContext | Non
     shown = {(c.row, paper.TASK_TITLES.get(c.column, c.column)) for c in configs}
     kept = [r for r in full.rows if (r.get("setting"), r.get("column")) in shown
             or str(r.get("setting", "")).startswith("trivial baseline")]
-    which = "; ".join(f"{what} {', '.join(map(str, sorted(v)))}" for what, v in
-                      (("rows", rows if rows is None or not isinstance(rows, str) else [rows]),
-                       ("columns", columns if columns is None or not isinstance(columns, str) else [columns]))
-                      if v is not None)
+    named = (("rows", rows), ("columns", columns))
+    which = "; ".join(f"{what} {', '.join([v] if isinstance(v, str) else v)}" for what, v in named if v is not None)
     note = (f"Shown here: only {which} of this table (profile `{ctx.profile}`), a subset of the same definitions "
             f"as `python -m fptlib reproduce {experiments.canonical(name)} --profile {ctx.profile}`, which runs every cell.")
     return report.Table(kept, columns=full.columns, title=full.title, notes=[note, *full.notes])

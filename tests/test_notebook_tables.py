@@ -138,3 +138,13 @@ def test_claims_of_a_notebook_are_no_verdict_at_quick(ctx, monkeypatch):
                for r in shown.rows)
     with pytest.raises(ValueError, match="known"):
         nb.claims("99_nowhere", ctx=ctx)
+
+
+@pytest.mark.parametrize("stem", sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")))
+def test_notebook_code_compiles(stem):
+    """Every code cell is valid Python on this interpreter (IPython magics and shell lines aside):
+    a syntax error shows here, without executing the notebook."""
+    for i, code in enumerate(_source(stem, "code")):
+        plain = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!"))
+                          else line for line in code.splitlines())
+        compile(plain, f"{stem} cell {i}", "exec")

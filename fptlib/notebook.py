@@ -37,7 +37,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
-from fptlib import backbones, env, experiments, files, results, tasks
+from fptlib import backbones, env, experiments, files, paper, report, results, tasks
 from fptlib.report import as_percent
 from fptlib.train import Trainer, TrainConfig
 
@@ -469,6 +469,98 @@ def run_many(configs: Mapping[str, Any], *, progress: bool = True) -> dict[str, 
             print(f"training {label}: {cfg.describe()}", flush=True)
         out[label] = experiments.run(cfg, progress=progress, checkpoint=_checkpoint())
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the paper's tables, from the same definitions as `python -m fptlib reproduce`
+
+
+def _context(ctx: NotebookContext | None) -> NotebookContext:
+    ctx = ctx or _CURRENT
+    if ctx is None:
+        raise RuntimeError("no notebook context: call fptlib.notebook.setup() first (the notebook's first code cell)")
+    return ctx
+
+
+def _subset(configs: list, name: str, rows, columns) -> tuple[set | None, set | None]:
+    """``rows``/``columns`` as sets, each checked against the labels of the table's ``configs``."""
+    out = []
+    for given, field_name in ((rows, "row"), (columns, "column")):
+        if given is None:
+            out.append(None)
+            continue
+        given = {given} if isinstance(given, str) else set(given)
+        known = {getattr(c, field_name) for c in configs}
+        unknown = given - known
+        if unknown:
+            raise ValueError(f"table {name!r} has no {field_name} {sorted(unknown)} at this profile: "
+                             f"its {field_name}s are {sorted(known)}")
+        out.append(given)
+    return out[0], out[1]
+
+
+def table_configs(name: str, *, rows=None, columns=None, ctx: NotebookContext | None = None) -> list:
+    """``experiments.table(name, ctx.profile, ctx.backbone)``: the configurations ``python -m fptlib
+    reproduce NAME`` runs at this profile, or only those of the named ``rows`` / ``columns`` (the
+    paper's labels; a subset of the same definitions, never new configurations)."""
+    ctx = _context(ctx)
+    configs = experiments.table(name, ctx.profile, ctx.backbone)
+    keep_rows, keep_columns = _subset(configs, name, rows, columns)
+    return [c for c in configs
+            if (keep_rows is None or c.row in keep_rows) and (keep_columns is None or c.column in keep_columns)]
+
+
+def run_table(name: str, *, rows=None, columns=None, ctx: NotebookContext | None = None,
+              progress: bool = True) -> dict[str, dict]:
+    """Train (or load) the runs of a paper table at this profile (:func:`table_configs`), after
+    printing the :func:`plan`. Returns ``{"row, column (lr, seed)": record}``."""
+    configs = table_configs(name, rows=rows, columns=columns, ctx=ctx)
+    if not configs:
+        raise ValueError(f"table {name!r} has no configurations at this profile for rows={rows}, columns={columns}")
+    return run_many(_labelled(configs), progress=progress)
+
+
+def show_table(name: str, *, rows=None, columns=None, ctx: NotebookContext | None = None) -> report.Table:
+    """``report.paper_table(name, ctx.profile)``: the same table ``reproduce`` prints, with the
+    paper's numbers, what really ran and the trivial baselines. With ``rows`` / ``columns``, only
+    those cells (and their tasks' baselines), and the table says which subset it shows."""
+    ctx = _context(ctx)
+    configs = table_configs(name, rows=rows, columns=columns, ctx=ctx)
+    store = experiments.store_dir(ctx.profile)          # evidence: the tracked results/evidence/
+    if rows is None and columns is None:
+        return report.paper_table(name, ctx.profile, directory=store, backbone=ctx.backbone)
+    keys = {c.key for c in configs}
+    records = [r for r in results.load(store) if r.get("key") in keys]
+    full = report.paper_table(name, ctx.profile, records=records, backbone=ctx.backbone)
+    shown = {(c.row, paper.TASK_TITLES.get(c.column, c.column)) for c in configs}
+    kept = [r for r in full.rows if (r.get("setting"), r.get("column")) in shown
+            or str(r.get("setting", "")).startswith("trivial baseline")]
+    named = (("rows", rows), ("columns", columns))
+    which = "; ".join(f"{what} {', '.join([v] if isinstance(v, str) else v)}" for what, v in named if v is not None)
+    note = (f"Shown here: only {which} of this table (profile `{ctx.profile}`), a subset of the same definitions "
+            f"as `python -m fptlib reproduce {experiments.canonical(name)} --profile {ctx.profile}`, which runs every cell.")
+    return report.Table(kept, columns=full.columns, title=full.title, notes=[note, *full.notes])
+
+
+def baselines_table(config) -> report.Table:
+    """The trivial baselines (chance, majority class of the split, the copy baseline, a pixel logistic
+    regression: ``tasks.baselines``) of a run's task, for a run that is in no paper table here."""
+    found = report._task_baselines(config.task, config.task_options, config.eval_limit)
+    return report.Table([{"trivial baseline": name, "accuracy (%)": as_percent(acc) if acc is not None else "-",
+                          "how": how} for name, acc, how in found], title=f"Trivial baselines: {config.task}")
+
+
+def claims(notebook: str, *, ctx: NotebookContext | None = None) -> report.Table:
+    """The rows of ``report.claims(ctx.profile)`` for the paper's claims that ``notebook`` (e.g.
+    ``"08_pretraining"``) shows: the verdict computed from the stored records (at the quick
+    profile: no verdict, a check that the code runs)."""
+    ctx = _context(ctx)
+    if not any(c.notebook == notebook for c in paper.CLAIMS):
+        raise ValueError(f"no claim of the paper is shown in notebook {notebook!r}: "
+                         f"known: {sorted({c.notebook for c in paper.CLAIMS})}")
+    full = report.claims(ctx.profile, directory=experiments.store_dir(ctx.profile), backbone=ctx.backbone)
+    kept = [r for r in full.rows if r.get("see") == f"notebooks/{notebook}.ipynb"]
+    return report.Table(kept, columns=full.columns, title=full.title, notes=full.notes)
 
 
 def show_patches(config_or_task, n: int = 4, split: str = "test"):

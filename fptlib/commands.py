@@ -215,7 +215,7 @@ def cmd_reproduce(args) -> int:
 def cmd_sweep(args) -> int:
     _threads(args.device)
     cfg = _config_from_args(args)
-    lrs = tuple(args.lrs) if args.lrs else (sweeps.QUICK_LRS if cfg.profile == "quick" else sweeps.CRITIQUE_LRS)
+    lrs = tuple(args.lrs) if args.lrs else experiments.LR_GRID[cfg.profile]
     res = sweeps.sweep(cfg, lrs=lrs, seeds=tuple(args.seeds), directory=args.results_dir,
                        progress=not args.no_progress, device=args.device, pack=_pack(args))
     print()

@@ -23,8 +23,6 @@ from fptlib import experiments, stats
 from fptlib.experiments import RunConfig
 from fptlib.train.trainer import NonFiniteLossError
 
-CRITIQUE_LRS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
-QUICK_LRS = (3e-4, 1e-3, 3e-3)
 # RunConfig fields that make two records different configurations (not just another lr or seed)
 _SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.compare and f.name not in ("lr", "seed"))
 
@@ -115,13 +113,14 @@ class SweepResult:
         return "\n".join(lines)
 
 
-def sweep(base: RunConfig, lrs=QUICK_LRS, seeds=(0, 1), *, select: str = "val", report: str = "test",
+def sweep(base: RunConfig, lrs=None, seeds=(0, 1), *, select: str = "val", report: str = "test",
           directory=None, progress: bool = True, device: str = "auto",
           log: Callable[[str], None] = print, pack: bool | int | str = "auto") -> SweepResult:
-    """Run ``base`` at every lr and seed (stored runs are reused) and choose the lr on validation
-    (:func:`select_by_validation`). ``pack``: train compatible runs together as packs (see
+    """Run ``base`` at every lr (default: its profile's ``experiments.LR_GRID``) and seed (stored runs
+    are reused) and choose the lr on validation (:func:`select_by_validation`). ``pack``: train compatible runs together as packs (see
     experiments.run_many): "auto", a pack size, or False for one run at a time; the records are the
     same either way."""
+    lrs = experiments.LR_GRID[base.profile] if lrs is None else lrs
     if not lrs or not seeds:
         raise ValueError("a sweep needs at least one learning rate and one seed")
     if any(not (isinstance(lr, (int, float)) and lr > 0) for lr in lrs):

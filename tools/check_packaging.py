@@ -104,8 +104,13 @@ def _run(cmd: list[str], what: str, **kw) -> str:
 
 
 def build_wheel(out: Path) -> Path:
+    """The wheel of a clean copy of the checkout (a build/ folder left in the checkout could carry
+    modules that no longer exist into the wheel)."""
+    src = out.parent / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "data", "results", "__pycache__", "artifacts", "node_modules"))
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-          "-w", str(out), str(ROOT)], "build the wheel")
+          "-w", str(out), str(src)], "build the wheel")
     wheels = sorted(out.glob("fptlib-*.whl"))
     if len(wheels) != 1:
         raise RuntimeError(f"expected one fptlib wheel in {out}, found {wheels}")

@@ -64,3 +64,15 @@ def test_real_offline_digits_get_every_baseline_from_their_split():
     assert set(found) == {"chance", "majority class", "pixel logistic regression"}
     assert 0.1 <= found["majority class"].accuracy < 0.2
     assert found["pixel logistic regression"].accuracy > 0.8       # 8x8 digits are nearly linearly separable
+
+
+def test_a_logistic_regression_stopped_early_says_so_instead_of_warning(recwarn):
+    from fptlib.tasks import baselines as b
+    labels = [i % 3 for i in range(300)]
+    old, b.LOGREG_ITERATIONS = b.LOGREG_ITERATIONS, 1
+    try:
+        base = pixel_logistic_regression(Fixed(labels, informative=False), n_train=300)
+    finally:
+        b.LOGREG_ITERATIONS = old
+    assert "stopped at 1 iterations before converging" in base.how
+    assert not [w for w in recwarn if "converge" in str(w.message)]

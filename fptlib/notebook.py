@@ -545,7 +545,7 @@ def show_table(name: str, *, rows=None, columns=None, ctx: NotebookContext | Non
 def baselines_table(config) -> report.Table:
     """The trivial baselines (chance, majority class of the split, the copy baseline, a pixel logistic
     regression: ``tasks.baselines``) of a run's task, for a run that is in no paper table here."""
-    found = report._task_baselines(config.task, config.task_options, config.eval_limit)
+    found = report.task_baselines(config.task, config.task_options, config.eval_limit)
     return report.Table([{"trivial baseline": name, "accuracy (%)": as_percent(acc) if acc is not None else "-",
                           "how": how} for name, acc, how in found], title=f"Trivial baselines: {config.task}")
 

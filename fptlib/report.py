@@ -240,7 +240,7 @@ def _ours(cell: Cell, steps_unit: bool) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _task_baselines(task: str, options: tuple, limit: int | None) -> tuple[tuple[str, float | None, str], ...]:
+def task_baselines(task: str, options: tuple, limit: int | None) -> tuple[tuple[str, float | None, str], ...]:
     """(name, accuracy, how) of every trivial baseline of a task's reported split, cached per
     (task, options, limit): the pixel logistic regression takes seconds."""
     try:
@@ -265,7 +265,7 @@ def baseline_rows(table_cells: Sequence[Cell]) -> list[dict]:
                 cols.append(title)
     rows = []
     for (task, options, limit), cols in seen.items():
-        for name, acc, how in _task_baselines(task, options, limit):
+        for name, acc, how in task_baselines(task, options, limit):
             rows.append({"setting": f"trivial baseline: {name}", "column": ", ".join(cols),
                          "this run (%)": as_percent(acc) if acc is not None else "-", "ran on": task,
                          "what produced it": how})

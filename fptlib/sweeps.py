@@ -24,7 +24,8 @@ from fptlib.experiments import RunConfig
 from fptlib.train.trainer import NonFiniteLossError
 
 # RunConfig fields that make two records different configurations (not just another lr or seed)
-_SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.compare and f.name not in ("lr", "seed"))
+_SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig)
+                        if f.compare and f.name not in experiments.GROUP_VARIES)
 
 
 def record_lr(record: Mapping) -> float:

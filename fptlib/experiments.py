@@ -30,6 +30,7 @@ Where the paper's backbone (GPT-2) cannot be loaded, the tables use the default 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -758,7 +759,29 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
         else:
             todo.setdefault(pack_group(c), {})[c.key] = c
     dev = env.pick_device(device)
-    errors = []
+    errors, deferred = [], []
+    kw = dict(directory=directory, progress=progress, device=device, checkpoint=checkpoint,
+              save_weights=save_weights, compile=compile)
+    claims = results.results_dir(store_dir(configs[0].profile, directory)) if configs else None
+
+    def train_chunk(chunk):
+        if len(chunk) > 1:
+            log(f"packing {len(chunk)} runs: {', '.join(c.key for c in chunk)}")
+            try:
+                outcomes = train_pack(chunk, **kw)
+            except PackError as err:
+                log(f"cannot pack them ({err}); training them one at a time")
+                outcomes = None
+            if outcomes is not None:
+                for c, outcome in zip(chunk, outcomes):
+                    if isinstance(outcome, Exception):
+                        errors.append(outcome)
+                    else:
+                        records[c.key] = outcome
+                return
+        for c in chunk:
+            records[c.key] = train(c, **kw)[0]
+
     for group in (list(g.values()) for g in todo.values()):
         if pack is False or pack is None or context().enabled or group[0].freeze == OUTPUT_ONLY:
             size = 1        # output-only runs: the feature cache (or one run's Trainer) is the fast path
@@ -771,25 +794,26 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
         else:
             size = int(pack)
         for start in range(0, len(group), size):
-            chunk = group[start:start + size]
-            kw = dict(directory=directory, progress=progress, device=device, checkpoint=checkpoint,
-                      save_weights=save_weights, compile=compile)
-            if len(chunk) > 1:
-                log(f"packing {len(chunk)} runs: {', '.join(c.key for c in chunk)}")
-                try:
-                    outcomes = train_pack(chunk, **kw)
-                except PackError as err:
-                    log(f"cannot pack them ({err}); training them one at a time")
-                    outcomes = None
-                if outcomes is not None:
-                    for c, outcome in zip(chunk, outcomes):
-                        if isinstance(outcome, Exception):
-                            errors.append(outcome)
-                        else:
-                            records[c.key] = outcome
-                    continue
-            for c in chunk:
-                records[c.key] = train(c, **kw)[0]
+            with contextlib.ExitStack() as held:    # runs another process is training: taken up last
+                mine = []
+                for c in group[start:start + size]:
+                    lock = files.claim_run(claims, c.key)
+                    if lock is None:
+                        log(f"another process is training {c.key}: its record is read when it finishes")
+                        deferred.append(c)
+                        continue
+                    held.callback(lock.close)
+                    done = None if force else results.get(c.key, store_dir(c.profile, directory))
+                    if done is not None:        # finished by another process meanwhile
+                        records[c.key] = done
+                    else:
+                        mine.append(c)
+                if mine:
+                    train_chunk(mine)
+    for c in deferred:
+        with files.claim_run(claims, c.key, wait=True):
+            done = results.get(c.key, store_dir(c.profile, directory))
+            records[c.key] = done if done is not None else train(c, **kw)[0]
     if errors:
         raise errors[0]
     return [records[c.key] for c in configs]

@@ -13,6 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import IO, Callable, Mapping
 
+try:
+    import fcntl                # POSIX; on Windows the manifest is written without a lock
+except ImportError:             # pragma: no cover
+    fcntl = None
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -61,11 +66,33 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, dict]:
 
 
 def add_to_manifest(folder: str | os.PathLike, key: str, entry: Mapping) -> Path:
-    """Add (or replace) one run's entry and rewrite the manifest atomically."""
-    manifest = read_manifest(folder)
-    manifest[key] = dict(entry)
-    text = json.dumps(dict(sorted(manifest.items())), indent=1, sort_keys=True) + "\n"
-    return atomic_write_text(Path(folder) / MANIFEST, text)
+    """Add (or replace) one run's entry and rewrite the manifest atomically. The read-modify-write
+    holds an exclusive lock on ``.manifest.lock`` (POSIX), so several ``reproduce`` processes can
+    fill one folder side by side without losing each other's entries."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with open(Path(folder) / ".manifest.lock", "a") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = read_manifest(folder)
+        manifest[key] = dict(entry)
+        text = json.dumps(dict(sorted(manifest.items())), indent=1, sort_keys=True) + "\n"
+        return atomic_write_text(Path(folder) / MANIFEST, text)
+
+
+def claim_run(folder: str | os.PathLike, key: str, *, wait: bool = False) -> IO | None:
+    """An exclusive lock on training run ``key`` in the store ``folder``, held until the returned
+    file is closed; ``None`` when another process holds it and ``wait`` is False. Two ``reproduce``
+    processes sharing a store (two CPU cores, two GPUs) then never train the same run twice."""
+    claims = Path(folder) / ".claims"
+    claims.mkdir(parents=True, exist_ok=True)
+    handle = open(claims / f"{key}.lock", "a")
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.close()
+            return None
+    return handle
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = False) -> Path:

@@ -299,3 +299,39 @@ def test_stack_batches_pads_continuous_and_discrete_tokens_to_the_widest():
     discrete = [Batch(ones(2, 2) * 7, torch.zeros(2), ones(2, 2)), Batch(ones(2, 4) * 7, torch.zeros(2), ones(2, 4))]
     x, _, mask = stack_batches(discrete, NS(pad_id=3))
     assert x.shape == (4, 4) and (x[:2, 2:] == 3).all() and mask[:2, 2:].sum() == 0
+
+
+def test_a_run_another_process_is_training_is_read_not_trained_again(tmp_path):
+    """Two reproduce processes sharing a store: a run claimed by the other process is taken up
+    last, and its record is read from the store once the other process has written it."""
+    import multiprocessing
+    from fptlib import experiments, files
+    from test_train_toy import tiny_config
+    mine, theirs = tiny_config(seed=0, steps=4, eval_every=2), tiny_config(seed=1, steps=4, eval_every=2)
+    ctx = multiprocessing.get_context("fork")
+    holding, release = ctx.Event(), ctx.Event()
+    other = ctx.Process(target=_hold_claim_then_store, args=(tmp_path, theirs, holding, release))
+    other.start()
+    try:
+        assert holding.wait(30)
+        logs = []
+        release.set()       # the other process stores the record while still holding the claim
+        records = experiments.run_many([mine, theirs], pack=False, directory=tmp_path, progress=False,
+                                       log=logs.append)
+    finally:
+        other.join(30)
+    assert any(f"another process is training {theirs.key}" in line for line in logs)
+    assert records[1]["key"] == theirs.key and records[1]["notes"] == ["trained by the other process"]
+    assert records[0]["key"] == mine.key and "notes" in records[0]
+    assert files.claim_run(tmp_path, theirs.key) is not None      # released when the other ended
+
+
+def _hold_claim_then_store(folder, config, holding, release):
+    from fptlib import files
+    lock = files.claim_run(folder, config.key)
+    holding.set()
+    release.wait(30)
+    import time
+    time.sleep(1.0)
+    store.save({"key": config.key, "notes": ["trained by the other process"]}, folder)
+    lock.close()

@@ -517,11 +517,35 @@ def _with_seeds(define: Callable[[str, str], list[RunConfig]]) -> Callable[[str,
     return seeded
 
 
+# The explorer's models (notebook 12, issue (g) of the evidence): Bit XOR at several string lengths,
+# language-pretrained and random, the attention of whose heads the explorer shows. At n=5 these are
+# the very runs of the init table (one key); longer strings get more steps and stop at 99% validation.
+ATTENTION_LENGTHS = {"quick": (5, 8), "evidence": (5, 8, 16, 32), "full": (5, 16, 64, 256)}
+ATTENTION_LONGER = {"evidence": dict(steps=1500, eval_every=100, target_accuracy=0.99)}
+ATTENTION_INITS = ("pretrained", "random")
+
+
+def attention_config(n_bits: int, init: str, profile: str | None = None, backbone: str | None = None,
+                     **changes) -> RunConfig:
+    """The Bit XOR run at string length ``n_bits`` whose attention the explorer shows."""
+    profile = check_profile(profile or choose_profile()[0])
+    longer = ATTENTION_LONGER.get(profile, {}) if n_bits != paper.BIT_XOR_BITS else {}
+    labels = dict(table="attention", row=init, column=f"n={n_bits}")
+    options = {"n": n_bits} if n_bits != paper.BIT_XOR_BITS else {}     # the profile's own run at 5 bits
+    return config("bit-xor", profile, backbone, init=init, task_options=options, **{**labels, **longer, **changes})
+
+
+def _attention(profile, bb):
+    return [attention_config(n, init, profile, bb) for n in ATTENTION_LENGTHS[profile] for init in ATTENTION_INITS]
+
+
 TABLES: dict[str, Callable[[str, str], list[RunConfig]]] = {name: _with_seeds(define) for name, define in {
     "table1": _table1, "init": _init, "architecture": _architecture, "compute": _compute,
     "model_size": _model_size, "ladder": _ladder, "layernorm": _layernorm, "more_than_fpt": _more_than_fpt,
     "backbones": _backbones, "depth": _depth, "lr_critique": _lr_critique,
 }.items()}
+# run sets that are no table of the paper, which ``reproduce`` runs like one (the explorer's models)
+RUN_SETS: dict[str, Callable[[str, str], list[RunConfig]]] = {"attention": _with_seeds(_attention)}
 # what a table leaves out at a profile, and why: (table, row or column label) -> reason
 NOT_RUN: dict[str, dict[tuple[str, str], str]] = {
     **{p: {("init", "ViT"): "the ImageNet ViT-B/16 weights are a download (google/vit-base-patch16-224); "
@@ -556,15 +580,16 @@ ALIASES = {"table2": "init", "lstm-vs-transformer": "architecture", "steps": "co
            "lr-critique": "lr_critique"}
 
 
-def names() -> list[str]:
-    return list(TABLES)
+def names(run_sets: bool = False) -> list[str]:
+    """The paper's tables that ``reproduce`` knows; with ``run_sets``, also the other run sets."""
+    return list(TABLES) + (list(RUN_SETS) if run_sets else [])
 
 
 def canonical(name: str) -> str:
     name = ALIASES.get(name, name)
-    if name not in TABLES:
-        raise ValueError(f"unknown experiment table {name!r}: known tables are {names()} "
-                         f"(aliases: {sorted(ALIASES)})")
+    if name not in TABLES and name not in RUN_SETS:
+        raise ValueError(f"unknown experiment table {name!r}: known tables are {names()}, other run sets "
+                         f"{list(RUN_SETS)} (aliases: {sorted(ALIASES)})")
     return name
 
 
@@ -574,7 +599,8 @@ def table(name: str, profile: str | None = None, backbone: str | None = None, **
     only in ``seed`` are one setting's seeds). ``changes`` replace fields of every config (e.g.
     ``steps=50`` for a shorter smoke run; ``seed=`` keeps one seed)."""
     profile = check_profile(profile or choose_profile()[0])
-    configs = TABLES[canonical(name)](profile, resolve_backbone(backbone))
+    name = canonical(name)
+    configs = (TABLES.get(name) or RUN_SETS[name])(profile, resolve_backbone(backbone))
     return [dataclasses.replace(c, **changes) for c in configs] if changes else configs
 
 
@@ -611,7 +637,7 @@ TRAINED_ALL, LSTM_COST, OUTPUT_ONLY_COST, EVAL_OVERHEAD = 1.5, 0.4, 0.3, 0.25
 # total is likely well under the 26 h above, but that is not measured. Run the tables in
 # EVIDENCE_ORDER (issue #12's ranking) so that a shorter budget gives the most-needed first.
 EVIDENCE_ORDER = ("init", "compute", "table1", "architecture", "ladder", "layernorm", "more_than_fpt",
-                  "depth", "lr_critique", "backbones", "model_size")
+                  "depth", "lr_critique", "backbones", "model_size", "attention")
 
 
 def estimate(name: str, profile: str = "evidence", backbone: str = "minilm") -> float:
@@ -745,11 +771,15 @@ def pack_group(config: RunConfig) -> str:
 
 def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force: bool = False, progress: bool = True,
              device: str = "auto", checkpoint: bool | str | None = None, save_weights: bool | None = None,
-             compile: bool | str = "auto", log: Callable[[str], None] = print) -> list[dict]:
+             compile: bool | str = "auto", log: Callable[[str], None] = print,
+             held: list | None = None) -> list[dict]:
     """The records of ``configs``, in order: stored ones reused, the others trained, runs of one
     ``pack_group`` together as packs (``fptlib.train.packed``). ``pack``: "auto" (by memory on
     CUDA, the benchmark's size on a CPU), a pack size K, or False / 1 to train one run at a time.
-    A run whose loss became NaN raises its NonFiniteLossError after the others are stored."""
+    A run another process is training (``files.claim_run``) is waited for at the end and its record
+    read; with a list ``held``, such runs are appended to it instead and left out of the returned
+    records (the caller takes them up later). A run whose loss became NaN raises its
+    NonFiniteLossError after the others are stored."""
 
     records, todo = {}, {}
     for c in configs:
@@ -794,7 +824,7 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
         else:
             size = int(pack)
         for start in range(0, len(group), size):
-            with contextlib.ExitStack() as held:    # runs another process is training: taken up last
+            with contextlib.ExitStack() as locks:   # runs another process is training: taken up last
                 mine = []
                 for c in group[start:start + size]:
                     lock = files.claim_run(claims, c.key)
@@ -802,7 +832,7 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
                         log(f"another process is training {c.key}: its record is read when it finishes")
                         deferred.append(c)
                         continue
-                    held.callback(lock.close)
+                    locks.callback(lock.close)
                     done = None if force else results.get(c.key, store_dir(c.profile, directory))
                     if done is not None:        # finished by another process meanwhile
                         records[c.key] = done
@@ -810,13 +840,16 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
                         mine.append(c)
                 if mine:
                     train_chunk(mine)
+    if held is not None:
+        held.extend(deferred)
+        deferred = []
     for c in deferred:
         with files.claim_run(claims, c.key, wait=True):
             done = results.get(c.key, store_dir(c.profile, directory))
             records[c.key] = done if done is not None else train(c, **kw)[0]
     if errors:
         raise errors[0]
-    return [records[c.key] for c in configs]
+    return [records[c.key] for c in configs if c.key in records]
 
 
 def train_pack(configs, *, directory=None, progress: bool = True, device: str = "auto",
@@ -978,17 +1011,22 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
     groups = compatible_groups(configs)
     log(f"{name}: {len(configs)} configurations, {sum(map(len, groups))} distinct runs "
         f"in {len(groups)} groups (differing in {' or '.join(GROUP_VARIES)} only)")
-    by_key = {}
+    by_key, held = {}, []           # held: runs another process is training, taken up at the end
     count, i = sum(map(len, groups)), 0
-    for group in groups:            # one task and backbone per group: available or not together
-        for cfg in group:
+    for group in groups + [None]:   # one task and backbone per group: available or not together
+        if group is None:
+            group, held = held, None
+            if not group:
+                break
+            log(f"waiting for {len(group)} run(s) another process is training")
+        for cfg in group if held is not None else ():
             i += 1
             done = results.get(cfg.key, folder) is not None
             log(f"[{i}/{count}] " + (f"done already: {cfg.row} / {cfg.column} ({cfg.key})" if done else
                                      f"running {cfg.row} / {cfg.column}: {cfg.describe()}"))
         try:
             for record in run_many(group, pack=pack, directory=directory, progress=progress, device=device,
-                                   compile=compile, log=log):
+                                   compile=compile, log=log, held=held):
                 by_key[record["key"]] = record
                 cfg = next(c for c in group if c.key == record["key"])
                 if profile == files.EVIDENCE:

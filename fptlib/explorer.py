@@ -38,9 +38,10 @@ from .viz import check_index, bit_labels, plot_attention
 
 PRETRAINED, RANDOM, UNTRAINED = "language-pretrained", "random-init", "before training"
 KINDS = (PRETRAINED, RANDOM, UNTRAINED)
-# string lengths measured per profile: quick stays small for a 2-core CPU and CI; full reaches
-# the paper's 256 (512 tokens: within GPT-2's 1024 and MiniLM's 512 learned positions)
-LENGTHS = {"quick": (5, 8), "full": (5, 16, 64, 256)}
+# string lengths measured per profile (the run set ``reproduce attention`` trains): quick stays small
+# for a 2-core CPU and CI; evidence goes to 32 on a CPU; full reaches the paper's 256 (512 tokens:
+# within GPT-2's 1024 and MiniLM's 512 learned positions)
+LENGTHS = experiments.ATTENTION_LENGTHS
 RENDER_TICKS = 20               # labelled tokens per axis in the explorer (all of them up to n=10)
 EXAMPLES = 8                    # inputs kept per string length for the pictures and the scores
 LONG_EXAMPLES, LONG_FROM = 2, 64  # from n=64 on, keep 2: GPT-2 at n=256 holds 150 MB per example per model
@@ -52,18 +53,18 @@ def xor_configs(n_bits: int, profile: str = "quick", backbone: str | None = None
                 steps: int | None = None, seed: int = 0, layers: int | None = None) -> dict:
     """``{kind: experiments.RunConfig}`` for the two trained models at string length ``n_bits``.
 
-    The course's Bit XOR settings for the profile (``fptlib.experiments.config``) with only the
-    string length and the initialisation changed. At the paper's length 5 these are the very runs
-    notebooks 03, 08 and 10 train, so the results store hands them back instead of training again.
-    ``layers=k`` keeps only the backbone's first ``k`` layers (it says so in every run's description).
+    The runs of ``python -m fptlib reproduce attention`` (``experiments.attention_config``): the
+    course's Bit XOR settings for the profile with the string length and the initialisation changed
+    (longer strings: more steps at the evidence profile). At the paper's length 5 these are the very
+    runs notebooks 03, 08 and 10 train, so the results store hands them back instead of training
+    again. ``layers=k`` keeps only the backbone's first ``k`` layers (it says so in every run's
+    description).
     """
     check_n_bits(n_bits)
-    backbone = experiments.resolve_backbone(backbone)
     changes = {"steps": steps} if steps is not None else {}
     if layers is not None:
         changes["layers"] = layers
-    return {kind: experiments.config("bit-xor", profile, backbone, init=init, seed=seed, task_options={"n": n_bits},
-                         table="attention", row=kind, column=f"n={n_bits}", **changes)
+    return {kind: experiments.attention_config(n_bits, init, profile, backbone, seed=seed, row=kind, **changes)
             for kind, init in ((PRETRAINED, "pretrained"), (RANDOM, "random"))}
 
 

@@ -16,6 +16,7 @@ CRITIQUE_SOURCE = "Rothermel et al. 2021, arXiv 2107.12460"
 TASKS = ("bit-memory", "bit-xor", "listops", "mnist", "cifar10", "cifar10-lra", "homology")
 TASK_TITLES = {"bit-memory": "Bit Memory", "bit-xor": "Bit XOR", "listops": "ListOps", "mnist": "MNIST",
                "cifar10": "CIFAR-10", "cifar10-lra": "C10 LRA", "homology": "Homology"}
+BIT_XOR_BITS = 5        # the paper's Bit XOR: two strings of 5 bits (its attention figure goes further)
 
 
 # the paper's training hyperparameters per task (appendix C: Adam, lr 1e-3, batch sizes 2-16;

@@ -391,7 +391,30 @@ def table(name: str | None = None, profile: str | None = None, directory: str | 
     """Markdown: with a table name, :func:`paper_table`; without, the :func:`summary` of every record."""
     if name is None:
         return str(summary(records if records is not None else results.load(directory)))
+    if experiments.canonical(name) in experiments.RUN_SETS:
+        return run_set_table(name, profile, directory, records, backbone, **changes).markdown()
     return paper_table(name, profile, directory, records, backbone, **changes).markdown()
+
+
+def run_set_table(name: str, profile: str | None = None, directory: str | os.PathLike | None = None,
+                  records: list[dict] | None = None, backbone: str | None = None, **changes: Any) -> Table:
+    """A run set that is no table of the paper (``experiments.RUN_SETS``, e.g. the explorer's Bit XOR
+    models): per setting, the test accuracy at the best-validation evaluation (mean ± sample std over
+    the seeds), the steps each seed trained, and what produced it; no paper column (there is none)."""
+    profile = experiments.check_profile(profile or experiments.choose_profile()[0])
+    recs = records if records is not None else results.load(directory)
+    table_cells = list(cells(name, profile, recs, backbone, **changes).values())
+    rows = [{"setting": c.row, "column": c.column, "ran on": c.ran_on(), "this run (%)": _ours(c, False),
+             "seeds": c.summary.n if c.summary else 0,
+             "steps trained": ", ".join(str(r.get("steps")) for r in c.records) or "-",
+             "what produced it": c.produced()} for c in table_cells]
+    rows += baseline_rows(table_cells)
+    notes = ["'this run': test accuracy at each run's best-validation evaluation, mean ± sample std over the "
+             "seeds. The paper reports no table for these runs."]
+    if profile == "quick":
+        notes.insert(0, f"**{QUICK_NOTE}.**")
+    return Table(rows, columns=list(rows[0]) if rows else None, title=f"Run set `{name}` (profile `{profile}`)",
+                 notes=notes)
 
 
 # ---------------------------------------------------------------------------------------------

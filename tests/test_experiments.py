@@ -95,3 +95,41 @@ def test_full_settings_follow_the_tasks_paper_hyperparameters():
         assert (cfg.batch_size, cfg.lr) == (hp["batch_size"], hp["lr"]), name
         assert paper.HYPERPARAMETERS[name] == {"lr": hp["lr"], "batch_size": hp["batch_size"]}, name
     assert experiments.config("homology", "full", "gpt2").lr == 1e-4
+
+
+@pytest.mark.parametrize("profile", experiments.PROFILES)
+def test_the_explorers_run_set_is_what_the_explorer_loads(profile):
+    """`reproduce attention` trains exactly the explorer's models: at the paper's 5 bits the init
+    table's runs (one key), longer strings at every length of the profile, each init and seed."""
+    from fptlib import explorer
+    runs = experiments.table("attention", profile, backbone="minilm")
+    lengths = experiments.ATTENTION_LENGTHS[profile]
+    assert {c.column for c in runs} == {f"n={n}" for n in lengths}
+    assert len(runs) == len(lengths) * 2 * len(experiments.SEEDS[profile])
+    for n in lengths:
+        shown = explorer.xor_configs(n, profile, "minilm")
+        ours = {c.key for c in runs if c.column == f"n={n}" and c.seed == 0}
+        assert {c.key for c in shown.values()} == ours
+        assert all(dict(c.task_options).get("n", paper.BIT_XOR_BITS) == n for c in shown.values())
+    init = {(c.row, c.seed): c.key for c in experiments.table("init", profile, backbone="minilm")
+            if c.column == "bit-xor"}
+    at5 = {(c.row, c.seed): c.key for c in runs if c.column == "n=5"}
+    assert at5[("pretrained", 0)] == init[("language", 0)] and at5[("random", 0)] == init[("random", 0)]
+    assert "attention" not in experiments.names() and "attention" in experiments.names(run_sets=True)
+
+
+def test_a_run_set_table_reports_seeds_without_a_paper_column(tmp_path):
+    from fptlib import report
+    runs = experiments.table("attention", "evidence", backbone="minilm")
+    cfg = next(c for c in runs if c.column == "n=8" and c.row == "pretrained")
+    records = []
+    for seed, acc in ((0, 0.9), (1, 0.7), (2, 0.8)):
+        key = dataclasses.replace(cfg, seed=seed).key
+        records.append({"key": key, "seed": seed, "steps": 300, "final": {"test": {"accuracy": 0.5}},
+                        "evals": [{"step": 100, "val": {"accuracy": acc}, "test": {"accuracy": acc}},
+                                  {"step": 300, "val": {"accuracy": acc - 0.1}, "test": {"accuracy": 0.5}}]})
+    table = report.run_set_table("attention", "evidence", records=records, backbone="minilm")
+    row = next(r for r in table.rows if r["setting"] == "pretrained" and r["column"] == "n=8")
+    assert row["this run (%)"] == "80.0 ± 10.0" and row["seeds"] == 3 and row["steps trained"] == "300, 300, 300"
+    assert all(r["this run (%)"] == "not run" for r in table.rows if r["column"] == "n=32")
+    assert "paper" not in " ".join(table.columns or [])

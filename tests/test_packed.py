@@ -315,14 +315,18 @@ def test_a_run_another_process_is_training_is_read_not_trained_again(tmp_path):
     try:
         assert holding.wait(30)
         logs = []
-        release.set()       # the other process stores the record while still holding the claim
-        records = experiments.run_many([mine, theirs], pack=False, directory=tmp_path, progress=False,
-                                       log=logs.append)
+
+        def log(line):      # once deferred, the other process stores the record, then releases its claim
+            logs.append(line)
+            if line.startswith("another process is training"):
+                release.set()
+        records = experiments.run_many([theirs, mine], pack=False, directory=tmp_path, progress=False, log=log)
     finally:
+        release.set()
         other.join(30)
     assert any(f"another process is training {theirs.key}" in line for line in logs)
-    assert records[1]["key"] == theirs.key and records[1]["notes"] == ["trained by the other process"]
-    assert records[0]["key"] == mine.key and "notes" in records[0]
+    assert records[0]["key"] == theirs.key and records[0]["notes"] == ["trained by the other process"]
+    assert records[1]["key"] == mine.key and "notes" in records[1]
     assert files.claim_run(tmp_path, theirs.key) is not None      # released when the other ended
 
 
@@ -335,3 +339,36 @@ def _hold_claim_then_store(folder, config, holding, release):
     time.sleep(1.0)
     store.save({"key": config.key, "notes": ["trained by the other process"]}, folder)
     lock.close()
+
+
+def test_reproduce_goes_on_with_other_runs_while_another_process_trains_one(tmp_path, monkeypatch):
+    """reproduce does not wait at a run another process holds: it trains the table's other runs
+    first and reads the held run's record at the end."""
+    import multiprocessing
+    from fptlib import experiments
+    from test_train_toy import tiny_config
+    held_cfg, other_cfg = tiny_config(seed=0, steps=4, eval_every=2), tiny_config(seed=1, steps=4, eval_every=2, lr=3e-3)
+    held_cfg = dataclasses.replace(held_cfg, table="toy", row="a", column="x")
+    other_cfg = dataclasses.replace(other_cfg, table="toy", row="b", column="x", task_options=(("n", 6),))
+    monkeypatch.setitem(experiments.TABLES, "toy", lambda profile, backbone: [held_cfg, other_cfg])
+    ctx = multiprocessing.get_context("fork")
+    holding, release = ctx.Event(), ctx.Event()
+    other = ctx.Process(target=_hold_claim_then_store, args=(tmp_path, held_cfg, holding, release))
+    other.start()
+    logs = []
+
+    def log(line):
+        logs.append(line)
+        if line.startswith("waiting for"):
+            release.set()
+    try:
+        assert holding.wait(30)
+        records = experiments.reproduce("toy", "quick", directory=tmp_path, progress=False, log=log, pack=False)
+    finally:
+        release.set()
+        other.join(30)
+    trained = next(i for i, line in enumerate(logs) if line.startswith("[2/2] running b"))
+    waited = next(i for i, line in enumerate(logs) if line.startswith("waiting for 1 run"))
+    assert trained < waited
+    assert [r["key"] for r in records] == [held_cfg.key, other_cfg.key]
+    assert records[0]["notes"] == ["trained by the other process"]

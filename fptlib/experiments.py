@@ -132,6 +132,9 @@ STAND_INS: dict[str, dict[str, tuple[str, dict]]] = {
 }
 # seeds of every setting: part of the table at evidence and full (mean and spread); quick: one
 SEEDS = {"quick": (TrainConfig.seed,), "evidence": (0, 1, 2), "full": (0, 1, 2)}
+# the backbone of the committed evidence (results/evidence/, made on a 2-core CPU without downloads):
+# where a notebook or the README shows that evidence, it looks the runs up with this backbone
+EVIDENCE_BACKBONE = "minilm"
 # the learning-rate critique's grid (the critique: 1e-6 to 1e-2), chosen per setting on validation
 LR_GRID = {"quick": (1e-4, 1e-3, 1e-2), "evidence": (1e-4, 1e-3), "full": (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)}
 # the tasks a table runs at each profile; full: the paper's seven; evidence: no Remote Homology

@@ -504,7 +504,11 @@ def table_configs(name: str, *, rows=None, columns=None, ctx: NotebookContext | 
     reproduce NAME`` runs at this profile, or only those of the named ``rows`` / ``columns`` (the
     paper's labels; a subset of the same definitions, never new configurations)."""
     ctx = _context(ctx)
-    configs = experiments.table(name, ctx.profile, ctx.backbone)
+    return _subset_configs(name, ctx.profile, ctx.backbone, rows, columns)
+
+
+def _subset_configs(name: str, profile: str, backbone: str, rows, columns) -> list:
+    configs = experiments.table(name, profile, backbone)
     keep_rows, keep_columns = _subset(configs, name, rows, columns)
     return [c for c in configs
             if (keep_rows is None or c.row in keep_rows) and (keep_columns is None or c.column in keep_columns)]
@@ -525,20 +529,41 @@ def show_table(name: str, *, rows=None, columns=None, ctx: NotebookContext | Non
     paper's numbers, what really ran and the trivial baselines. With ``rows`` / ``columns``, only
     those cells (and their tasks' baselines), and the table says which subset it shows."""
     ctx = _context(ctx)
-    configs = table_configs(name, rows=rows, columns=columns, ctx=ctx)
-    store = experiments.store_dir(ctx.profile)          # evidence: the tracked results/evidence/
+    return _paper_table(name, ctx.profile, ctx.backbone, rows, columns)
+
+
+def show_evidence(name: str, *, rows=None, columns=None, ctx: NotebookContext | None = None) -> report.Table | str:
+    """The same cells at the evidence profile, from the committed records (``results/evidence/``,
+    backbone ``experiments.EVIDENCE_BACKBONE``): read, never trained here. Shown beside a quick
+    table, which only checks that the code runs; at the evidence profile the table above is it."""
+    ctx = _context(ctx)
+    if ctx.profile == files.EVIDENCE and ctx.backbone == experiments.EVIDENCE_BACKBONE:
+        return "This notebook runs at the evidence profile: the table above is the evidence."
+    table = _paper_table(name, files.EVIDENCE, experiments.EVIDENCE_BACKBONE, rows, columns)
+    done = sum(1 for r in table.rows if r.get("seeds"))
+    return report.Table(table.rows, columns=table.columns, title="Committed evidence: " + table.title, notes=[
+        f"Read from the committed records in results/evidence/ ({done} of "
+        f"{sum(1 for r in table.rows if 'seeds' in r and not str(r.get('setting')).startswith('trivial'))} cells "
+        f"run), made by `python -m fptlib reproduce {experiments.canonical(name)} --profile evidence` on a 2-core "
+        f"CPU with {experiments.EVIDENCE_BACKBONE}; nothing is trained by this cell.", *table.notes])
+
+
+def _paper_table(name: str, profile: str, backbone: str, rows, columns) -> report.Table:
+    configs = _subset_configs(name, profile, backbone, rows, columns)
+    store = experiments.store_dir(profile)              # evidence: the tracked results/evidence/
+    render = report.run_set_table if experiments.canonical(name) in experiments.RUN_SETS else report.paper_table
     if rows is None and columns is None:
-        return report.paper_table(name, ctx.profile, directory=store, backbone=ctx.backbone)
+        return render(name, profile, directory=store, backbone=backbone)
     keys = {c.key for c in configs}
     records = [r for r in results.load(store) if r.get("key") in keys]
-    full = report.paper_table(name, ctx.profile, records=records, backbone=ctx.backbone)
+    full = render(name, profile, records=records, backbone=backbone)
     shown = {(c.row, paper.TASK_TITLES.get(c.column, c.column)) for c in configs}
     kept = [r for r in full.rows if (r.get("setting"), r.get("column")) in shown
             or str(r.get("setting", "")).startswith("trivial baseline")]
     named = (("rows", rows), ("columns", columns))
     which = "; ".join(f"{what} {', '.join([v] if isinstance(v, str) else v)}" for what, v in named if v is not None)
-    note = (f"Shown here: only {which} of this table (profile `{ctx.profile}`), a subset of the same definitions "
-            f"as `python -m fptlib reproduce {experiments.canonical(name)} --profile {ctx.profile}`, which runs every cell.")
+    note = (f"Shown here: only {which} of this table (profile `{profile}`), a subset of the same definitions "
+            f"as `python -m fptlib reproduce {experiments.canonical(name)} --profile {profile}`, which runs every cell.")
     return report.Table(kept, columns=full.columns, title=full.title, notes=[note, *full.notes])
 
 
@@ -552,15 +577,29 @@ def baselines_table(config) -> report.Table:
 
 def claims(notebook: str, *, ctx: NotebookContext | None = None) -> report.Table:
     """The rows of ``report.claims(ctx.profile)`` for the paper's claims that ``notebook`` (e.g.
-    ``"08_pretraining"``) shows: the verdict computed from the stored records (at the quick
-    profile: no verdict, a check that the code runs)."""
+    ``"08_pretraining"``) shows: the verdict computed from the stored records. At the quick profile,
+    whose runs only check that the code runs, the verdicts of the committed evidence
+    (:func:`evidence_claims`)."""
     ctx = _context(ctx)
     if not any(c.notebook == notebook for c in paper.CLAIMS):
         raise ValueError(f"no claim of the paper is shown in notebook {notebook!r}: "
                          f"known: {sorted({c.notebook for c in paper.CLAIMS})}")
-    full = report.claims(ctx.profile, directory=experiments.store_dir(ctx.profile), backbone=ctx.backbone)
+    if ctx.profile == "quick":          # quick runs give no verdict: the committed evidence does
+        full = evidence_claims()
+    else:
+        full = report.claims(ctx.profile, directory=experiments.store_dir(ctx.profile), backbone=ctx.backbone)
     kept = [r for r in full.rows if r.get("see") == f"notebooks/{notebook}.ipynb"]
     return report.Table(kept, columns=full.columns, title=full.title, notes=full.notes)
+
+
+def evidence_claims() -> report.Table:
+    """``report.claims`` on the committed evidence (``results/evidence/``, backbone
+    ``experiments.EVIDENCE_BACKBONE``): what notebook 00, the README and quick-profile notebooks show."""
+    full = report.claims(files.EVIDENCE, directory=experiments.store_dir(files.EVIDENCE),
+                         backbone=experiments.EVIDENCE_BACKBONE)
+    note = (f"Verdicts from the committed evidence records (results/evidence/, `python -m fptlib reproduce "
+            f"TABLE --profile evidence`, {experiments.EVIDENCE_BACKBONE} on a 2-core CPU), read here, not trained.")
+    return report.Table(full.rows, columns=full.columns, title=full.title, notes=[note, *full.notes])
 
 
 def show_patches(config_or_task, n: int = 4, split: str = "test"):

@@ -241,7 +241,7 @@ def test_the_manifest_is_not_read_as_a_record(tmp_path, capsys):
 
 
 def test_evidence_order_ranks_every_table_once():
-    assert sorted(experiments.EVIDENCE_ORDER) == sorted(experiments.names())
+    assert sorted(experiments.EVIDENCE_ORDER) == sorted(experiments.names(run_sets=True))
 
 
 def test_cli_reproduce_evidence_trains_seeds_into_the_tracked_folder_and_resumes(tmp_path, monkeypatch, capsys):
@@ -321,3 +321,21 @@ def test_committed_evidence_records_load_and_match_the_manifest():
         entry = manifest[r["key"]]
         assert r["profile"] == "evidence" and "reproduce" in entry["command"] and "--profile evidence" in entry["command"]
         assert entry["commit"] and entry["hardware"] and entry["created_at"] == r["created_at"]
+
+
+def test_the_explorers_committed_models_have_their_weights_and_the_evidence_stays_small():
+    """Notebook 12 at the evidence profile loads the explorer's models (seed 0 of `reproduce
+    attention`): where such a record is committed, its trained parameters are too; everything
+    tracked under results/evidence/ stays below ~20 MB (other runs' weights stay ignored)."""
+    import subprocess
+    root = files.repo_root()
+    if root is None or not (root / ".git").exists():
+        pytest.skip("needs the git checkout")
+    folder = root / "results" / files.EVIDENCE
+    tracked = subprocess.run(["git", "ls-files", "results/evidence"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.split()
+    for cfg in experiments.table("attention", "evidence", "minilm"):
+        if cfg.seed == 0 and f"results/evidence/{cfg.key}.json" in tracked:
+            assert f"results/evidence/weights/{cfg.key}.pt" in tracked, cfg.key
+    assert sum((root / p).stat().st_size for p in tracked if (root / p).exists()) < 20_000_000
+    assert not [p for p in tracked if "/checkpoints/" in p or p.endswith(".lock")]

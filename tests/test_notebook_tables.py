@@ -2,6 +2,7 @@
 what a run found (issue #12). Notebook sources are parsed, never executed, here."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -55,6 +56,17 @@ def test_notebook_tables_are_reproduce_tables(stem):
     assert TABLE_NOTEBOOKS[stem] <= found, f"{stem} lacks {sorted(TABLE_NOTEBOOKS[stem] - found)}"
     # what the table cell displays is the report's rendering, not a hand-built pairing of runs and paper values
     assert "show_table(" in code or "paper_table(" in code
+
+
+@pytest.mark.parametrize("stem", sorted(TABLE_NOTEBOOKS))
+def test_notebook_tables_sit_beside_the_committed_evidence(stem):
+    """Every table a notebook runs is also shown from the committed evidence (its quick runs only
+    check that the code runs); Remote Homology is a download, so it has no evidence here."""
+    code = "\n".join(_source(stem, "code"))
+    shown = set(re.findall(r'show_evidence\(\s*"(\w+)"', code))
+    expected = TABLE_NOTEBOOKS[stem] if stem != "07_homology" else set()
+    assert expected <= shown, f"{stem} shows no committed evidence for {sorted(expected - shown)}"
+    assert "show_evidence(\"attention\")" in "\n".join(_source("12_attention_explorer", "code"))
 
 
 @pytest.mark.parametrize("stem", ["08_pretraining", "09_architecture", "10_parameters", "11_honest_comparisons"])
@@ -130,14 +142,51 @@ def test_show_table_renders_the_subset_with_baselines_and_says_so(ctx, monkeypat
     assert any(report.QUICK_NOTE in n for n in shown.notes)
 
 
-def test_claims_of_a_notebook_are_no_verdict_at_quick(ctx, monkeypatch):
-    monkeypatch.setattr(report.results, "load", lambda *a, **k: [])
-    shown = nb.claims("08_pretraining", ctx=ctx)
-    assert len(shown.rows) == sum(c.notebook == "08_pretraining" for c in paper.CLAIMS)
-    assert all(r["verdict"] == "not run here" and report.QUICK_NOTE in r["why (computed from the records)"]
-               for r in shown.rows)
+def test_claims_at_quick_are_the_committed_evidences_verdicts(ctx, monkeypatch):
+    """A quick notebook gives no verdict of its own: it shows the verdicts of the committed
+    evidence (the evidence profile's store and backbone), which change with those records."""
+    from test_claims import ARCH, record
+    arch = {c.row: c for c in experiments.table("architecture", "evidence", experiments.EVIDENCE_BACKBONE)
+            if c.seed == 0}
+    seeds = {row: [c for c in experiments.table("architecture", "evidence", experiments.EVIDENCE_BACKBONE)
+                   if c.row == row] for row in arch}
+    asked = []
+
+    def load(directory=None, *a, **k):
+        asked.append(directory)
+        return stored
+    monkeypatch.setattr(report.results, "load", load)
+    stored = [record(c, x, profile="evidence") for c, x in zip(seeds["frozen random transformer"], (0.7, 0.72, 0.71))] + \
+             [record(c, x, profile="evidence") for c, x in zip(seeds["frozen random LSTM"], (0.6, 0.61, 0.62))]
+    shown = nb.claims(ARCH.notebook, ctx=ctx)
+    row = next(r for r in shown.rows if r["claim"] == ARCH.text)
+    assert row["verdict"] == "holds" and asked[-1] == experiments.store_dir("evidence")
+    assert any("committed evidence" in n for n in shown.notes)
+    stored = stored[3:] + [record(c, x, profile="evidence") for c, x in zip(seeds["frozen random transformer"], (0.5, 0.5, 0.51))]
+    assert next(r for r in nb.claims(ARCH.notebook, ctx=ctx).rows if r["claim"] == ARCH.text)["verdict"] == "reversed"
+    stored = []
+    assert {r["verdict"] for r in nb.claims("08_pretraining", ctx=ctx).rows} == {"not run here"}
     with pytest.raises(ValueError, match="known"):
         nb.claims("99_nowhere", ctx=ctx)
+
+
+def test_show_evidence_reads_the_committed_cells_beside_a_quick_table(ctx, monkeypatch):
+    cfg = nb._subset_configs("init", "evidence", experiments.EVIDENCE_BACKBONE, "language", "bit-xor")
+    stored = [{**_record(c.key), "seed": c.seed} for c in cfg]
+    asked = []
+
+    def load(directory=None, *a, **k):
+        asked.append(directory)
+        return stored
+    monkeypatch.setattr(nb.results, "load", load)
+    shown = nb.show_evidence("init", rows="language", columns="bit-xor", ctx=ctx)
+    assert asked == [experiments.store_dir("evidence")]
+    run = next(r for r in shown.rows if r["setting"] == "language")
+    assert run["this run (%)"] == "90.0 ± 0.0" and run["seeds"] == len(cfg) == 3
+    assert shown.title.startswith("Committed evidence") and "profile `evidence`" in shown.title
+    assert "nothing is trained by this cell" in shown.notes[0] and "1 of 1 cells" in shown.notes[0]
+    at_evidence = dataclasses.replace(ctx, profile="evidence")
+    assert "the table above is the evidence" in nb.show_evidence("init", ctx=at_evidence)
 
 
 @pytest.mark.parametrize("stem", sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")))

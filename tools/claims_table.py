@@ -17,11 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fptlib.cli import main as fptlib_main  # noqa: E402
+from fptlib import experiments  # noqa: E402
 from fptlib.report import evidence_profile  # noqa: E402
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
 PROFILE = evidence_profile()      # the profile whose records are committed
-BACKBONE = "minilm"        # the committed evidence's backbone (the default one on a CPU)
+BACKBONE = experiments.EVIDENCE_BACKBONE      # the committed evidence's backbone
 
 
 def command(profile: str = PROFILE) -> list[str]:

@@ -29,7 +29,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from . import experiments
+from . import experiments, results
 from .attention import BitShares, ablate_heads, check_n_bits, extract_attentions, is_causal, share_chance
 from .results import accuracy, provenance
 from .tasks.bits import BitXOR
@@ -87,13 +87,16 @@ def _produced_by(record: dict) -> str:
 
 def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None, *, steps: int | None = None,
                seed: int = 0, layers: int | None = None, directory=None, device: str = "cpu", progress: bool = True,
-               kinds: Sequence[str] = KINDS) -> XorModels:
+               kinds: Sequence[str] = KINDS, train: bool = True) -> XorModels:
     """Train (or reuse) the language-pretrained and random-init models; build the untrained one.
 
     Finished runs come back from the results store (``experiments.run`` skips them and
     ``experiments.load_model`` loads their trained weights), so re-running a notebook never trains
     twice. ``kinds`` chooses which of the three to produce. A run whose loss turns NaN is not
     shown: it is left out of ``models`` and ``failed[kind]`` keeps the trainer's message.
+    ``train=False`` only loads (e.g. the committed evidence models beside a quick run): a run the
+    store lacks, or whose trained weights it lacks, is left out with ``failed[kind]`` saying how
+    to produce it.
     """
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
@@ -103,8 +106,14 @@ def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None,
     for kind, cfg in configs.items():
         if kind not in kinds:
             continue
+        store = experiments.store_dir(cfg.profile, directory)
+        record = None if train else results.get(cfg.key, store)
+        if not train and (record is None or not experiments.weights_path(cfg.key, store).is_file()):
+            out.failed[kind] = (f"run {cfg.key} or its trained weights are not in {store or 'the results store'}: "
+                                f"`python -m fptlib reproduce attention --profile {cfg.profile}` produces it")
+            continue
         try:
-            record = experiments.run(cfg, directory=directory, progress=progress, device=device)
+            record = record or experiments.run(cfg, directory=directory, progress=progress, device=device)
         except NonFiniteLossError as err:
             out.failed[kind] = str(err).split(". ")[0]
             continue

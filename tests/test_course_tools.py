@@ -68,3 +68,23 @@ def test_packaging_check_reads_extras_and_imports_from_the_notebooks(copy):
     nb.write_text(nb.read_text().replace("fptlib[offline,data,viz]", "fptlib[offline]"))
     with pytest.raises(ValueError, match="disagree"):
         check_packaging.install_extras(notebooks)
+
+
+def test_evidence_files_add_only_the_explorers_weights(tmp_path):
+    """tools/evidence_files.py: the records, the manifest and seed 0's weights of the explorer's
+    runs, never the weights of other evidence runs (they would break the ~20 MB limit)."""
+    from fptlib import experiments, files
+    tool = _tool("evidence_files")
+    folder = files.evidence_dir(tmp_path / "results")
+    (folder / "weights").mkdir(parents=True)
+    attention = [c for c in experiments.table("attention", "evidence", experiments.EVIDENCE_BACKBONE) if c.column == "n=16"]
+    explorer_run = next(c for c in attention if c.seed == 0)
+    other_seed = next(c for c in attention if c.seed == 1)
+    other_table = experiments.table("architecture", "evidence", experiments.EVIDENCE_BACKBONE)[0]
+    for cfg in (explorer_run, other_seed, other_table):
+        (folder / f"{cfg.key}.json").write_text("{}")
+        (folder / "weights" / f"{cfg.key}.pt").write_bytes(b"w")
+    (folder / "manifest.json").write_text("{}")
+    listed = {p.relative_to(folder).as_posix() for p in tool.evidence_files(tmp_path)}
+    assert listed == {f"{c.key}.json" for c in (explorer_run, other_seed, other_table)} | {
+        "manifest.json", f"weights/{explorer_run.key}.pt"}

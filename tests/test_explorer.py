@@ -224,3 +224,19 @@ def test_xor_models_reports_a_nan_run_instead_of_showing_it(monkeypatch):
     assert out.task.n == 5
     with pytest.raises(ValueError, match="unknown model kinds"):
         ex.xor_models(5, "quick", "minilm", kinds=("trained",))
+
+
+def test_xor_models_load_only_never_trains_and_says_how_to_get_a_missing_run(tmp_path, monkeypatch):
+    from fptlib import experiments
+
+    def no_training(cfg, **kw):
+        raise AssertionError("train=False must not train")
+    out = ex.xor_models(8, "evidence", "minilm", kinds=(KINDS[0],), train=False, directory=tmp_path)
+    assert out.models == {} and "reproduce attention --profile evidence" in out.failed[KINDS[0]]
+    # a stored run with its weights loads (trained here on a tiny budget, then read back without training)
+    done = ex.xor_models(5, "quick", "minilm", kinds=(KINDS[0],), steps=2, directory=tmp_path, progress=False)
+    monkeypatch.setattr(experiments, "run", no_training)
+    again = ex.xor_models(5, "quick", "minilm", kinds=(KINDS[0],), steps=2, directory=tmp_path, train=False)
+    assert again.accuracy == done.accuracy and not again.failed
+    x = ex.xor_inputs(5, examples=2)
+    assert torch.equal(again.models[KINDS[0]](x).argmax(-1), done.models[KINDS[0]](x).argmax(-1))

@@ -1,0 +1,30 @@
+"""The files of the committed evidence, for ``git add``: every record and the manifest under
+results/evidence/, and the trained parameters of the explorer's models (seed 0 of ``reproduce
+attention --profile evidence``), which notebook 12 loads. Other runs' weights stay ignored (the
+whole folder must stay under ~20 MB; tests/test_experiments_tables.py checks it).
+
+    git add -f $(.venv/bin/python tools/evidence_files.py)
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fptlib import experiments, files  # noqa: E402
+
+
+def evidence_files(root: Path = ROOT) -> list[Path]:
+    folder = files.evidence_dir(root / "results")
+    out = sorted(p for p in folder.glob("*.json")) + sorted(folder.glob("README*"))
+    for cfg in experiments.table("attention", files.EVIDENCE, experiments.EVIDENCE_BACKBONE):
+        weights = experiments.weights_path(cfg.key, folder)
+        if cfg.seed == 0 and weights.is_file() and (folder / f"{cfg.key}.json").is_file():
+            out.append(weights)
+    return out
+
+
+if __name__ == "__main__":
+    print("\n".join(str(p.relative_to(ROOT)) for p in evidence_files()))

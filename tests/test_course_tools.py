@@ -84,7 +84,10 @@ def test_evidence_files_add_only_the_explorers_weights(tmp_path):
     for cfg in (explorer_run, other_seed, other_table):
         (folder / f"{cfg.key}.json").write_text("{}")
         (folder / "weights" / f"{cfg.key}.pt").write_bytes(b"w")
-    (folder / "manifest.json").write_text("{}")
+    for cfg in (explorer_run, other_seed, other_table):
+        files.add_to_manifest(folder, cfg.key, {"command": "test"})
+    unentered = experiments.table("architecture", "evidence", experiments.EVIDENCE_BACKBONE)[1]
+    (folder / f"{unentered.key}.json").write_text("{}")      # its group is still running: no entry yet
     listed = {p.relative_to(folder).as_posix() for p in tool.evidence_files(tmp_path)}
     assert listed == {f"{c.key}.json" for c in (explorer_run, other_seed, other_table)} | {
         "manifest.json", f"weights/{explorer_run.key}.pt"}

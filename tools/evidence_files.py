@@ -1,5 +1,5 @@
-"""The files of the committed evidence, for ``git add``: every record and the manifest under
-results/evidence/, and the trained parameters of the explorer's models (seed 0 of ``reproduce
+"""The files of the committed evidence, for ``git add``: every record with its manifest entry, and the
+manifest, under results/evidence/, and the trained parameters of the explorer's models (seed 0 of ``reproduce
 attention --profile evidence``), which notebook 12 loads. Other runs' weights stay ignored (the
 whole folder must stay under ~20 MB; tests/test_experiments_tables.py checks it).
 
@@ -17,11 +17,15 @@ from fptlib import experiments, files  # noqa: E402
 
 
 def evidence_files(root: Path = ROOT) -> list[Path]:
+    """Only records that have their manifest entry (``reproduce`` writes a group's entries when the
+    group ends): a commit taken while runs go on never holds a record without its entry."""
     folder = files.evidence_dir(root / "results")
-    out = sorted(p for p in folder.glob("*.json")) + sorted(folder.glob("README*"))
+    entered = set(files.read_manifest(folder))
+    out = [p for p in sorted(folder.glob("*.json")) if p.stem in entered]
+    out += [p for p in (folder / files.MANIFEST, folder / "README.md") if p.is_file()]
     for cfg in experiments.table("attention", files.EVIDENCE, experiments.EVIDENCE_BACKBONE):
         weights = experiments.weights_path(cfg.key, folder)
-        if cfg.seed == 0 and weights.is_file() and (folder / f"{cfg.key}.json").is_file():
+        if cfg.seed == 0 and weights.is_file() and cfg.key in entered:
             out.append(weights)
     return out
 

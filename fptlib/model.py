@@ -23,7 +23,8 @@ from torch import nn
 from fptlib.backbones.base import Backbone
 from fptlib.freeze import GROUPS, FreezeSpec
 
-# The authors initialise the input layer orthogonally with gain 1.41 (about sqrt 2) and zero bias.
+# The authors initialise the input layer orthogonally with gain 1.41 (about sqrt 2) and zero bias
+# (a nonzero bias on backbones that add no positions: see ``nonzero_bias_``).
 INPUT_INIT_GAIN = 1.41
 
 
@@ -77,6 +78,8 @@ class FrozenPretrainedTransformer(nn.Module):
 
         if token_dim is not None:
             self.input = mlp((token_dim, *in_layer_sizes, hidden), dropout, gain=INPUT_INIT_GAIN)
+            if backbone.zero_embedding_unsafe:   # e.g. LLaMA: a 0 bit would embed to exactly zero
+                nonzero_bias_(self.input[-1] if in_layer_sizes else self.input, INPUT_INIT_GAIN)
         else:
             self.input = nn.Embedding(vocab_size, hidden, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)
@@ -293,6 +296,11 @@ class Description:
                                                    if isinstance(m, nn.Linear)]
                 notes.append(f"the {group} group is an MLP head {' -> '.join(map(str, widths))} "
                              f"({len(widths) - 1} linear layers, ReLU and dropout between)")
+        if model.token_dim is not None and model.backbone.zero_embedding_unsafe:
+            notes.append(f"the input layer's bias starts as a random vector of length {INPUT_INIT_GAIN} "
+                         f"(the authors': zero), so a zero input token is not embedded as exactly zero: "
+                         f"this backbone adds no positions, and RMSNorm's gradient at zero overflows "
+                         f"with depth (model.nonzero_bias_)")
         if not counts["positions"][0] and model.freeze.trains("positions"):
             notes.append("the 'positions' group is empty for this backbone: training it "
                          "changes nothing")
@@ -347,6 +355,26 @@ def mlp(widths: Sequence[int], dropout: float, gain: float | None = None) -> nn.
         if i < len(widths) - 2:
             layers += [nn.ReLU(), nn.Dropout(dropout)]
     return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
+
+
+def nonzero_bias_(linear: nn.Linear, norm: float) -> None:
+    """Set ``linear``'s bias to a random vector of length ``norm``, orthogonal to its weight's
+    columns where the width allows.
+
+    With the authors' zero bias an all-zero input token (a 0 bit, a black patch) embeds to exactly
+    zero. GPT-2 and BERT add a positional embedding, so no token reaches the body as zero; a LLaMA
+    body adds nothing, and with causal attention a leading zero token stays zero in every layer,
+    where RMSNorm's gradient is 1/sqrt(eps): SmolLM2's 30 layers overflow it to NaN at the first
+    step. With this bias a zero input embeds to a vector as long as a unit input's, in a direction
+    of its own.
+    """
+    with torch.no_grad():
+        weight = linear.weight                               # [out, in]
+        bias = torch.randn(weight.shape[0], dtype=weight.dtype, device=weight.device)
+        if weight.shape[1] < weight.shape[0]:
+            basis, _ = torch.linalg.qr(weight)               # orthonormal basis of the columns
+            bias -= basis @ (basis.T @ bias)
+        linear.bias.copy_(bias * (norm / bias.norm()))
 
 
 FPT = FrozenPretrainedTransformer

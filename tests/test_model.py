@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -51,6 +52,43 @@ def test_input_layer_is_orthogonal_with_the_authors_gain():
     gram = w.T @ w
     assert torch.allclose(gram, INPUT_INIT_GAIN ** 2 * torch.eye(8), atol=1e-4)
     assert torch.count_nonzero(model.input.bias) == 0
+
+
+def _grad_norm(model, x, y) -> float:
+    model.zero_grad(set_to_none=True)
+    loss = torch.nn.functional.cross_entropy(model(x).reshape(-1, 2), y.reshape(-1))
+    loss.backward()
+    return torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
+                                          float("inf")).item()
+
+
+def test_a_leading_zero_token_does_not_blow_up_llama_gradients():
+    # Bit XOR on a LLaMA body: with a zero input bias a leading 0 bit embeds to exactly zero and,
+    # nothing being added (rotary positions) and attention causal, stays zero in every layer,
+    # where RMSNorm's gradient is 1/sqrt(eps): 8 tiny layers gave a gradient norm of 1.8e8
+    # (12.7 with a leading 1 bit); SmolLM2's 30 layers overflowed to NaN at the first step.
+    from transformers import LlamaConfig
+
+    from fptlib.backbones import backbone_from_config
+
+    config = LlamaConfig(num_hidden_layers=8, hidden_size=32, num_attention_heads=2,
+                         num_key_value_heads=1, intermediate_size=64, vocab_size=16)
+    torch.manual_seed(0)
+    model = FPT(backbone_from_config(config, dropout=0.0), token_dim=1, output_dim=2,
+                output_tokens=5, dropout=0.0)
+    bits = torch.tensor([[0., 1, 0, 1, 1, 0, 1, 0, 0, 1]])
+    y = torch.tensor([[1, 1, 0, 1, 0]])
+    leading_zero = _grad_norm(model, bits, y)
+    bits[0, 0] = 1.0
+    leading_one = _grad_norm(model, bits, y)
+    assert math.isfinite(leading_zero) and leading_zero < 10 * leading_one
+    # the bias: as long as the weight's column (the authors' gain), orthogonal to it
+    w, b = model.input.weight.detach()[:, 0], model.input.bias.detach()
+    assert b.norm().item() == pytest.approx(INPUT_INIT_GAIN, rel=1e-4)
+    assert abs(torch.dot(w, b).item()) < 1e-4
+    assert any("nonzero_bias_" in note for note in model.describe().notes)
+    assert not any("nonzero_bias_" in note for note in FPT(tiny_backbone("gpt2"), token_dim=1,
+                                                              output_dim=2).describe().notes)
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama", "lstm"])

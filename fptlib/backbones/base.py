@@ -40,6 +40,11 @@ class Backbone(nn.Module):
     causal: bool
     source: str = ""             # where the weights came from, in words
     unused_what: str = "the backbone's token embedding table"   # the "unused" group, in words
+    # True when an all-zero token embedding stays exactly zero through every layer (no positional
+    # embedding is added, attention is causal) while each layer normalises it: RMSNorm's gradient at
+    # zero is 1/sqrt(eps), so the gradient grows ~1000x per layer and overflows in a deep model.
+    # FPT then gives its linear input layer a nonzero bias (``model.nonzero_bias_``).
+    zero_embedding_unsafe: bool = False
 
     # family -> list of (anchored regex over the parameter name, group); set by subclasses
     GROUP_RULES: tuple[tuple[str, str], ...] = ()

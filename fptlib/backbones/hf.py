@@ -201,6 +201,7 @@ class LlamaBackbone(HFBackbone):
     )
     DROPOUT_KEYS = ("attention_dropout",)
     max_positions = None  # rotary: positions are computed, not learned
+    zero_embedding_unsafe = True   # nothing is added to the embeddings; RMSNorm at every layer
 
     def __init__(self, model, **kw) -> None:
         super().__init__(model, **kw)

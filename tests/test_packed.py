@@ -8,17 +8,19 @@ PARAM_TOL = 1e-4 leaves a 100x margin for other CPUs' kernels, yet is a tenth of
 step at lr 1e-3 (Adam moves every trained parameter by about lr per step): a run fed another run's
 batches, sharing another run's optimizer state or skipping one update fails it.
 """
+import collections
 import dataclasses
 
 import pytest
 import torch
+from torch import nn
 
 from fpt_testing import tiny_backbone
 from fptlib import results as store
 from fptlib import tasks
 from fptlib.model import FPT
 from fptlib.train import NonFiniteLossError, TrainConfig, Trainer
-from fptlib.train.packed import PackError, PackedTrainer, auto_pack_size
+from fptlib.train.packed import PackedModel, PackError, PackedTrainer, auto_pack_size
 from test_train_toy import one_thread  # noqa: F401
 
 PARAM_TOL = 1e-4
@@ -78,10 +80,11 @@ def _assert_same_run(alone_model, alone, packed_model, packed):
 RUNS = [(0, dict(lr=1e-3)), (1, dict(lr=3e-3, optimizer="adamw", weight_decay=0.01)), (2, dict(lr=1e-2, grad_clip=0.5))]
 
 
-@pytest.mark.parametrize("family", ["gpt2", "bert", "llama", "lstm", "longformer"])
+@pytest.mark.parametrize("family", ["gpt2", "bert", "llama", "lstm", "longformer", "vit", "t5"])
 def test_each_run_of_a_pack_ends_where_it_ends_alone(family):
-    """Causal (GPT-2), bidirectional (BERT, Longformer), rotary (LLaMA) and the LSTM; three runs
-    differing in seed (initialisation and data), learning rate, optimizer, weight decay and clipping."""
+    """Causal (GPT-2), bidirectional (BERT, Longformer, ViT with its new bare position table, T5
+    with its per-head relative position bias), rotary (LLaMA) and the LSTM; three runs differing in
+    seed (initialisation and data), learning rate, optimizer, weight decay and clipping."""
     task = _task("bit-xor")
     configs = [_cfg(seed=s, **kw) for s, kw in RUNS]
     models, results = _packed(task, family, [s for s, _ in RUNS], configs)
@@ -200,12 +203,11 @@ def test_runs_that_cannot_share_a_pack_are_refused_clearly():
     other_backbone = FPT.for_task(task, tiny_backbone("gpt2", seed=5, dropout=0.0), dropout=0.0)
     with pytest.raises(PackError, match="frozen weights differ"):
         PackedTrainer([models[0], other_backbone], task, [_cfg(), _cfg()])
-    # ViT's learned positions are a bare parameter of the backbone, T5's relative position bias is
-    # looked up per query-key pair: neither stacks per run, and both say so
-    with pytest.raises(PackError, match="cannot pack the trained parameters of 'backbone'"):
-        PackedTrainer([_build(task, "vit", s) for s in (0, 1)], task, [_cfg(), _cfg()])
-    with pytest.raises(PackError, match="relative position bias.*unpacked"):
-        PackedTrainer([_build(task, "t5", s) for s in (0, 1)], task, [_cfg(), _cfg()]).fit()
+    # a bare trained parameter stacks only as a position table (ViT's); any other one is refused
+    scale = nn.Module()
+    scale.weight = nn.Parameter(torch.ones(3, 3))
+    with pytest.raises(PackError, match="cannot pack the trained parameters of 'scale'.*unpacked"):
+        PackedModel(nn.Sequential(collections.OrderedDict(scale=scale)))
     attention = [_build(task, "gpt2", s, freeze="+attention") for s in (0, 1)]
     with pytest.raises(PackError, match=r"trains \['attention'\].*unpacked"):
         PackedTrainer(attention, task, [_cfg(), _cfg()])

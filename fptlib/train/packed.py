@@ -11,6 +11,12 @@ module that owns trained parameters is replaced by a packed twin holding K stack
 
 - ``nn.Linear`` (input and output layers): one batched matmul, run ``i``'s rows by its weights;
 - ``nn.Embedding`` (discrete input tables, learned positions): a lookup in run ``i``'s table;
+  T5's relative position bias (looked up per query-key pair, not per example) is the same lookup
+  from its attention's ``compute_bias``, giving a bias per row ``[K*B, heads, q, k]`` (alone it is
+  ``[1, heads, q, k]``, broadcast: the pack materialises one attention-score tensor more, once per
+  forward, shared by all layers);
+- a bare position table a module owns itself (ViT's ``positions``, read as ``positions[:n]``):
+  run ``i``'s rows for run ``i``'s examples;
 - layer norms (``LayerNorm``, LLaMA's ``RMSNorm``): the frozen normalisation, then run ``i``'s
   scale and bias.
 
@@ -89,6 +95,11 @@ class _Pack:
     def run_index(self, device) -> torch.Tensor:
         return torch.arange(self.k, device=device).repeat_interleave(self.rows)
 
+    def per_example(self, per_run: torch.Tensor) -> torch.Tensor:
+        """``[K, ...]`` one value per run -> ``[K*rows, ...]``: run i's value for each of its rows."""
+        k, rows = self.k, self.rows
+        return per_run[:, None].expand(k, rows, *per_run.shape[1:]).reshape(k * rows, *per_run.shape[1:])
+
 
 def _probe(weight: torch.Tensor) -> nn.Parameter:
     """An empty frozen parameter of ``weight``'s dtype and device: the model reads its layers' dtype
@@ -123,21 +134,56 @@ class PackedEmbedding(nn.Module):
         self.num_embeddings, self.embedding_dim = table.num_embeddings, table.embedding_dim   # read by backbones
         self.dtype_probe = _probe(table.weight)
 
-    def forward(self, ids):
-        w = self.pack.params[f"{self.prefix}.weight"]                  # [K, V, dim]
+    def tables(self) -> torch.Tensor:
+        """The K runs' tables [K, V, dim]."""
+        w = self.pack.params[f"{self.prefix}.weight"]
         if self.padding_idx is not None and w.requires_grad:
             pad = self.padding_idx
             w.register_hook(lambda g: g.index_fill(1, torch.tensor([pad], device=g.device), 0))
+        return w
+
+    def forward(self, ids):
         k, rows = self.pack.k, self.pack.rows
         if ids.dim() < 2 or ids.shape[0] not in (1, k * rows):
             raise PackError(f"{self.prefix!r} is looked up with indices of shape {tuple(ids.shape)}, not one row "
-                            f"per example (e.g. T5's relative position bias): its per-run tables cannot be "
-                            f"stacked; train these runs unpacked (pack=False)")
+                            f"per example: its per-run tables cannot be stacked; train these runs unpacked "
+                            f"(pack=False) (a table looked up otherwise needs a packed lookup of its own, as "
+                            f"packed.py gives T5's relative position bias)")
+        w = self.tables()
         if ids.shape[0] == 1 and k * rows > 1:      # position ids: one lookup per run, shared by its rows
-            out = w[:, ids[0]]
-            return out[:, None].expand(k, rows, *out.shape[1:]).reshape(k * rows, *out.shape[1:])
+            return self.pack.per_example(w[:, ids[0]])
         run = self.pack.run_index(ids.device).view(k * rows, *([1] * (ids.dim() - 1)))
         return w[run, ids]
+
+
+class PackedRows(nn.Module):
+    """A trained tensor its module indexes along dim 0 and adds to every example (ViT's position
+    table, read as ``positions[:length]``): ``rows[index]`` is run i's ``[index]`` for run i's rows,
+    ``[K*rows, ...]``. ``shape`` is one run's (read by ``max_positions``)."""
+
+    def __init__(self, pack: _Pack, name: str, parameter: nn.Parameter):
+        super().__init__()
+        self.pack, self.name, self.shape = pack, name, parameter.shape
+        self.dtype_probe = _probe(parameter)
+
+    def __getitem__(self, index):
+        return self.pack.per_example(self.pack.params[self.name][:, index])
+
+
+def _packed_compute_bias(self, query_length, key_length, device=None, past_seen_tokens=0):
+    """Hugging Face ``T5Attention.compute_bias`` (transformers 5.x) for a pack: the same bucket
+    indices [q, k], looked up in run i's bias table for run i's rows: ``[K*rows, heads, q, k]``
+    (Hugging Face's is ``[1, heads, q, k]``, broadcast over the batch; the attention adds either to
+    its scores, and the first layer's bias is passed on to the others)."""
+    table = self.relative_attention_bias                                # a PackedEmbedding
+    device = device if device is not None else table.dtype_probe.device
+    context = torch.arange(query_length, dtype=torch.long, device=device)[:, None] + past_seen_tokens
+    memory = torch.arange(key_length, dtype=torch.long, device=device)[None, :]
+    buckets = self._relative_position_bucket(memory - context, bidirectional=not self.is_decoder,
+                                             num_buckets=self.relative_attention_num_buckets,
+                                             max_distance=self.relative_attention_max_distance)
+    values = table.tables()[:, buckets]                                # [K, q, k, heads]
+    return table.pack.per_example(values.permute(0, 3, 1, 2))
 
 
 class PackedNorm(nn.Module):
@@ -162,6 +208,12 @@ class PackedNorm(nn.Module):
         return out.reshape(y.shape)
 
 
+def _is_norm(module: nn.Module) -> bool:
+    own = dict(module.named_parameters(recurse=False))
+    return ("norm" in type(module).__name__.lower() and "weight" in own and set(own) <= {"weight", "bias"}
+            and own["weight"].dim() == 1)
+
+
 def _packed_twin(pack: _Pack, prefix: str, module: nn.Module) -> nn.Module:
     own = dict(module.named_parameters(recurse=False))
     trained = {n for n, p in own.items() if p.requires_grad}
@@ -172,10 +224,22 @@ def _packed_twin(pack: _Pack, prefix: str, module: nn.Module) -> nn.Module:
         return PackedLinear(pack, prefix, module)
     if isinstance(module, nn.Embedding):
         return PackedEmbedding(pack, prefix, module)
-    if "norm" in type(module).__name__.lower() and set(own) <= {"weight", "bias"} and own["weight"].dim() == 1:
-        return PackedNorm(pack, prefix, module, "bias" in own)
-    raise PackError(f"cannot pack the trained parameters of {prefix!r} ({type(module).__name__}): packed runs "
-                    f"stack linear input/output layers, embedding tables and layer norms only; train it unpacked")
+    return PackedNorm(pack, prefix, module, "bias" in own)
+
+
+def _pack_bare_positions(pack: _Pack, prefix: str, module: nn.Module, groups: dict) -> None:
+    """Replace the trained parameters ``module`` owns itself (not through a layer) by PackedRows:
+    only position tables (ViT's ``positions``), which the module reads as rows added to every example."""
+    for name, p in list(module.named_parameters(recurse=False)):
+        full = f"{prefix}.{name}" if prefix else name
+        if not p.requires_grad:
+            continue
+        if groups.get(full) != "positions" or p.dim() != 2:
+            raise PackError(f"cannot pack the trained parameters of {prefix!r} ({type(module).__name__}): packed "
+                            f"runs stack linear input/output layers, embedding tables, layer norms and position "
+                            f"tables only; train it unpacked (pack=False)")
+        delattr(module, name)
+        setattr(module, name, PackedRows(pack, full, p))
 
 
 class PackedModel(nn.Module):
@@ -200,8 +264,13 @@ class PackedModel(nn.Module):
         owners = {n.rpartition(".")[0] for n in self.names}
         for prefix in sorted(owners, key=len, reverse=True):
             parent_name, _, attr = prefix.rpartition(".")
-            parent = self.model.get_submodule(parent_name)
-            setattr(parent, attr, _packed_twin(self.pack, prefix, getattr(parent, attr)))
+            parent, module = self.model.get_submodule(parent_name), self.model.get_submodule(prefix)
+            if not isinstance(module, (nn.Linear, nn.Embedding)) and not _is_norm(module):
+                _pack_bare_positions(self.pack, prefix, module, groups)
+                continue
+            setattr(parent, attr, _packed_twin(self.pack, prefix, module))
+            if attr == "relative_attention_bias" and hasattr(parent, "compute_bias"):   # T5's attention
+                parent.compute_bias = types.MethodType(_packed_compute_bias, parent)
 
     def flatten(self, model: nn.Module) -> torch.Tensor:
         """One run's trained parameters as a row [N] (the pack's layout)."""

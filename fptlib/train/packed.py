@@ -33,8 +33,10 @@ operations with per-run learning rate, weight decay and step count.
 
 Each run keeps its own data stream (``task.train_batches`` with its own seed, exactly the batches
 it would get alone), optimizer state, clipping, evaluation (the fixed evaluation batches repeated
-for the K runs, one packed forward, in eval mode), early stop, and result: a run that reaches its
-steps or target accuracy, or whose loss becomes NaN, leaves the pack (the others go on unchanged).
+for the K runs, one packed forward, in eval mode), early stop, fp16 loss scale (``PerRunScaler``:
+torch.amp.GradScaler's dynamic scale per run, so an overflow in one run skips only that run's
+step), and result: a run that reaches its steps or target accuracy, or whose loss becomes NaN,
+leaves the pack (the others go on unchanged).
 What differs from training alone: batched matmuls sum in another order (float rounding, see
 tests/test_packed.py for the size), and dropout masks are drawn for the whole stacked batch from
 one generator, so with dropout > 0 a packed run is a different (equally valid) random draw than
@@ -295,9 +297,19 @@ class PackedModel(nn.Module):
 
 
 # -- the optimizer: Adam / AdamW per run on the stacked rows ----------------------------------
-def adam_step(flat, grad, exp_avg, exp_avg_sq, steps, lr, weight_decay=None, decoupled=None) -> None:
+def adam_step(flat, grad, exp_avg, exp_avg_sq, steps, lr, weight_decay=None, decoupled=None, skip=None) -> None:
     """torch.optim.Adam(W)'s single-tensor update, per row: ``lr`` [K], ``steps`` [K] the step
-    count after this update, ``weight_decay`` [K] (None: no run decays), ``decoupled`` [K] bool (AdamW)."""
+    count after this update, ``weight_decay`` [K] (None: no run decays), ``decoupled`` [K] bool (AdamW).
+    ``skip`` [K] bool (None: no run skips): those rows keep their parameters and Adam state, as a
+    run alone does when its GradScaler skips ``optimizer.step()``."""
+    kept = None if skip is None else [t.clone() for t in (flat, exp_avg, exp_avg_sq)]
+    _adam_update(flat, grad, exp_avg, exp_avg_sq, steps, lr, weight_decay, decoupled)
+    if kept is not None:
+        for t, old in zip((flat, exp_avg, exp_avg_sq), kept):
+            t.copy_(torch.where(skip[:, None], old, t))
+
+
+def _adam_update(flat, grad, exp_avg, exp_avg_sq, steps, lr, weight_decay, decoupled) -> None:
     b1, b2 = BETAS
     col = lambda t: t[:, None].to(flat.dtype)  # noqa: E731   (scalars per run in float64, like Python's)
     if weight_decay is not None:
@@ -316,12 +328,58 @@ def clip_rows(grad: torch.Tensor, max_norm: torch.Tensor) -> None:
     grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0)[:, None])
 
 
+class PerRunScaler:
+    """torch.amp.GradScaler's dynamic loss scale, one per run of a pack (fp16 autocast). Run i's
+    loss is multiplied by ``scale[i]`` before the summed backward; the runs' trained parameters are
+    disjoint rows, so run i's gradient row is scaled by ``scale[i]`` alone and is unscaled by it.
+    A run whose gradient holds inf/NaN skips its step and halves its scale; after ``INTERVAL``
+    good steps in a row its scale doubles. Disabled (no fp16): every method leaves things as they are."""
+    INIT, GROWTH, BACKOFF, INTERVAL = 2.0 ** 16, 2.0, 0.5, 2000      # GradScaler's defaults
+
+    def __init__(self, k: int, device, enabled: bool, scale=None, growth_tracker=None):
+        self.enabled = enabled
+        self.scale = (torch.full((k,), self.INIT, device=device) if scale is None else scale.to(device))
+        self.growth_tracker = (torch.zeros(k, dtype=torch.int32, device=device) if growth_tracker is None
+                               else growth_tracker.to(device))
+
+    def scale_losses(self, losses: torch.Tensor) -> torch.Tensor:
+        return losses * self.scale if self.enabled else losses
+
+    def unscale_(self, grad: torch.Tensor) -> torch.Tensor | None:
+        """Divide each run's gradient row [K, N] by its scale, in place; per run True where the
+        row held inf or NaN (checked before unscaling, as GradScaler does), None when disabled."""
+        if not self.enabled:
+            return None
+        found_inf = ~torch.isfinite(grad).all(dim=1)
+        grad.mul_(self.scale.double().reciprocal().float()[:, None])
+        return found_inf
+
+    def update(self, found_inf: torch.Tensor | None) -> None:
+        """GradScaler.update per run (torch's _amp_update_scale_): back off after an overflow,
+        grow after INTERVAL good steps (unless the grown scale is not finite)."""
+        if found_inf is None:
+            return
+        good = self.growth_tracker + 1
+        due = ~found_inf & (good == self.INTERVAL)
+        grown = self.scale * self.GROWTH
+        self.scale = torch.where(found_inf, self.scale * self.BACKOFF,
+                                 torch.where(due & torch.isfinite(grown), grown, self.scale))
+        self.growth_tracker = torch.where(found_inf | due, torch.zeros_like(good), good)
+
+    def keep(self, index: torch.Tensor) -> None:
+        self.scale, self.growth_tracker = self.scale[index], self.growth_tracker[index]
+
+    def state(self) -> dict:
+        return {"loss_scale": self.scale.cpu(), "growth_tracker": self.growth_tracker.cpu()}
+
+
 # -- the trainer ------------------------------------------------------------------------------
 class _Active:
     """The runs still in the pack: position p of every tensor and list belongs to run ``runs[p]``."""
 
-    def __init__(self, runs, flat, exp_avg, exp_avg_sq, opt_steps):
+    def __init__(self, runs, flat, exp_avg, exp_avg_sq, opt_steps, scaler: PerRunScaler):
         self.runs, self.flat, self.exp_avg, self.exp_avg_sq, self.opt_steps = runs, flat, exp_avg, exp_avg_sq, opt_steps
+        self.scaler = scaler
 
     def start(self, configs, task, step: int, device) -> None:
         """Per-run data streams from ``step`` (the batches each run gets alone), sums and settings."""
@@ -367,13 +425,14 @@ class _Active:
             t.detach()[index].clone() for t in (self.flat, self.exp_avg, self.exp_avg_sq))
         self.opt_steps, self.loss_sum, self.acc_sum, self.first_bad = (
             t[index] for t in (self.opt_steps, self.loss_sum, self.acc_sum, self.first_bad))
+        self.scaler.keep(index)
         self.runs, self.batches, self.windows = (
             [xs[p] for p in positions] for xs in (self.runs, self.batches, self.windows))
         self.settings(configs)
 
     def state(self) -> dict:
         return {"active": self.runs, "flat": self.flat.detach().cpu(), "exp_avg": self.exp_avg.cpu(),
-                "exp_avg_sq": self.exp_avg_sq.cpu(), "opt_steps": self.opt_steps.cpu()}
+                "exp_avg_sq": self.exp_avg_sq.cpu(), "opt_steps": self.opt_steps.cpu(), **self.scaler.state()}
 
 
 
@@ -461,9 +520,6 @@ class PackedTrainer:
                             "or the runs unpacked under torchrun")
         self.device = self.evaluator.device
         self.amp_dtype = self.evaluator.amp_dtype
-        if self.amp_dtype == torch.float16:
-            raise PackError("packed runs do not support fp16 autocast (it needs a gradient scaler per run): "
-                            "use amp='bf16' or amp='off'")
         self.splits = self.evaluator.splits
         self.checkpoint_dir, self.resume = checkpoint_dir, resume
         self.progress = c.progress if progress is None else progress
@@ -543,15 +599,19 @@ class PackedTrainer:
         runs = [{"step": 0, "samples": 0, "history": [], "evals": [], "best": {}, "steps_to_target": None,
                  "stopped": None, "row": None, "error": None} for _ in configs]
         flat = torch.stack([self.net.flatten(m).to(dev) for m in self.models])
+        fp16 = self.amp_dtype == torch.float16
         pack = _Active(list(range(len(configs))), flat, torch.zeros_like(flat), torch.zeros_like(flat),
-                       torch.zeros(len(configs), device=dev, dtype=torch.float64))
+                       torch.zeros(len(configs), device=dev, dtype=torch.float64),
+                       PerRunScaler(len(configs), dev, fp16))
         step, wall_s, train_s, resumed_from = 0, 0.0, 0.0, None
         path = self._path()
         if path is not None and self.resume and path.is_file():
             saved = ckpt.load(path, required=PACK_CHECKPOINT_KEYS)
             ckpt.check_compatible(path, saved["identity"], self.identity(), saved["fingerprint"], fingerprint)
             runs, step = saved["runs"], saved["step"]
-            pack = _Active(saved["active"], *(saved[k].to(dev) for k in ("flat", "exp_avg", "exp_avg_sq", "opt_steps")))
+            pack = _Active(saved["active"], *(saved[k].to(dev) for k in ("flat", "exp_avg", "exp_avg_sq", "opt_steps")),
+                           PerRunScaler(len(saved["active"]), dev, fp16, saved.get("loss_scale"),
+                                        saved.get("growth_tracker")))    # absent in checkpoints before fp16 packs
             wall_s, train_s, resumed_from = saved["wall_s"], saved["train_s"], step
             ckpt.set_rng_state(saved["rng"])
         pack.start(configs, task, step, dev)
@@ -622,10 +682,13 @@ class PackedTrainer:
     def _finish(run: dict, pack: "_Active", position: int, stopped: str) -> None:
         run["stopped"] = stopped
         run["row"] = pack.flat[position].detach().cpu().clone()
+        if pack.scaler.enabled:
+            run["loss_scale"] = pack.scaler.scale[position].item()
 
     def _step(self, pack: "_Active", step: int) -> None:
         """One optimizer step of every run in the pack: forward/backward on the stacked batches,
-        per-run clipping and Adam; losses, accuracies and the first NaN step summed on the device."""
+        per-run loss scaling under fp16 (a run whose gradient overflowed skips its update), clipping
+        and Adam; losses, accuracies and the first NaN step summed on the device."""
         c0, task, dev, k = self.configs[0], self.task, self.device, len(pack.runs)
         pack.flat.requires_grad_(True)
         for _ in range(c0.grad_accum):
@@ -636,16 +699,19 @@ class PackedTrainer:
                 logits = self.forward(pack.flat, x.to(dev), None if mask is None else mask.to(dev)).float()
             logits = logits.view(k, -1, *logits.shape[1:])
             losses = torch.stack([task.loss(logits[p], y[p]) for p in range(k)])
-            (losses.sum() / c0.grad_accum).backward()
+            (pack.scaler.scale_losses(losses).sum() / c0.grad_accum).backward()
             losses = losses.detach()
             pack.loss_sum += losses
             pack.acc_sum += torch.stack([task.accuracy(logits[p].detach(), y[p]) for p in range(k)])
             pack.first_bad.masked_fill_(~torch.isfinite(losses) & (pack.first_bad < 0), step + 1)
         pack.windows = [w + c0.grad_accum for w in pack.windows]
         grad, pack.flat = pack.flat.grad, pack.flat.detach()
+        found_inf = pack.scaler.unscale_(grad)              # None without fp16
         clip_rows(grad, pack.clip)
-        pack.opt_steps += 1
-        adam_step(pack.flat, grad, pack.exp_avg, pack.exp_avg_sq, pack.opt_steps, pack.lr, pack.wd, pack.decoupled)
+        pack.opt_steps += 1 if found_inf is None else ~found_inf
+        adam_step(pack.flat, grad, pack.exp_avg, pack.exp_avg_sq, pack.opt_steps, pack.lr, pack.wd, pack.decoupled,
+                  skip=found_inf)
+        pack.scaler.update(found_inf)
 
     def _results(self, runs, resumed_from, t_start, train_s, save) -> list:
         final = [i for i, run in enumerate(runs)       # the final evaluations (unless one was at the last step)

@@ -350,7 +350,15 @@ def _claim_verdict(c: paper.PaperClaim, profile: str, by_key: Mapping[str, Mappi
     where = "; ".join(f"{label}: {cell.produced()}" + (f" [{cell.ran_on()}]" if cell.stand_in else "")
                       + ("" if cell.how == Cell.how else f" [{cell.how}]")
                       for label, cell in ((first, a), (second, b)) if cell.records)
-    return stats.verdict(claim, a.summary, b.summary, where=where)
+    return stats.verdict(claim, a.summary, b.summary, where=where, floor=_floor(a) if a.records else None)
+
+
+def _floor(cell: Cell) -> tuple[str, float] | None:
+    """The best trivial baseline (chance, majority class, copying; not a fitted one) of a cell's task."""
+    cfg = cell.configs[0]
+    found = [(name, acc) for name, acc, _ in task_baselines(cfg.task, cfg.task_options, cfg.eval_limit)
+             if acc is not None and name not in trivial.FITTED]
+    return max(found, key=lambda f: f[1]) if found else None
 
 
 def evidence_profile() -> str:
@@ -363,7 +371,7 @@ def claims(profile: str | None = None, directory: str | os.PathLike | None = Non
            records: list[dict] | None = None, backbone: str | None = None) -> Table:
     """Every claim of the paper the course tests (``paper.CLAIMS``): the paper's numbers, and the
     verdict computed from the stored records of ``profile`` (``stats.verdict``: holds / reversed /
-    no clear difference / does not hold / not run here) with what produced them. A quick profile
+    no clear difference / does not hold / at the trivial baseline / not run here) with what produced them. A quick profile
     never gives a verdict: its runs check that the code runs."""
     profile = experiments.check_profile(profile or experiments.choose_profile()[0])
     recs = records if records is not None else results.load(directory)

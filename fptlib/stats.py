@@ -26,7 +26,11 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
          2.052, 2.048, 2.045, 2.042)
 # ">" claims: holds / reversed / no clear difference; "~" claims: holds / does not hold
-VERDICTS = ("holds", "reversed", "does not hold", "no clear difference", "not run here")
+VERDICTS = ("holds", "reversed", "does not hold", "no clear difference", "at the trivial baseline", "not run here")
+# a setting whose mean is at most this far above the task's trivial floor (chance, majority class,
+# copying the visible bits) has not learned the task: a comparison between two such settings is
+# about noise around the floor, not about the claim
+FLOOR_MARGIN = 0.02
 
 
 @dataclass(frozen=True)
@@ -132,11 +136,14 @@ class Verdict:
     sentence: str
 
 
-def verdict(claim: Claim, first: Summary | None, second: Summary | None, *, where: str = "") -> Verdict:
+def verdict(claim: Claim, first: Summary | None, second: Summary | None, *, where: str = "",
+            floor: tuple[str, float] | None = None) -> Verdict:
     """The verdict on ``claim`` from the two settings' seeds, as a word and a sentence.
 
     ``where`` says what produced the numbers (backbone, data, steps), so the sentence never reads
-    as a result on the paper's own setting when it is not.
+    as a result on the paper's own setting when it is not. ``floor``: the task's best trivial
+    baseline (name, accuracy); when both settings' means are within ``FLOOR_MARGIN`` of it (or
+    below), neither learned the task and the verdict is "at the trivial baseline", not a comparison.
     """
     context = f" ({where})" if where else ""
     if first is None or second is None or first.n == 0 or second.n == 0:
@@ -150,6 +157,11 @@ def verdict(claim: Claim, first: Summary | None, second: Summary | None, *, wher
     gap = 100 * (first.mean - second.mean)
     spread = 100 * (first.std + second.std)
     detail = f"{numbers}; gap {gap:+.1f} points against a spread of {spread:.1f}{context}"
+    if floor is not None and max(first.mean, second.mean) <= floor[1] + FLOOR_MARGIN:
+        return Verdict(claim, "at the trivial baseline",
+                       f"{claim.text}: no verdict here: both settings are within {100 * FLOOR_MARGIN:.0f} points "
+                       f"of the trivial baseline ({floor[0]} {100 * floor[1]:.1f}%) or below it, so neither learned "
+                       f"the task beyond it: {detail}.")
     if claim.relation == ">":
         word = {"higher": "holds", "lower": "reversed", "no clear difference": "no clear difference"}[rel]
     else:

@@ -76,3 +76,17 @@ def test_verdict_on_an_equality_claim_and_on_missing_runs():
     assert all(v.word in stats.VERDICTS for v in (no, missing, few))
     with pytest.raises(ValueError, match="relation"):
         Claim("x", "a", "b", "<")
+
+
+def test_two_settings_at_the_trivial_floor_give_no_verdict():
+    """Bit Memory's copy baseline is 75%: 76.6 vs 76.0 is a 'difference' in noise around the floor,
+    not evidence for the claim; one setting clearly above the floor gives the usual verdict."""
+    stats_only, random = Summary((0.765, 0.766, 0.767)), Summary((0.758, 0.76, 0.762))
+    floor = ("copy the visible bits", 0.752)
+    at_floor = verdict(CLAIM, stats_only, random, floor=floor)
+    assert at_floor.word == "at the trivial baseline" and "copy the visible bits 75.2%" in at_floor.sentence
+    assert verdict(CLAIM, stats_only, random).word == "holds"                 # without the floor
+    learned = verdict(CLAIM, Summary((0.89, 0.90, 0.88)), random, floor=floor)
+    assert learned.word == "holds"
+    below = verdict(CLAIM, Summary((0.50, 0.51, 0.49)), Summary((0.40, 0.41, 0.42)), floor=("chance", 0.5))
+    assert below.word == "at the trivial baseline" and at_floor.word in stats.VERDICTS

@@ -25,6 +25,11 @@ LOGREG_TRAIN = 5000      # training images for the pixel logistic regression (th
 LOGREG_ITERATIONS = 300
 
 
+# baselines that fit a model to the data: a reference to compare with, not a floor below which a
+# run has learned nothing (``stats.verdict``'s floor uses the others: chance, majority, copying)
+FITTED = ("pixel logistic regression",)
+
+
 @dataclass(frozen=True)
 class Baseline:
     name: str

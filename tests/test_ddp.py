@@ -73,10 +73,11 @@ def counting(self, flat, x, mask=None):       # the rows of each training forwar
 
 packed.PackedModel.forward = counting
 configs = [{**c, "backbone_overrides": tuple(map(tuple, c["backbone_overrides"]))} for c in json.loads(sys.argv[2])]
-records = experiments.train_pack([experiments.config(**c) for c in configs], directory=sys.argv[1], progress=False,
-                                 checkpoint=False, compile=False, device="cpu")
+logs = []
+records = experiments.run_many([experiments.config(**c) for c in configs], pack=2, directory=sys.argv[1],
+                               progress=False, checkpoint=False, compile=False, device="cpu", log=logs.append)
 if not distributed.context().is_main:
-    json.dump({"records": records, "rows": rows}, open(sys.argv[1] + "/rank1.json", "w"))
+    json.dump({"records": records, "rows": rows, "logs": logs}, open(sys.argv[1] + "/rank1.json", "w"))
 distributed.cleanup()
 '''
 
@@ -92,7 +93,8 @@ def _pack_configs():
 
 
 def test_a_pack_under_two_gloo_processes_matches_the_pack_in_one_process(tmp_path):
-    """A pack of 2 runs (experiments.train_pack) under torchrun with two CPU processes gives the
+    """A pack of 2 runs (experiments.run_many, the path of ``reproduce`` and ``sweep``: rank 0
+    claims the runs for both processes) under torchrun with two CPU processes gives the
     pack of one process on the same global batches: the same parameters (atol 1e-6: the same
     arithmetic, the gradient summed over two half batches instead of one, float32 rounding ~1e-7),
     the same logged losses (averaged over the processes: the global batch's), the same
@@ -106,8 +108,8 @@ def test_a_pack_under_two_gloo_processes_matches_the_pack_in_one_process(tmp_pat
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     ddp.mkdir()
     as_tuples = [{**c, "backbone_overrides": tuple(map(tuple, c["backbone_overrides"]))} for c in configs]
-    one = experiments.train_pack([experiments.config(**c) for c in as_tuples], directory=str(single), progress=False,
-                                 checkpoint=False, compile=False, device="cpu")
+    one = experiments.run_many([experiments.config(**c) for c in as_tuples], pack=2, directory=str(single),
+                               progress=False, checkpoint=False, compile=False, device="cpu", log=lambda line: None)
     _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
           "--master_port", str(_free_port()), str(script), str(ddp), json.dumps(configs)], ddp)
     stored = {p.name for p in ddp.glob("*.json")} - {"rank1.json"}
@@ -116,6 +118,8 @@ def test_a_pack_under_two_gloo_processes_matches_the_pack_in_one_process(tmp_pat
     # each process trains its half of every run's batch of 8: 2 runs x 4 rows for 3 steps of 2
     # micro-batches, then the longer run's 4 rows for 2 steps
     assert rank1["rows"] == [8] * 6 + [4] * 4
+    assert [line for line in rank1["logs"] if line.startswith("packing")] == [f"packing 2 runs: {one[0]['key']}, "
+                                                                              f"{one[1]['key']}"]
     rank1 = rank1["records"]
     for a, b in zip(one, rank1):
         assert a["key"] == b["key"] and a["steps"] == b["steps"] == b["run_config"]["steps"]

@@ -603,11 +603,7 @@ class PackedTrainer:
     def _evaluate_agreed(self, rows: torch.Tensor) -> list[dict[str, dict]]:
         """``_evaluate_rows``; under DDP rank 0 evaluates and every process gets its results, so the
         records and the stop decisions drawn from them are the same on every process."""
-        if not self.dist.enabled:
-            return self._evaluate_rows(rows)
-        shared = [self._evaluate_rows(rows) if self.dist.is_main else None]
-        torch_dist.broadcast_object_list(shared, src=0)
-        return shared[0]
+        return distributed.from_main(self._evaluate_rows(rows) if self.dist.is_main else None, self.dist)
 
     def _evaluate(self, indices: list[int], rows: torch.Tensor, runs: list[dict], t_start: float) -> list[bool]:
         """Evaluate runs ``indices`` (parameters ``rows``) and record it in their evals and best;

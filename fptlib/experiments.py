@@ -48,6 +48,7 @@ from fptlib.backbones.registry import default_backbone, hidden_size_of, load_bac
 from fptlib.model import FPT
 from fptlib.tasks.registry import data_key
 from fptlib.train.checkpoint import atomic_save, load_trained_state
+from fptlib.train import distributed
 from fptlib.train.distributed import context
 from fptlib.train.features import fit_output_only, has_training_set
 from fptlib.train.packed import PackedTrainer, PackError, auto_pack_size, measure_run_bytes, share_frozen
@@ -784,18 +785,26 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
     records (the caller takes them up later). A run whose loss became NaN raises its
     NonFiniteLossError after the others are stored."""
 
+    ctx = context()
     records, todo = {}, {}
     for c in configs:
-        done = None if force else results.get(c.key, store_dir(c.profile, directory))
+        done = None if force else _stored(c, directory, ctx)
         if done is not None:
             records[c.key] = done
         else:
             todo.setdefault(pack_group(c), {})[c.key] = c
-    dev = env.pick_device(device)
+    dev = distributed.device_for(ctx, device)
     errors, deferred = [], []
     kw = dict(directory=directory, progress=progress, device=device, checkpoint=checkpoint,
               save_weights=save_weights, compile=compile)
     claims = results.results_dir(store_dir(configs[0].profile, directory)) if configs else None
+
+    def claim(key, wait=False):
+        """files.claim_run; under DDP (torchrun) rank 0 claims for all its processes, which train
+        together: the others get an empty context when rank 0 got the lock, None when not."""
+        lock = files.claim_run(claims, key, wait=wait) if ctx.is_main else None
+        got = distributed.from_main(lock is not None, ctx)
+        return lock if ctx.is_main else (contextlib.nullcontext() if got else None)
 
     def train_chunk(chunk):
         if len(chunk) > 1:
@@ -816,27 +825,27 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
             records[c.key] = train(c, **kw)[0]
 
     for group in (list(g.values()) for g in todo.values()):
-        if pack is False or pack is None or context().enabled or group[0].freeze == OUTPUT_ONLY:
+        if pack is False or pack is None or group[0].freeze == OUTPUT_ONLY:
             size = 1        # output-only runs: the feature cache (or one run's Trainer) is the fast path
         elif pack == "auto":
             per_run = None
             if dev.type == "cuda":
                 model, task = build(group[0], "cpu", directory)
                 per_run = measure_run_bytes(model.to(dev), task, train_config(group[0], device=str(dev)))
-            size = auto_pack_size(len(group), dev, per_run_bytes=per_run)
+            size = distributed.from_main(auto_pack_size(len(group), dev, per_run_bytes=per_run), ctx)  # agreed
         else:
             size = int(pack)
         for start in range(0, len(group), size):
             with contextlib.ExitStack() as locks:   # runs another process is training: taken up last
                 mine = []
                 for c in group[start:start + size]:
-                    lock = files.claim_run(claims, c.key)
+                    lock = claim(c.key)
                     if lock is None:
                         log(f"another process is training {c.key}: its record is read when it finishes")
                         deferred.append(c)
                         continue
-                    locks.callback(lock.close)
-                    done = None if force else results.get(c.key, store_dir(c.profile, directory))
+                    locks.enter_context(lock)
+                    done = None if force else _stored(c, directory, ctx)
                     if done is not None:        # finished by another process meanwhile
                         records[c.key] = done
                     else:
@@ -847,12 +856,18 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
         held.extend(deferred)
         deferred = []
     for c in deferred:
-        with files.claim_run(claims, c.key, wait=True):
-            done = results.get(c.key, store_dir(c.profile, directory))
+        with claim(c.key, wait=True):
+            done = _stored(c, directory, ctx)
             records[c.key] = done if done is not None else train(c, **kw)[0]
     if errors:
         raise errors[0]
     return [records[c.key] for c in configs if c.key in records]
+
+
+def _stored(config: RunConfig, directory, ctx) -> dict | None:
+    """The stored record of ``config`` or None; under DDP rank 0's answer (the processes train together)."""
+    return distributed.from_main(results.get(config.key, store_dir(config.profile, directory)) if ctx.is_main else None,
+                                 ctx)
 
 
 def train_pack(configs, *, directory=None, progress: bool = True, device: str = "auto",

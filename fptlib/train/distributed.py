@@ -80,6 +80,18 @@ def shard(batch, ctx: DistContext):
     return type(batch)(x=batch.x[sl], y=batch.y[sl], mask=mask)
 
 
+def from_main(value, ctx: DistContext | None = None):
+    """``value`` as rank 0 has it, on every process (one broadcast under DDP; ``value`` itself
+    otherwise): decisions that must agree, such as which runs to train or when to stop. The
+    other processes may pass None."""
+    ctx = ctx if ctx is not None else context()
+    if not ctx.enabled:
+        return value
+    box = [value if ctx.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def maybe_no_sync(model: torch.nn.Module, sync: bool):
     """Skip DDP's gradient all-reduce on accumulation micro-steps; only the last one syncs."""
     if sync or not isinstance(model, DistributedDataParallel):

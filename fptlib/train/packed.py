@@ -37,10 +37,22 @@ for the K runs, one packed forward, in eval mode), early stop, fp16 loss scale (
 torch.amp.GradScaler's dynamic scale per run, so an overflow in one run skips only that run's
 step), and result: a run that reaches its steps or target accuracy, or whose loss becomes NaN,
 leaves the pack (the others go on unchanged).
+
 What differs from training alone: batched matmuls sum in another order (float rounding, see
 tests/test_packed.py for the size), and dropout masks are drawn for the whole stacked batch from
 one generator, so with dropout > 0 a packed run is a different (equally valid) random draw than
 the same run alone.
+
+Under DDP (torchrun, ``distributed.py``) every process draws every run's global batch as one
+process would and keeps its slice (``distributed.shard`` per run: run i's rows on rank r are the
+examples a DDP Trainer of run i gives rank r); after the summed backward the flat gradient [K, N]
+is averaged over the processes (one all-reduce), before unscaling, clipping and Adam, so every
+process keeps the same parameters, the ones a single process gets on the whole batch. The logged
+losses and accuracies are averaged over the processes too (the global batch's, as alone), the
+first NaN step is the earliest of any process, and the time budget stops every process when one
+runs out, so all stop together. Rank 0 evaluates and sends its results to the others (the stop
+decisions are rank 0's by construction), shows progress and writes the checkpoint. With dropout
+each process draws the masks of its own slice (as under the DDP Trainer).
 """
 from __future__ import annotations
 
@@ -52,11 +64,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as torch_dist
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from fptlib.train import checkpoint as ckpt
+from fptlib.train import distributed
 from fptlib.env import seed_everything
 from fptlib.train.trainer import (CUDA_GRAPH_MODES, NonFiniteLossError, TrainConfig, Trainer, TrainResult, _jsonable,
                                   compile_mode, model_identity, task_identity)
@@ -401,6 +415,21 @@ class _Active:
         self.decoupled = per_run([c.optimizer == "adamw" for c in cs], torch.bool)
         self.clip = per_run([c.grad_clip if c.grad_clip is not None else float("inf") for c in cs])
 
+    def agree(self, ctx: distributed.DistContext) -> None:
+        """Under DDP: the sums of losses and accuracies averaged over the processes (each summed
+        its slice's means, so the average is the global batch's; sums already averaged stay as
+        they are), the first NaN step the earliest of any process. Then ``read`` gives the same on
+        every process."""
+        if not ctx.enabled:
+            return
+        sums = torch.stack([self.loss_sum, self.acc_sum])
+        torch_dist.all_reduce(sums)
+        self.loss_sum, self.acc_sum = (sums / ctx.world_size).unbind(0)
+        never = torch.iinfo(torch.long).max
+        bad = torch.where(self.first_bad < 0, never, self.first_bad)
+        torch_dist.all_reduce(bad, op=torch_dist.ReduceOp.MIN)
+        self.first_bad = torch.where(bad == never, -1, bad)
+
     def read(self, due: set[int]) -> list[tuple]:
         """Per position (loss, accuracy, first NaN step or -1), loss and accuracy averaged over the
         run's window for the positions ``due`` (where the run alone would log; their window starts
@@ -515,16 +544,14 @@ class PackedTrainer:
             if cfg.target_accuracy is not None and split not in self.evaluator.splits:
                 raise ValueError(f"run {i}: target_split {split!r} is not evaluated: choose one of "
                                  f"{list(self.evaluator.splits)}")
-        if self.evaluator.dist.enabled:
-            raise PackError("packed runs under DDP (torchrun) are not supported yet: run the pack in one process, "
-                            "or the runs unpacked under torchrun")
+        self.dist = self.evaluator.dist       # under torchrun: batch_size divides by the processes (checked there)
         self.device = self.evaluator.device
         self.amp_dtype = self.evaluator.amp_dtype
         self.splits = self.evaluator.splits
         self.checkpoint_dir, self.resume = checkpoint_dir, resume
-        self.progress = c.progress if progress is None else progress
+        self.progress = (c.progress if progress is None else progress) and self.dist.is_main
         self.net = PackedModel(models[0]).to(self.device)
-        self.compile_mode = compile_mode(c, self.device, task)
+        self.compile_mode = compile_mode(c, self.device, task, self.dist.world_size)
         self.forward = self.net
         if self.compile_mode is not None:
             mode = None if self.compile_mode == "default" else self.compile_mode
@@ -573,11 +600,16 @@ class PackedTrainer:
         self.net.train(was_training)
         return out
 
+    def _evaluate_agreed(self, rows: torch.Tensor) -> list[dict[str, dict]]:
+        """``_evaluate_rows``; under DDP rank 0 evaluates and every process gets its results, so the
+        records and the stop decisions drawn from them are the same on every process."""
+        return distributed.from_main(self._evaluate_rows(rows) if self.dist.is_main else None, self.dist)
+
     def _evaluate(self, indices: list[int], rows: torch.Tensor, runs: list[dict], t_start: float) -> list[bool]:
         """Evaluate runs ``indices`` (parameters ``rows``) and record it in their evals and best;
         per run, True when it reached its target accuracy."""
         reached = []
-        for i, metrics in zip(indices, self._evaluate_rows(rows)):
+        for i, metrics in zip(indices, self._evaluate_agreed(rows)):
             run, c = runs[i], self.configs[i]
             entry = {"step": run["step"], "samples": run["samples"], "wall_s": time.perf_counter() - t_start, **metrics}
             for split in self.splits:
@@ -623,7 +655,7 @@ class PackedTrainer:
         t_train = time.perf_counter()
 
         def save() -> None:
-            if path is not None:
+            if path is not None and self.dist.is_main:
                 ckpt.atomic_save({"format": ckpt.FORMAT, "identity": self.identity(), "fingerprint": fingerprint, "runs": runs,
                                   "step": step, "wall_s": time.perf_counter() - t_start, "train_s": train_s,
                                   "rng": ckpt.rng_state(), **pack.state()}, path)
@@ -640,11 +672,13 @@ class PackedTrainer:
                 ends = {p for p, i in enumerate(pack.runs) if step >= configs[i].steps}
                 do_eval = self.splits and c0.eval_every and step % c0.eval_every == 0
                 do_ckpt = ckpt_every and step % ckpt_every == 0
-                out_of_time = c0.time_budget_s is not None and time.perf_counter() - t_start >= c0.time_budget_s
+                out_of_time = (c0.time_budget_s is not None       # agreed: every process stops at once
+                               and self._anyone(time.perf_counter() - t_start >= c0.time_budget_s))
                 everyone = step % c0.log_every == 0 or do_eval or do_ckpt or out_of_time
                 if not (everyone or ends):
                     continue
                 due = set(range(len(pack.runs))) if everyone else ends
+                pack.agree(self.dist)
                 for p, (loss, accuracy, bad_step) in enumerate(pack.read(due)):    # the one host sync
                     run = runs[pack.runs[p]]
                     if bad_step >= 0:
@@ -678,6 +712,14 @@ class PackedTrainer:
         train_s += time.perf_counter() - t_train
         return self._results(runs, resumed_from, t_start, train_s, save)
 
+    def _anyone(self, flag: bool) -> bool:
+        """True on every process when ``flag`` is True on any (one all-reduce under DDP)."""
+        if not self.dist.enabled:
+            return flag
+        t = torch.tensor([int(flag)], device=self.device)
+        torch_dist.all_reduce(t, op=torch_dist.ReduceOp.MAX)
+        return bool(t.item())
+
     @staticmethod
     def _finish(run: dict, pack: "_Active", position: int, stopped: str) -> None:
         run["stopped"] = stopped
@@ -694,7 +736,7 @@ class PackedTrainer:
         for _ in range(c0.grad_accum):
             if self._mark_step:
                 torch.compiler.cudagraph_mark_step_begin()
-            x, y, mask = stack_batches([next(b) for b in pack.batches], task)
+            x, y, mask = stack_batches([distributed.shard(next(b), self.dist) for b in pack.batches], task)
             with self.evaluator._autocast():
                 logits = self.forward(pack.flat, x.to(dev), None if mask is None else mask.to(dev)).float()
             logits = logits.view(k, -1, *logits.shape[1:])
@@ -706,6 +748,9 @@ class PackedTrainer:
             pack.first_bad.masked_fill_(~torch.isfinite(losses) & (pack.first_bad < 0), step + 1)
         pack.windows = [w + c0.grad_accum for w in pack.windows]
         grad, pack.flat = pack.flat.grad, pack.flat.detach()
+        if self.dist.enabled:            # the mean over the processes' slices: the global batch's gradient
+            torch_dist.all_reduce(grad)
+            grad.div_(self.dist.world_size)
         found_inf = pack.scaler.unscale_(grad)              # None without fp16
         clip_rows(grad, pack.clip)
         pack.opt_steps += 1 if found_inf is None else ~found_inf

@@ -950,9 +950,7 @@ def _finish(config: RunConfig, result, model, task, *, notes=(), directory=None,
     extra = {"run_config": config.to_dict()}
     if getattr(result, "packed", None):
         extra["packed"] = result.packed
-        notes.append(f"trained packed with {result.packed['runs'] - 1} other run(s) over one shared frozen backbone "
-                     f"({result.packed['technique']}): the same batches, optimizer and result as alone, up to "
-                     f"float rounding; wall and train times are the pack's")
+        notes.append(packed_note(result.packed, config.dropout))
     record = results.make_record(result, model, task, key=config.key, freeze=config.freeze, profile=config.profile,
                                  label={"table": config.table, "row": config.row, "column": config.column},
                                  notes=notes, extra=extra)
@@ -970,6 +968,16 @@ def _finish(config: RunConfig, result, model, task, *, notes=(), directory=None,
     if context().enabled:                  # the other ranks wait for the files (Bit Memory weights)
         torch.distributed.barrier()
     return record
+
+
+def packed_note(packed: Mapping, dropout: float) -> str:
+    """The note of a packed run's record: what is the same as alone, and what is not."""
+    same = ("the same batches, optimizer and result as alone, up to float rounding" if not dropout else
+            f"the same batches and optimizer as alone, but with dropout {dropout:g} its dropout masks are drawn for "
+            f"the whole pack from one generator, so its numbers are another random draw of the same run, not "
+            f"those of the run alone")
+    return (f"trained packed with {packed['runs'] - 1} other run(s) over one shared frozen backbone "
+            f"({packed['technique']}): {same}; wall and train times are the pack's")
 
 
 def load_model(config: RunConfig, device: str = "cpu", directory=None):

@@ -249,7 +249,7 @@ def test_records_of_packed_runs_equal_those_of_the_runs_alone(tmp_path):
             assert abs(p["final"][split]["accuracy"] - a["final"][split]["accuracy"]) * examples <= 1.0 + 1e-9
             assert p["final"][split]["loss"] == pytest.approx(a["final"][split]["loss"], abs=1e-4)
         assert p["packed"]["runs"] == 2 and "packed" not in a
-        assert any("trained packed with 1 other run" in n for n in p["notes"])
+        assert any("trained packed with 1 other run" in n and "result as alone" in n for n in p["notes"])
         assert [n for n in p["notes"] if "packed" not in n] == a["notes"]
     # stored records are reused, not trained again
     again = experiments.run_many(configs, directory=tmp_path / "packed", progress=False, log=logs.append)
@@ -491,3 +491,13 @@ def test_per_run_scaler_grows_backs_off_and_follows_runs_leaving_the_pack():
     off = PerRunScaler(2, "cpu", False)
     losses = torch.tensor([1.0, 2.0])
     assert off.scale_losses(losses) is losses and off.unscale_(torch.ones(2, 3)) is None
+
+
+def test_the_packed_note_says_dropout_makes_another_draw():
+    """With dropout a packed run's masks come from the pack's generator: its record must not claim
+    the numbers of the run alone."""
+    from fptlib.experiments import packed_note
+    info = {"runs": 3, "technique": "batch-stacked"}
+    assert "result as alone, up to float rounding" in packed_note(info, 0.0)
+    with_dropout = packed_note(info, 0.1)
+    assert "another random draw" in with_dropout and "result as alone" not in with_dropout

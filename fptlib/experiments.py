@@ -611,35 +611,22 @@ def table(name: str, profile: str | None = None, backbone: str | None = None, **
 # -- cost -----------------------------------------------------------------------------------
 
 # Seconds per training step at batch 16 with MiniLM and the FPT preset at the evidence settings, one
-# thread, on this 2-core machine while six processes shared it (load average 4-7): upper bounds for
-# sizing the evidence profile, not benchmarks (bench/ has those). fashion-mnist (and mnist-5k, the
-# same 16 tokens of 64 values): from three whole 600-step evidence runs of the architecture table
-# (170-184 s with their evaluations; the LSTM's 67-71 s); the others from 8-10 timed steps (bit-xor,
-# bit-memory and digits with the task's loading included, so higher than a long run's rate).
-STEP_SECONDS = {"bit-xor": 0.37, "bit-memory": 0.84, "listops": 1.05, "mnist-5k": 0.24,
-                "fashion-mnist": 0.24, "digits": 2.41}
-# relative cost of a step: every weight trained 1.5x (measured: 2.69 vs 1.77 s on 64-token images),
-# the LSTM 0.4x (the 600-step runs above); output-only reads cached frozen features
-# (``train.features``): one forward pass per example, about a third of a step; evaluation adds about
-# a quarter
+# thread, on this 2-core machine while two evidence processes (and tests) shared it (load average
+# 2.3-3): the committed evidence records' own wall times over their steps (session 4), divided by
+# (1 + EVAL_OVERHEAD). Bit XOR from 6 runs alone (0.16 s per step with evaluation), Bit Memory from 6
+# (0.42), Fashion-MNIST from 6 (0.33; mnist-5k is the same 16 tokens of 64 values), ListOps from a pack
+# of 3 and 2 fully trained runs (about 0.5); digits (64 pixel tokens) from a 160-step timing only.
+# The load changed by up to 2x while they ran: these size the profile, they are not benchmarks.
+STEP_SECONDS = {"bit-xor": 0.13, "bit-memory": 0.34, "listops": 0.40, "mnist-5k": 0.26,
+                "fashion-mnist": 0.26, "digits": 0.60}
+# relative cost of a step: every weight trained 1.5x (Bit XOR 1.56x, Bit Memory 1.2x in those runs),
+# the LSTM 0.4x (0.4-0.6x), output-only reads cached frozen features (``train.features``): one forward
+# pass per example, about a third of a step; evaluation adds about a quarter
 TRAINED_ALL, LSTM_COST, OUTPUT_ONLY_COST, EVAL_OVERHEAD = 1.5, 0.4, 0.3, 0.25
-# estimate(name, "evidence") at these contended rates (MiniLM; a run shared by tables counted in each):
-#   table1           63 runs   11.2 h
-#   init             33 runs    4.7 h   (with the Bit Memory pretraining runs)
-#   architecture      6 runs    0.2 h   (measured: 12.5 min for its six runs)
-#   compute          18 runs    2.2 h   (the init table's runs: nothing more)
-#   model_size       18 runs    0.6 h
-#   ladder           48 runs    2.5 h
-#   layernorm        12 runs    0.6 h
-#   more_than_fpt    12 runs    0.8 h
-#   backbones         6 runs    1.0 h   (table 1's runs: nothing more)
-#   depth            60 runs    6.9 h
-#   lr_critique      48 runs    2.7 h
-#   all tables      261 runs   26.4 h   (each run once)
-# The target is about 6 hours of this machine alone. The short timings (ListOps, bits, digits)
-# overstate a long run's rate: Fashion-MNIST's short timing was 4x its 600-step runs' rate, so the
-# total is likely well under the 26 h above, but that is not measured. Run the tables in
-# EVIDENCE_ORDER (issue #12's ranking) so that a shorter budget gives the most-needed first.
+# estimate(name, "evidence") at these rates (MiniLM): about 13 CPU-hours for every table and the
+# attention run set, each run once, so two processes (one per core) take about 7 hours; `reproduce`
+# prints the estimate for the runs a table still lacks before it starts. Run the tables in EVIDENCE_ORDER (issue #12's ranking) so that a shorter budget
+# gives the most-needed first.
 EVIDENCE_ORDER = ("init", "compute", "table1", "architecture", "ladder", "layernorm", "more_than_fpt",
                   "depth", "lr_critique", "backbones", "model_size", "attention")
 
@@ -1037,6 +1024,10 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
     groups = compatible_groups(configs)
     log(f"{name}: {len(configs)} configurations, {sum(map(len, groups))} distinct runs "
         f"in {len(groups)} groups (differing in {' or '.join(GROUP_VARIES)} only)")
+    if profile == files.EVIDENCE:
+        left = [c for g in groups for c in g if results.get(c.key, folder) is None]
+        log(f"{len(left)} runs not stored yet: about {sum(map(_run_seconds, left)) / 3600:.1f} CPU-hours on a "
+            f"2-core CPU like the one that measured experiments.STEP_SECONDS (one process per core)")
     by_key, held = {}, []           # held: runs another process is training, taken up at the end
     count, i = sum(map(len, groups)), 0
     for group in groups + [None]:   # one task and backbone per group: available or not together

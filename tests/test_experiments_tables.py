@@ -172,6 +172,7 @@ def test_reproduce_evidence_writes_the_tracked_folder_and_manifest_and_resumes(t
     records = experiments.reproduce("architecture", "evidence", backbone="minilm", directory=tmp_path, log=logs.append)
     configs = experiments.table("architecture", "evidence", "minilm")
     assert len(records) == len(configs) == len(calls) == 6
+    assert any(line.startswith("6 runs not stored yet: about") for line in logs)     # the estimate, up front
     folder = files.evidence_dir(tmp_path)
     assert folder == tmp_path / "evidence" and sorted(p.stem for p in folder.glob("*.json") if p.stem != "manifest") \
         == sorted(c.key for c in configs)
@@ -187,6 +188,7 @@ def test_reproduce_evidence_writes_the_tracked_folder_and_manifest_and_resumes(t
     # resumable: a second call trains nothing and keeps the manifest
     experiments.reproduce("architecture", "evidence", backbone="minilm", directory=tmp_path, log=logs.append)
     assert len(calls) == 6 and files.read_manifest(folder) == manifest
+    assert any(line.startswith("0 runs not stored yet: about 0.0 CPU-hours") for line in logs)
     assert sum("done already" in line for line in logs) == 6
     # the quick profile stays in the store itself
     experiments.reproduce("architecture", "quick", backbone="minilm", directory=tmp_path, log=logs.append)

@@ -563,7 +563,7 @@ NOT_RUN: dict[str, dict[tuple[str, str], str]] = {
        for p in ("quick", "evidence")},
     "full": {},
 }
-BUDGET = "left out at the evidence profile to fit about 6 CPU-hours in all; the full profile runs it"
+BUDGET = "left out at the evidence profile to fit about 6 hours of a 2-core CPU in all; the full profile runs it"
 NOT_RUN["evidence"].update({
     ("lr_critique", "mnist"): BUDGET,
     ("lr_critique", "cifar10-lra"): BUDGET,

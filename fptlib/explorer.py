@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from . import experiments, results
+from .files import short_paths
 from .attention import BitShares, ablate_heads, check_n_bits, extract_attentions, is_causal, share_chance
 from .results import accuracy, provenance
 from .tasks.bits import BitXOR
@@ -109,7 +110,7 @@ def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None,
         store = experiments.store_dir(cfg.profile, directory)
         record = None if train else results.get(cfg.key, store)
         if not train and (record is None or not experiments.weights_path(cfg.key, store).is_file()):
-            out.failed[kind] = (f"run {cfg.key} or its trained weights are not in {store or 'the results store'}: "
+            out.failed[kind] = (f"run {cfg.key} or its trained weights are not in {short_paths(str(results.results_dir(store)))}: "
                                 f"`python -m fptlib reproduce attention --profile {cfg.profile}` produces it")
             continue
         try:

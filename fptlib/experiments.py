@@ -709,9 +709,8 @@ def bit_memory_backbone(config: RunConfig, directory=None):
     pre = pretraining_config(config)
     record = run(pre, directory=directory, save_weights=True)
     path = weights_path(record["key"], store_dir(pre.profile, directory))
-    if not path.is_file():
-        raise FileNotFoundError(f"the Bit Memory pretraining run {pre.key} has a record but no weights at {path}: "
-                                f"delete its record in {path.parent.parent} to train it again")
+    if not path.is_file():     # the same run stored by another table without its (large) weights: train it again
+        record = run(pre, directory=directory, save_weights=True, force=True)
     backbone = load_backbone(config.backbone, init="random", dropout=config.dropout, seed=config.seed,
                              layers=config.layers, config_overrides=dict(config.backbone_overrides) or None)
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -945,8 +944,9 @@ def _finish(config: RunConfig, result, model, task, *, notes=(), directory=None,
         record["feature_cache"] = {"feature_s": round(result.feature_s, 3), "examples": result.cached_examples}
     if store and context().is_main:        # under DDP only rank 0 writes
         trained = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
-        if save_weights is None:
-            save_weights = sum(p.numel() for p in trained.values()) <= MAX_SAVED_TRAINED
+        if save_weights is None:           # small, or a Bit Memory pretraining that other runs build on
+            save_weights = (sum(p.numel() for p in trained.values()) <= MAX_SAVED_TRAINED
+                            or config.key == pretraining_config(config).key)
         if save_weights:
             path = weights_path(config.key, folder)
             atomic_save(trained, path)

@@ -133,3 +133,20 @@ def test_a_run_set_table_reports_seeds_without_a_paper_column(tmp_path):
     assert row["this run (%)"] == "80.0 ± 10.0" and row["seeds"] == 3 and row["steps trained"] == "300, 300, 300"
     assert all(r["this run (%)"] == "not run" for r in table.rows if r["column"] == "n=32")
     assert "paper" not in " ".join(table.columns or [])
+
+
+def test_a_pretraining_run_stored_without_weights_by_another_table_is_trained_again(tmp_path, monkeypatch):
+    """Table 1's fully trained Bit Memory transformer is the same run as the init table's Bit Memory
+    pretraining: stored by Table 1 without its weights (too large), it must be retrained with them,
+    not refused; and from now on such a run keeps its weights whatever table trains it."""
+    monkeypatch.setattr(experiments, "MAX_SAVED_TRAINED", 0)
+    cfg = tiny_config(init="bit-memory", steps=2, eval_every=0)
+    pre = experiments.pretraining_config(cfg)
+    experiments.run(pre, directory=tmp_path, save_weights=False)       # as Table 1 stored it before
+    path = experiments.weights_path(pre.key, tmp_path)
+    assert not path.is_file()
+    model, _ = experiments.build(cfg, directory=tmp_path)
+    assert path.is_file() and model.backbone.init == "bit-memory"
+    path.unlink()
+    experiments.run(pre, directory=tmp_path, force=True)                # save_weights=None: kept anyway
+    assert path.is_file()

@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     os.environ["FPT_PROFILE"] = args.profile
+    os.environ.setdefault("OMP_NUM_THREADS", "1")      # as tests/conftest.py: outputs independent of load
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     paths = find_notebooks(args.prefixes)
     if not paths:

@@ -1024,8 +1024,9 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
     groups = compatible_groups(configs)
     log(f"{name}: {len(configs)} configurations, {sum(map(len, groups))} distinct runs "
         f"in {len(groups)} groups (differing in {' or '.join(GROUP_VARIES)} only)")
+    stored = {c.key for g in groups for c in g if results.get(c.key, folder) is not None}
     if profile == files.EVIDENCE:
-        left = [c for g in groups for c in g if results.get(c.key, folder) is None]
+        left = [c for g in groups for c in g if c.key not in stored]
         log(f"{len(left)} runs not stored yet: about {sum(map(_run_seconds, left)) / 3600:.1f} CPU-hours on a "
             f"2-core CPU like the one that measured experiments.STEP_SECONDS (one process per core)")
     by_key, held = {}, []           # held: runs another process is training, taken up at the end
@@ -1038,8 +1039,7 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
             log(f"waiting for {len(group)} run(s) another process is training")
         for cfg in group if held is not None else ():
             i += 1
-            done = results.get(cfg.key, folder) is not None
-            log(f"[{i}/{count}] " + (f"done already: {cfg.row} / {cfg.column} ({cfg.key})" if done else
+            log(f"[{i}/{count}] " + (f"done already: {cfg.row} / {cfg.column} ({cfg.key})" if cfg.key in stored else
                                      f"running {cfg.row} / {cfg.column}: {cfg.describe()}"))
         try:
             for record in run_many(group, pack=pack, directory=directory, progress=progress, device=device,

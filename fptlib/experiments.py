@@ -45,6 +45,7 @@ import torch
 from fptlib import env, files, paper, results, tasks
 from fptlib.backbones import BackboneUnavailable
 from fptlib.backbones.registry import default_backbone, hidden_size_of, load_backbone, num_layers_of
+from fptlib.freeze import FreezeSpec
 from fptlib.model import FPT
 from fptlib.tasks.registry import data_key
 from fptlib.train.checkpoint import atomic_save, load_trained_state
@@ -754,8 +755,10 @@ def run(config: RunConfig, *, directory=None, force: bool = False, progress: boo
 
 def pack_group(config: RunConfig) -> str:
     """Runs with the same group can be trained as one pack: they differ at most in learning rate,
-    steps and target, and in seed where the seed does not change the frozen backbone (pretrained)."""
-    seed = 0 if config.init == "pretrained" else config.seed
+    steps and target, and in seed where the seed changes no frozen weight (a pretrained backbone
+    whose preset trains the input layer: frozen, the randomly drawn input layer differs by seed)."""
+    shared = config.init == "pretrained" and FreezeSpec.parse(config.freeze).trains("input")
+    seed = 0 if shared else config.seed
     return dataclasses.replace(config, lr=1.0, steps=1, target_accuracy=None, seed=seed).key
 
 

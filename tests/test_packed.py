@@ -501,3 +501,17 @@ def test_the_packed_note_says_dropout_makes_another_draw():
     assert "result as alone, up to float rounding" in packed_note(info, 0.0)
     with_dropout = packed_note(info, 0.1)
     assert "another random draw" in with_dropout and "result as alone" not in with_dropout
+
+
+def test_seeds_pack_together_only_where_the_seed_changes_no_frozen_weight():
+    """A pretrained backbone's seeds share every frozen weight when the input layer trains; a preset
+    that freezes the (randomly drawn) input layer, or a random backbone, makes each seed its own group."""
+    from fptlib.experiments import config, pack_group
+
+    def groups(**kw):
+        return {pack_group(config("bit-xor", backbone="minilm", seed=s, **kw)) for s in (0, 1, 2)}
+
+    assert len(groups(init="pretrained", freeze="fpt")) == 1
+    assert len(groups(init="pretrained", freeze="+input")) == 1
+    assert len(groups(init="pretrained", freeze="+layernorm")) == 3
+    assert len(groups(init="random", freeze="fpt")) == 3

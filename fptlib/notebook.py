@@ -540,11 +540,10 @@ def show_evidence(name: str, *, rows=None, columns=None, ctx: NotebookContext | 
     if ctx.profile == files.EVIDENCE and ctx.backbone == experiments.EVIDENCE_BACKBONE:
         return "This notebook runs at the evidence profile: the table above is the evidence."
     table = _paper_table(name, files.EVIDENCE, experiments.EVIDENCE_BACKBONE, rows, columns)
-    done = sum(1 for r in table.rows if r.get("seeds"))
+    runs = [r for r in table.rows if not str(r.get("setting", "")).startswith("trivial baseline")]
+    done = sum(1 for r in runs if r.get("seeds"))
     return report.Table(table.rows, columns=table.columns, title="Committed evidence: " + table.title, notes=[
-        f"Read from the committed records in results/evidence/ ({done} of "
-        f"{sum(1 for r in table.rows if 'seeds' in r and not str(r.get('setting')).startswith('trivial'))} cells "
-        f"run), made by `python -m fptlib reproduce {experiments.canonical(name)} --profile evidence` on a 2-core "
+        f"Read from the committed records in results/evidence/ ({done} of {len(runs)} cells run), made by `python -m fptlib reproduce {experiments.canonical(name)} --profile evidence` on a 2-core "
         f"CPU with {experiments.EVIDENCE_BACKBONE}; nothing is trained by this cell.", *table.notes])
 
 

@@ -304,9 +304,14 @@ def check_profile(profile: str) -> str:
 
 def choose_profile(device: str | None = None, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     """The one profile rule: ``(profile, reason)``. ``FPT_PROFILE`` if set, else ``evidence`` on a
-    GPU (three seeds, offline-sized tasks, meant to take about an hour per long notebook on a T4:
-    not measured here; ``full`` is one setting away) and ``quick`` without one (``device``: default the one training would use,
-    ``env.pick_device``)."""
+    GPU (three seeds, offline-sized tasks; ``full`` is one setting away) and ``quick`` without one
+    (``device``: default the one training would use, ``env.pick_device``).
+
+    ``evidence`` is meant to take about an hour per long notebook on a T4. Not measured: the
+    estimate of ``bench/colab_estimate.py`` (bench/RESULTS.md, "Estimate, not a measurement: the
+    evidence profile's notebooks on a T4") supports it for every notebook but 10, which its stated
+    assumptions put at 81 minutes one run at a time (how ``notebook.run_table`` trains) and 75 with
+    the seeds packed: at the edge. ``notebook.plan()`` prints the measured figure before a long run."""
     environ = os.environ if environ is None else environ
     asked = environ.get("FPT_PROFILE", "").strip().lower()
     if asked:

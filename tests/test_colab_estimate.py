@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fptlib import experiments
+from fptlib import experiments, tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("colab_estimate", ROOT / "bench" / "colab_estimate.py")
@@ -77,3 +77,15 @@ def test_notebook_runs_are_distinct_and_include_bit_memory_pretraining():
     assert any(c.row == "Bit Memory pretraining" for c in configs)
     assert all(c.profile == "evidence" and c.backbone in ("gpt2", "lstm") for c in configs)
 
+
+def test_choose_profile_says_what_the_estimate_computes():
+    ready = tasks.available()
+    if not all(ready[t]["ready"] for t in ("mnist-5k", "fashion-mnist", "digits")):
+        pytest.skip("the evidence profile's image data is not on this machine")
+    rows = {r["notebook"]: r for r in est.estimate(est.Assumptions())}
+    doc = " ".join(experiments.choose_profile.__doc__.split())
+    over = [nb for nb, r in rows.items() if r["alone"] > est.LONG_MINUTES]
+    assert over == ["10_parameters"] and "every notebook but 10" in doc
+    r = rows["10_parameters"]
+    assert r["packed"] <= est.LONG_MINUTES
+    assert f"{r['alone']:.0f} minutes one run at a time" in doc and f"{r['packed']:.0f} with the seeds packed" in doc

@@ -25,10 +25,10 @@ Assumptions (each a command-line option):
 - training FLOPs: the library's 2 x forward for frozen blocks, 3 x forward where the blocks train
   (full, +feedforward, +attention, +both; the LSTM), 1 x forward for output-only (no backward
   through the backbone; dataset tasks cache features instead, not modelled separately).
-Packed: runs of one ``experiments.pack_group`` (seeds and learning rates of a pretrained-backbone
-setting) train together: the launch floor is paid once per pack step, FLOPs x K; evaluations stay
-per run. Output-only runs never pack (``run_many``). The real number for a machine is printed by
-``notebook.plan()`` from a measured warm-up before any long run.
+Packed: runs of one ``experiments.pack_group`` (seeds and learning rates of a setting on a pretrained
+backbone whose preset trains the input layer) train together: the launch floor is paid once per pack
+step, FLOPs x K; evaluations stay per run. Output-only runs never pack (``run_many``). The real
+number for a machine is printed by ``notebook.plan()`` from a measured warm-up before any long run.
 """
 from __future__ import annotations
 
@@ -146,7 +146,8 @@ def task_shape(task: str, options: tuple, batch_size: int) -> tuple[float, dict[
 def cost(c) -> Cost:
     tokens, sizes = task_shape(c.task, c.task_options, c.batch_size)
     forward = _forward_flops(c.backbone, c.layers if c.backbone != "lstm" else None, c.hidden_size, tokens)
-    factor = 1 if c.freeze == experiments.OUTPUT_ONLY else 3 if (c.freeze in TRAINED_BLOCKS or c.backbone == "lstm") else 2
+    trains_blocks = c.freeze in TRAINED_BLOCKS or c.backbone == "lstm"
+    factor = 1 if c.freeze == experiments.OUTPUT_ONLY else 3 if trains_blocks else 2    # x forward
     eval_bs = max(c.batch_size, 64)          # the Trainer's evaluation batch
     examples = [min(n, c.eval_limit) if n and c.eval_limit else (n or c.eval_limit) for n in sizes.values()]
     evals = (c.steps - 1) // c.eval_every + 1 if c.eval_every else 1
@@ -197,7 +198,7 @@ def markdown(rows: list[dict], a: Assumptions) -> str:
     lines = [f"ESTIMATE from stated assumptions, not a measurement (no T4 was used): profile {PROFILE}, backbone "
              f"{BACKBONE}; launch floor {1000 * a.floor_s:g} ms per step, {1000 * a.eval_floor_s:g} ms per "
              f"evaluation batch, MFU {100 * a.mfu:g}% of {a.peak / 1e12:g} TFLOP/s, {a.overhead_s:g} s per run. "
-             f"Packed: the seeds of a pretrained setting train as one pack, as experiments.run_many does. 07 trains "
+             f"Packed: the runs of one experiments.pack_group train as one pack, as experiments.run_many does. 07 trains "
              f"only where TAPE's data was downloaded (tokens: its max_len, an upper bound).",
              "",
              "| notebook | runs to train | total steps | tokens per example | min, one run at a time | "

@@ -60,12 +60,13 @@ CARRY_LIMIT = 64 * 2**20                # one call: working tree + carried paths
 MARGIN = 2 * 2**20
 ARCHIVE, SUMMARY, SHA_FILE = "gpu-evidence.tar.gz", "gpu-evidence-summary.md", "payload.sha256"
 GRACE_S = 20                            # after Ctrl-C, before the table's process is killed
+UNPACKED_ONLY = ("site", ".complete")   # what --payload adds to an unpacked payload: never packed again
 DRY_TABLES, DRY_STEPS, DRY_BUDGET = ("architecture",), 2, 300.0
 
 
 # -- here: what the GPU machine must be given ----------------------------------------------------
 
-def prepare(folder: Path, tree_bytes: int | None = None) -> list[Path]:
+def prepare(folder: Path) -> list[Path]:
     """The payload (wheels, Fashion-MNIST) in ``folder``, split into parts that each fit one call."""
     from fptlib.tasks.images import FASHION_DEBIAN_DIR
 
@@ -80,8 +81,7 @@ def prepare(folder: Path, tree_bytes: int | None = None) -> list[Path]:
     for f in FASHION_DEBIAN_DIR.glob("*-ubyte.gz"):
         shutil.copy2(f, raw / f.name)
     exclude_from_git(folder)            # before measuring the tree: the payload must not count in it
-    tree = working_tree_bytes() if tree_bytes is None else tree_bytes
-    return split_payload(payload, folder, CARRY_LIMIT - tree - MARGIN)
+    return split_payload(payload, folder, CARRY_LIMIT - working_tree_bytes() - MARGIN)
 
 
 def working_tree_bytes() -> int:
@@ -99,7 +99,9 @@ def split_payload(payload: Path, folder: Path, part_bytes: int) -> list[Path]:
         raise SystemExit("the working tree alone fills a call's 64 MiB: nothing can be carried beside it")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(payload, arcname="payload")
+        for path in sorted(payload.iterdir()):
+            if path.name not in UNPACKED_ONLY:
+                tar.add(path, arcname=f"payload/{path.name}")
     data = buf.getvalue()
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("part-*"):
@@ -344,13 +346,13 @@ def main(argv=None) -> int:
         steps, budget = args.steps, args.budget or 510.0
     out = args.out or Path(os.environ.get("OUT") or ROOT / ".gpuev" / "out")
     out.mkdir(parents=True, exist_ok=True)
-    ran = run_tables(tables, args.store, budget=budget, start=start, device=device, profile=args.profile,
+    store = args.store.resolve()                      # the tables run with the checkout as working directory
+    ran = run_tables(tables, store, budget=budget, start=start, device=device, profile=args.profile,
                      backbone=backbone, steps=steps, env=env)
-    text = summary(ran, args.store, profile=args.profile, backbone=backbone, steps=steps, device=device, budget=budget,
-                   elapsed=time.monotonic() - start)
+    text = summary(ran, store, profile=args.profile, backbone=backbone, steps=steps, device=device,
+                   budget=budget, elapsed=time.monotonic() - start)
     (out / SUMMARY).write_text(text)
-    folder = experiments.store_dir(args.profile, args.store)
-    archive = pack(args.store, folder, out, {SUMMARY: text})
+    archive = pack(store, experiments.store_dir(args.profile, store), out, {SUMMARY: text})
     print("\n" + text + f"\narchive: {archive} ({archive.stat().st_size / 1024:.0f} KiB); unpack it here with: "
           f"python bench/gpu_evidence.py --unpack {ARCHIVE}")
     return 0

@@ -20,6 +20,8 @@ def test_payload_split_into_parts_joins_back_and_refuses_a_missing_part(tmp_path
     (payload / "data").mkdir(parents=True)
     blob = bytes(range(256)) * 40
     (payload / "data" / "x.gz").write_bytes(blob)
+    (payload / "site").mkdir()                                  # installed by an earlier --payload: not carried
+    (payload / "site" / "big.bin").write_bytes(bytes(50_000))
     parts = ge.split_payload(payload, tmp_path / "carry", 4096)
     assert len(parts) >= 3 and all(p.stat().st_size <= 4096 for p in parts)
 
@@ -34,7 +36,8 @@ def test_payload_split_into_parts_joins_back_and_refuses_a_missing_part(tmp_path
     with pytest.raises(SystemExit, match="do not match"):
         ge.join_payload(there)
     (there / parts[-1].name).write_bytes(parts[-1].read_bytes())
-    assert (ge.join_payload(there) / "data" / "x.gz").read_bytes() == blob
+    unpacked = ge.join_payload(there)
+    assert (unpacked / "data" / "x.gz").read_bytes() == blob and not (unpacked / "site").exists()
 
     calls = ge.device_calls(".gpuev", [p.name for p in parts], 510)
     assert len(calls) == len(parts)

@@ -1,0 +1,93 @@
+"""bench/gpu_evidence.py: the carried parts, the archive, and the CPU dry run with its budget stop."""
+import importlib.util
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from fptlib.tasks import images
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("gpu_evidence", ROOT / "bench" / "gpu_evidence.py")
+ge = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ge)
+
+
+def test_payload_split_into_parts_joins_back_and_refuses_a_missing_part(tmp_path):
+    payload = tmp_path / "payload"
+    (payload / "data").mkdir(parents=True)
+    blob = bytes(range(256)) * 40
+    (payload / "data" / "x.gz").write_bytes(blob)
+    (payload / "site").mkdir()                                  # installed by an earlier --payload: not carried
+    (payload / "site" / "big.bin").write_bytes(bytes(50_000))
+    parts = ge.split_payload(payload, tmp_path / "carry", 4096)
+    assert len(parts) >= 3 and all(p.stat().st_size <= 4096 for p in parts)
+
+    there = tmp_path / "there"
+    there.mkdir()
+    for p in parts[:-1]:
+        (there / p.name).write_bytes(p.read_bytes())
+    with pytest.raises(SystemExit, match=parts[-1].name):       # the last call's part and sha are missing
+        (there / ge.SHA_FILE).write_bytes((tmp_path / "carry" / ge.SHA_FILE).read_bytes())
+        ge.join_payload(there)
+    (there / parts[-1].name).write_bytes(parts[-1].read_bytes()[:-1] + b"?")
+    with pytest.raises(SystemExit, match="do not match"):
+        ge.join_payload(there)
+    (there / parts[-1].name).write_bytes(parts[-1].read_bytes())
+    unpacked = ge.join_payload(there)
+    assert (unpacked / "data" / "x.gz").read_bytes() == blob and not (unpacked / "site").exists()
+
+    calls = ge.device_calls(".gpuev", [p.name for p in parts], 510)
+    assert len(calls) == len(parts)
+    assert all(len(c["command"]) <= 2000 and len(c["carry"]) <= 8 for c in calls)
+    assert calls[-1]["carry"] == [f".gpuev/{parts[-1].name}", f".gpuev/{ge.SHA_FILE}"]
+    assert "--payload /tmp/gpuev" in calls[-1]["command"] and "$OUT" in calls[-1]["command"]
+
+
+def test_archive_holds_records_and_manifest_only_and_unpacks_beside(tmp_path):
+    store = tmp_path / "store"
+    folder = store / "evidence"
+    (folder / "weights").mkdir(parents=True)
+    (folder / "a-1.json").write_text('{"key": "a-1"}')
+    (folder / "manifest.json").write_text('{"a-1": {}}')
+    (folder / "weights" / "a-1.pt").write_bytes(b"weights")
+    (folder / ".manifest.lock").write_text("")
+    archive = ge.pack(store, folder, tmp_path / "out", {ge.SUMMARY: "# summary\n"})
+    with tarfile.open(archive) as tar:
+        assert sorted(tar.getnames()) == ["evidence/a-1.json", "evidence/manifest.json", ge.SUMMARY]
+    into = tmp_path / "results" / "evidence-gpu"
+    ge.unpack(archive, into)
+    assert json.loads((into / "evidence" / "a-1.json").read_text()) == {"key": "a-1"}
+
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        tar.add(folder / "a-1.json", arcname="../../a-1.json")
+    with pytest.raises(SystemExit, match="unexpected member"):
+        ge.unpack(evil, tmp_path / "x")
+
+
+@pytest.mark.skipif(images.local_files("fashion-mnist", images.resolve_data_dir(None)) is None,
+                    reason="needs Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+def test_cpu_dry_run_makes_records_archive_summary_then_stops_at_the_budget(tmp_path, capfd):
+    store, out = tmp_path / "store", tmp_path / "out"
+    common = ["--cpu-dry-run", "--profile", "quick", "--store", str(store), "--out", str(out)]
+    assert ge.main(common + ["--tables", "architecture"]) == 0
+    records = sorted(p.name for p in store.glob("*.json"))
+    assert len(records) == 2                                   # quick: transformer and LSTM, one seed
+    with tarfile.open(out / ge.ARCHIVE) as tar:
+        assert sorted(n for n in tar.getnames() if n.endswith(".json")) == records
+    text = (out / ge.SUMMARY).read_text()
+    assert "MiniLM" in text and "not GPT-2" in text and "CPU (dry run)" in text
+    assert "| architecture | 2 / 2 | finished |" in text
+    assert "overridden to 2" in text and "What holds up" in text    # the claims computed on this store
+    capfd.readouterr()
+
+    # a budget spent before the next table ends: what finished is kept and counted, the rest said so
+    assert ge.main(common + ["--tables", "layernorm", "architecture", "--budget", "6"]) == 0
+    text = (out / ge.SUMMARY).read_text()
+    assert "| architecture | 2 / 2 | not started (budget spent) |" in text
+    assert re.search(r"\| layernorm \| \d / 4 \| stopped at the budget \|", text) and "Stopped at the budget" in text
+    assert sorted(p.name for p in store.glob("*.json")) == records
+    assert "Stopped at the budget" in capfd.readouterr().out

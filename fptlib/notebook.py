@@ -461,14 +461,16 @@ def run(config, *, progress: bool = True, quiet: bool = False) -> dict:
 
 def run_many(configs: Mapping[str, Any], *, progress: bool = True) -> dict[str, dict]:
     """``{label: record}`` for ``{label: RunConfig}``, training only what the store lacks, after
-    printing the :func:`plan` (what is stored, what will train and how long it should take)."""
+    printing the :func:`plan` (what is stored, what will train and how long it should take). The
+    runs train as ``reproduce`` trains them (``experiments.run_many``): the seeds and learning rates
+    of one setting packed over one shared frozen backbone where they can be."""
     todo = plan(configs).to_train
-    out = {}
     for label, cfg in configs.items():
         if label in todo:
             print(f"training {label}: {cfg.describe()}", flush=True)
-        out[label] = experiments.run(cfg, progress=progress, checkpoint=_checkpoint())
-    return out
+    records = experiments.run_many(list(configs.values()), progress=progress, checkpoint=_checkpoint())
+    by_key = {r["key"]: r for r in records}
+    return {label: by_key[cfg.key] for label, cfg in configs.items()}
 
 
 # ---------------------------------------------------------------------------------------------

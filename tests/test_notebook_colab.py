@@ -240,3 +240,14 @@ def test_plan_includes_the_bit_memory_pretraining_a_run_needs(quiet_env, monkeyp
     assert list(p.to_train) == ["Bit Memory pretraining for bm", "bm"]
     assert p.to_train["Bit Memory pretraining for bm"] == experiments.pretraining_config(cfg)
     assert p.seconds["bm"] == pytest.approx(10 * 0.5 + 1.0)
+
+
+def test_run_many_packs_a_settings_learning_rates_as_reproduce_does(quiet_env, one_thread, capsys):
+    """A notebook's table trains like `reproduce`: the learning rates of one setting as one pack."""
+    nb.setup(quiet=True)
+    cfgs = {f"lr {lr:g}": tiny_config(steps=4, eval_every=2, lr=lr) for lr in (1e-3, 3e-3)}
+    out_runs = nb.run_many(cfgs, progress=False)
+    out = capsys.readouterr().out
+    assert "packing 2 runs" in out
+    assert {label: r["key"] for label, r in out_runs.items()} == {label: c.key for label, c in cfgs.items()}
+    assert all(r.get("packed") for r in out_runs.values())

@@ -1065,11 +1065,12 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
 
 def _add_to_manifest(folder, record: Mapping, command: str, pretraining: RunConfig | None = None) -> None:
     """The manifest entry of a record trained (or first seen) here, and of the Bit Memory
-    pretraining run that an init run trains inside it; entries already there are kept."""
+    pretraining run that an init run trains inside it; an entry already there is kept unless its
+    record was trained again since (another ``created_at``: a weightless pretraining retrained)."""
     manifest = files.read_manifest(results.results_dir(folder))
     pre = results.get(pretraining.key, folder) if pretraining is not None else None
     for rec in (pre, record):
-        if rec is not None and rec["key"] not in manifest:
+        if rec is not None and (manifest.get(rec["key"]) or {}).get("created_at") != rec.get("created_at"):
             files.add_to_manifest(results.results_dir(folder), rec["key"], manifest_entry(rec, command))
 
 

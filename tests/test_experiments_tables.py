@@ -341,3 +341,21 @@ def test_the_explorers_committed_models_have_their_weights_and_the_evidence_stay
             assert f"results/evidence/weights/{cfg.key}.pt" in tracked, cfg.key
     assert sum((root / p).stat().st_size for p in tracked if (root / p).exists()) < 20_000_000
     assert not [p for p in tracked if "/checkpoints/" in p or p.endswith(".lock")]
+
+
+def test_a_run_trained_again_gets_a_new_manifest_entry(tmp_path):
+    """A weightless Bit Memory pretraining is retrained by the init table: its manifest entry must
+    then describe the new record (command, wall time, created_at), not the first one."""
+    folder = files.evidence_dir(tmp_path)
+    record = {"key": "bit-memory-run", "profile": "evidence", "created_at": "2026-01-01T00:00:00+00:00",
+              "wall_time_s": 10.0, "hardware": "cpu", "git_commit": "abc", "seed": 0}
+    results.save(record, folder)
+    experiments._add_to_manifest(folder, record, "python -m fptlib reproduce table1 --profile evidence")
+    experiments._add_to_manifest(folder, record, "python -m fptlib reproduce init --profile evidence")
+    assert files.read_manifest(folder)["bit-memory-run"]["command"].endswith("table1 --profile evidence")
+    again = {**record, "created_at": "2026-01-02T00:00:00+00:00", "wall_time_s": 20.0}
+    results.save(again, folder)
+    experiments._add_to_manifest(folder, again, "python -m fptlib reproduce init --profile evidence")
+    entry = files.read_manifest(folder)["bit-memory-run"]
+    assert entry["created_at"] == again["created_at"] and entry["wall_time_s"] == 20.0
+    assert "reproduce init" in entry["command"]

@@ -65,7 +65,6 @@ NOTEBOOKS = {
     "11_honest_comparisons": (("lr_critique", {}),),     # its sweep_each reruns the same keys: stored
     "12_attention_explorer": (("attention", {}),),
 }
-TRAINED_BLOCKS = ("full", "+feedforward", "+attention", "+both")
 LONG_MINUTES = 75          # "about an hour": a notebook above this, even packed, needs a smaller profile
 
 
@@ -146,7 +145,7 @@ def task_shape(task: str, options: tuple, batch_size: int) -> tuple[float, dict[
 def cost(c) -> Cost:
     tokens, sizes = task_shape(c.task, c.task_options, c.batch_size)
     forward = _forward_flops(c.backbone, c.layers if c.backbone != "lstm" else None, c.hidden_size, tokens)
-    trains_blocks = c.freeze in TRAINED_BLOCKS or c.backbone == "lstm"
+    trains_blocks = experiments.trains_blocks(c) or c.backbone == "lstm"
     factor = 1 if c.freeze == experiments.OUTPUT_ONLY else 3 if trains_blocks else 2    # x forward
     eval_bs = max(c.batch_size, 64)          # the Trainer's evaluation batch
     examples = [min(n, c.eval_limit) if n and c.eval_limit else (n or c.eval_limit) for n in sizes.values()]

@@ -648,13 +648,19 @@ def estimate(name: str, profile: str = "evidence", backbone: str = "minilm") -> 
     return sum(_run_seconds(c) for c in configs.values())
 
 
+def trains_blocks(c: RunConfig) -> bool:
+    """Whether the run trains the transformer blocks' attention or feed-forward weights (``full``,
+    ``+feedforward``, ``+attention``, ``+both``): a step then costs a full backward pass."""
+    return bool(FreezeSpec.parse(c.freeze).trained & {"attention", "feedforward"})
+
+
 def _run_seconds(c: RunConfig) -> float:
     per_step = STEP_SECONDS.get(c.task, max(STEP_SECONDS.values())) * c.batch_size / 16
     if c.backbone == "lstm":
         per_step *= LSTM_COST
     elif c.freeze == "output_only":
         per_step *= OUTPUT_ONLY_COST
-    elif c.freeze in ("full", "+feedforward", "+attention", "+both"):
+    elif trains_blocks(c):
         per_step *= TRAINED_ALL
     if c.layers and c.backbone != "lstm":
         per_step *= max(c.layers / num_layers_of(c.backbone), 0.2)

@@ -1,4 +1,6 @@
 """Trivial baselines are computed from each split's data."""
+import json
+
 import pytest
 import torch
 
@@ -76,3 +78,33 @@ def test_a_logistic_regression_stopped_early_says_so_instead_of_warning(recwarn)
         b.LOGREG_ITERATIONS = old
     assert "stopped at 1 iterations before converging" in base.how
     assert not [w for w in recwarn if "converge" in str(w.message)]
+
+
+def test_the_pixel_regression_is_read_back_from_the_cache_for_the_same_tensors_only(tmp_path, monkeypatch):
+    from fptlib.tasks import baselines as b
+    monkeypatch.setenv("FPT_DATA_DIR", str(tmp_path))
+    labels = [i % 3 for i in range(300)]
+    first = pixel_logistic_regression(Fixed(labels), n_train=300)
+    assert (tmp_path / "cache" / "pixel-logreg.json").is_file()
+
+    def no_fit(*args, **kw):
+        raise AssertionError("fitted again")
+    monkeypatch.setattr(b, "_fit_logreg", no_fit)
+    again = pixel_logistic_regression(Fixed(labels), n_train=300)
+    assert again == first                                   # same accuracy, same words
+    with pytest.raises(AssertionError, match="fitted again"):      # other pixels: another key
+        pixel_logistic_regression(Fixed(labels, informative=False), n_train=300)
+    with pytest.raises(AssertionError, match="fitted again"):      # other settings: another key
+        pixel_logistic_regression(Fixed(labels), n_train=300, seed=1)
+    with pytest.raises(AssertionError, match="fitted again"):      # the cache turned off
+        pixel_logistic_regression(Fixed(labels), n_train=300, cache=False)
+
+
+def test_a_broken_cache_file_is_fitted_again_and_rewritten(tmp_path, monkeypatch):
+    monkeypatch.setenv("FPT_DATA_DIR", str(tmp_path))
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "pixel-logreg.json").write_text("{not json")
+    labels = [i % 3 for i in range(300)]
+    base = pixel_logistic_regression(Fixed(labels), n_train=300)
+    assert base.accuracy > 0.9
+    assert json.loads((tmp_path / "cache" / "pixel-logreg.json").read_text())

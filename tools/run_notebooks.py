@@ -5,6 +5,7 @@
     .venv/bin/python tools/run_notebooks.py 02 03           # only those whose name starts so
     .venv/bin/python tools/run_notebooks.py --fresh         # empty results store first (a clean run)
     .venv/bin/python tools/run_notebooks.py --check         # execute into a temporary copy; keep files
+    .venv/bin/python tools/run_notebooks.py --timing 12     # also list the cells that took 5 s or more
 
 Notebooks run in the kernel of this Python (the project's virtual environment), in their own
 folder, with ``FPT_PROFILE=quick`` unless ``--profile`` says otherwise, so the committed outputs
@@ -76,19 +77,44 @@ def finished_bars(nb) -> int:
     return changed
 
 
-def execute(path: Path, timeout: int, write: bool) -> float:
+def slow_cells(nb, at_least: float = 5.0) -> list[tuple[float, int, str]]:
+    """``(seconds, cell index, first line)`` of the code cells that took ``at_least`` seconds, from
+    the timing nbclient records (``record_timing``), slowest first."""
+    from datetime import datetime
+
+    out = []
+    for i, cell in enumerate(nb.cells):
+        t = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in t and "shell.execute_reply" in t:
+            start, end = (datetime.fromisoformat(t[k].replace("Z", "+00:00"))
+                          for k in ("iopub.execute_input", "shell.execute_reply"))
+            seconds = (end - start).total_seconds()
+            if seconds >= at_least:
+                first = next((line for line in cell.source.splitlines()
+                              if line.strip() and not line.startswith("#")), "")
+                out.append((seconds, i, first[:70]))
+    return sorted(out, reverse=True)
+
+
+def execute(path: Path, timeout: int, write: bool, timing: bool = False) -> float:
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-        record_timing=False, allow_errors=False,
+        record_timing=timing, allow_errors=False,
     )
     start = time.perf_counter()
     client.execute()
     wall = time.perf_counter() - start
     finished_bars(nb)
+    if timing:
+        for seconds, i, first in slow_cells(nb):
+            print(f"\n    cell {i:>3} {seconds:7.1f} s  {first}", end="")
+        print(flush=True)
+        for cell in nb.cells:      # the committed notebooks carry no timing
+            cell.get("metadata", {}).pop("execution", None)
     if write:
         from fptlib.files import atomic_write
         atomic_write(path, lambda f: nbformat.write(nb, f))
@@ -105,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="start from an empty results store (moves results/*.json to a backup folder)")
     ap.add_argument("--check", action="store_true", help="execute without writing the notebooks back")
     ap.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds")
+    ap.add_argument("--timing", action="store_true", help="also print the cells that took 5 s or more")
     ap.add_argument("--keep-going", action="store_true", help="go on with the next notebook after a failure")
     args = ap.parse_args(argv)
 
@@ -129,10 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     for path in paths:
         print(f"{path.name:<40}", end=" ", flush=True)
         try:
-            wall = execute(path, args.timeout, write=not args.check)
+            wall = execute(path, args.timeout, write=not args.check, timing=args.timing)
         except Exception as err:  # nbclient raises CellExecutionError with the traceback
             print("FAILED", flush=True)
-            print(str(err)[-4000:], file=sys.stderr)
+            print((str(err) or repr(err))[-4000:], file=sys.stderr)
             if not args.keep_going:
                 return 1
             failed.append(path.name)

@@ -56,6 +56,22 @@ def test_smollm2_loads_its_pretrained_weights_offline(no_network):
     assert out.hidden.shape == (1, 4, 576) and torch.isfinite(out.hidden).all()
 
 
+def test_smollm2_reads_its_gguf_file_once_and_every_load_is_its_own_copy(no_network, monkeypatch):
+    from fptlib.backbones import registry
+
+    first = load_backbone("smollm2")                     # reads the file, unless a test before did
+    monkeypatch.setattr(hub, "smollm2_gguf", lambda: pytest.fail("the GGUF file was read again"))
+    second = load_backbone("smollm2", layers=2, dropout=0.0)
+    assert second.num_layers == 2 and not second.model.training
+    assert second.model.config.attention_dropout == 0.0 and first.model.config.attention_dropout == 0.1
+    a, b = first.model.layers[1].mlp.up_proj.weight, second.model.layers[1].mlp.up_proj.weight
+    assert torch.equal(a, b)
+    with torch.no_grad():
+        b.add_(1.0)                                      # training one copy leaves the other as read
+    assert not torch.equal(a, b)
+    assert torch.equal(registry._smollm2_weights()[1]["layers.1.mlp.up_proj.weight"], a)
+
+
 def test_random_init_builds_gpt2_sizes_offline_and_is_seeded(no_network):
     a = load_backbone("gpt2", init="random", config_overrides=dict(n_layer=2), seed=1)
     b = load_backbone("gpt2", init="random", config_overrides=dict(n_layer=2), seed=1)

@@ -261,15 +261,16 @@ def _load_pretrained(name: str, dropout: float, overrides: dict) -> Backbone:
         return FAMILIES["bert"](body, name=name, init="pretrained",
                                 source=f"all-MiniLM-L6-v2 weights from {path}")
     if name == "smollm2":
-        from transformers import AutoModelForCausalLM
-
-        gguf = hub.smollm2_gguf()
-        kwargs = {**_dropout_kwargs("llama", dropout), **overrides}
-        with hub.quiet_transformers():
-            lm = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                      torch_dtype=torch.float32, **kwargs)
-        backbone = FAMILIES["llama"](lm.model, name=name, init="pretrained",
-                                     source=f"SmolLM2-135M-Instruct, dequantized from {gguf.name}")
+        file_name, weights = _smollm2_weights()
+        _, config = _config_for(name)
+        for key, value in {**_dropout_kwargs("llama", dropout), **overrides}.items():
+            setattr(config, key, value)
+        with torch.random.fork_rng(devices=[]):      # the initial values are overwritten next
+            body = build_body("llama", config)
+        body.load_state_dict(weights)
+        body.eval()                                   # as from_pretrained leaves a model
+        backbone = FAMILIES["llama"](body, name=name, init="pretrained",
+                                     source=f"SmolLM2-135M-Instruct, dequantized from {file_name}")
         backbone.notes.append("weights dequantized from a 4-bit (Q4_1) GGUF file: close to, "
                               "not identical with, the original fp32/bf16 release")
         return backbone
@@ -280,6 +281,19 @@ def _load_pretrained(name: str, dropout: float, overrides: dict) -> Backbone:
     body, repo_id = hub.from_hub(model_class(family), _hub_ids(name), **kwargs)
     return FAMILIES[family](body, name=name, init="pretrained",
                             source=f"Hugging Face {repo_id}")
+
+
+@functools.lru_cache(maxsize=1)
+def _smollm2_weights() -> tuple[str, dict[str, torch.Tensor]]:
+    """(GGUF file name, SmolLM2's dequantized body weights), read once per process: parsing the
+    GGUF file's metadata takes about 30 s on a 2-core CPU, and a notebook builds the backbone
+    several times (each caller gets its own copy through ``load_state_dict``)."""
+    from transformers import AutoModelForCausalLM
+
+    gguf = hub.smollm2_gguf()
+    with hub.quiet_transformers():
+        lm = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, torch_dtype=torch.float32)
+    return gguf.name, {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
 
 
 def _statistics_init(backbone: Backbone, seed: int) -> None:

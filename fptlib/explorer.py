@@ -374,14 +374,15 @@ ALL_BUT_TOP = "all but the top head"
 
 
 @torch.no_grad()
-def bit_accuracy(model, task, split: str = "test", batch_size: int = 256) -> float:
-    """Bit accuracy of ``model`` on ``task``'s split, in eval mode (training flag restored)."""
+def bit_accuracy(model, task, split: str = "test", batch_size: int = 256, limit: int | None = None) -> float:
+    """Bit accuracy of ``model`` on ``task``'s split (its first ``limit`` examples when given), in
+    eval mode (training flag restored)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
     try:
-        for batch in task.eval_batches(split, batch_size, device):
+        for batch in task.eval_batches(split, batch_size, device, limit=limit):
             k = batch.y.shape[0]
             total += float(task.accuracy(model(batch.x), batch.y)) * k
             count += k
@@ -391,12 +392,14 @@ def bit_accuracy(model, task, split: str = "test", batch_size: int = 256) -> flo
 
 
 def head_ablation(model, task, layer: int, top: int, *, random_heads: int = 3, seed: int = 0,
-                  mode: str = "zero", split: str = "test") -> list[dict]:
+                  mode: str = "zero", split: str = "test", limit: int | None = None) -> list[dict]:
     """Bit XOR accuracy with heads of ``layer`` silenced (:func:`fptlib.attention.ablate_heads`).
 
     Rows: nothing ablated; the ``top`` head; ``random_heads`` other heads of the same layer drawn
     with ``seed``, each alone; every head of the layer except ``top``. ``mode`` is "zero" (the
     head's output is set to zero before the output projection) or "mean" (replaced by its mean).
+    ``limit`` scores only the split's first ``limit`` examples (a quicker check; the whole split
+    by default).
     """
     n_heads = model.backbone.num_heads
     others = [h for h in range(n_heads) if h != top]
@@ -409,10 +412,10 @@ def head_ablation(model, task, layer: int, top: int, *, random_heads: int = 3, s
     rows = []
     for what, heads_text, heads in runs:
         if heads is None:
-            acc = bit_accuracy(model, task, split)
+            acc = bit_accuracy(model, task, split, limit=limit)
         else:
             with ablate_heads(model, layer, heads, mode):
-                acc = bit_accuracy(model, task, split)
+                acc = bit_accuracy(model, task, split, limit=limit)
         rows.append({"ablated": what, "heads": heads_text, "mode": mode if heads else "-",
                      f"{split} acc (%)": 100 * acc})
     return rows

@@ -42,6 +42,7 @@ from fptlib.report import as_percent
 from fptlib.train import Trainer, TrainConfig
 
 DEFAULT_SEED = 0
+CHECK_ENV = "FPT_NOTEBOOK_CHECK"    # set (to 1) while a notebook runs as a test: conftest.py
 DRIVE_MOUNT = Path("/content/drive")                     # where Colab mounts Google Drive
 DRIVE_RESULTS = DRIVE_MOUNT / "MyDrive" / "fpt-course" / "results"
 
@@ -65,6 +66,13 @@ class NotebookContext:
     @property
     def quick(self) -> bool:
         return self.profile == "quick"
+
+    @property
+    def checking(self) -> bool:
+        """True while the notebook runs as a test (``pytest --nbval``; conftest.py sets
+        ``$FPT_NOTEBOOK_CHECK``). A cell whose output nbval ignores may then shrink a costly loop,
+        as the TransformerLens demos do, and says so: the committed output is the full loop's."""
+        return os.environ.get(CHECK_ENV, "") not in ("", "0")
 
     def config(self, task: str, **changes) -> experiments.RunConfig:
         """``experiments.config`` for ``task`` at this profile and backbone, then ``changes``."""

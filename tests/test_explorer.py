@@ -167,6 +167,43 @@ def test_head_ablation_rows(trained, data):
     assert series["partner share (top head)"][N] == pytest.approx(float(data[N].shares()[KINDS[0]].partner.max()))
 
 
+def test_head_ablation_scores_only_the_first_examples_when_limited(trained, data):
+    models = trained[N]
+    model = models.models[KINDS[0]]
+    seen = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+
+        def forward(self, x):
+            seen.append(x.shape[0])
+            return self.inner(x)
+
+        @property
+        def backbone(self):
+            return model.backbone
+
+    layer, head, _ = default_head(data[N])
+    rows = ex.head_ablation(Counting(), models.task, layer, head, random_heads=1, limit=10)
+    assert len(rows) == 4 and seen == [10] * 4          # 4 rows, each scored on 10 of 64 examples
+    seen.clear()
+    ex.head_ablation(Counting(), models.task, layer, head, random_heads=1)
+    assert seen == [64] * 4
+
+
+def test_a_notebook_knows_when_it_runs_as_a_test(monkeypatch):
+    from fptlib.notebook import CHECK_ENV, setup
+    ctx = setup(quiet=True, matplotlib_inline=False)
+    monkeypatch.setenv(CHECK_ENV, "1")
+    assert ctx.checking
+    monkeypatch.setenv(CHECK_ENV, "0")
+    assert not ctx.checking
+    monkeypatch.delenv(CHECK_ENV)
+    assert not ctx.checking
+
+
 def rows_with(top, random, base=100.0):
     rows = [{"ablated": "none", "heads": "-", "test acc (%)": base},
             {"ablated": "top head", "heads": "L0 H11", "test acc (%)": top}]

@@ -88,6 +88,10 @@ def test_cpu_dry_run_makes_records_archive_summary_then_stops_at_the_budget(tmp_
     assert ge.main(common + ["--tables", "layernorm", "architecture", "--budget", "6"]) == 0
     text = (out / ge.SUMMARY).read_text()
     assert "| architecture | 2 / 2 | not started (budget spent) |" in text
-    assert re.search(r"\| layernorm \| \d / 4 \| stopped at the budget \|", text) and "Stopped at the budget" in text
-    assert sorted(p.name for p in store.glob("*.json")) == records
+    done = re.search(r"\| layernorm \| (\d) / 4 \| stopped at the budget \|", text)
+    assert done and "Stopped at the budget" in text
+    now = {p.name for p in store.glob("*.json")}
+    added = now - set(records)          # how many runs finish in 6 s depends on the machine and its load
+    assert set(records) <= now and len(added) <= int(done.group(1)) <= 4
+    assert all(name.startswith("fashion-mnist-") for name in added)
     assert "Stopped at the budget" in capfd.readouterr().out

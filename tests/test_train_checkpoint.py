@@ -127,7 +127,16 @@ class _InterruptingTask(ToyTask):
             yield b
 
 
-def test_ctrl_c_saves_a_checkpoint_at_the_step_and_resumes_exactly(tmp_path):
+@pytest.fixture
+def sigint_default():
+    """Python's own SIGINT handler during the test: under nohup or in a background job SIGINT is
+    ignored, and DeferredInterrupt rightly leaves an ignored SIGINT alone."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_saves_a_checkpoint_at_the_step_and_resumes_exactly(tmp_path, sigint_default):
     straight = ToyModel()
     Trainer(straight, ToyTask(), _cfg(tmp_path / "a", steps=12, eval_every=0, checkpoint_dir=None)).fit()
     with pytest.raises(TrainingInterrupted) as err:

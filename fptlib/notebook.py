@@ -570,7 +570,8 @@ def _paper_table(name: str, profile: str, backbone: str, rows, columns) -> repor
     kept = [r for r in full.rows if (r.get("setting"), r.get("column")) in shown
             or str(r.get("setting", "")).startswith("trivial baseline")]
     named = (("rows", rows), ("columns", columns))
-    which = "; ".join(f"{what} {', '.join([v] if isinstance(v, str) else v)}" for what, v in named if v is not None)
+    which = "; ".join(f"{what} {', '.join(repr(x) for x in ([v] if isinstance(v, str) else v))}"   # quoted: labels hold commas
+                      for what, v in named if v is not None)
     note = (f"Shown here: only {which} of this table (profile `{profile}`), a subset of the same definitions "
             f"as `python -m fptlib reproduce {experiments.canonical(name)} --profile {profile}`, which runs every cell.")
     return report.Table(kept, columns=full.columns, title=full.title, notes=[note, *full.notes])

@@ -138,7 +138,7 @@ def test_show_table_renders_the_subset_with_baselines_and_says_so(ctx, monkeypat
     language = next(r for r in runs if r["setting"] == "language")
     assert language["this run (%)"] == "90.0"         # test at the best-validation evaluation, not 99 nor 50
     assert any(r["setting"].startswith("trivial baseline") for r in shown.rows)
-    assert any("only columns bit-xor" in n for n in shown.notes)
+    assert any("only columns 'bit-xor'" in n for n in shown.notes)
     assert any(report.QUICK_NOTE in n for n in shown.notes)
 
 

@@ -263,7 +263,8 @@ def _load_pretrained(name: str, dropout: float, overrides: dict) -> Backbone:
     if name == "smollm2":
         file_name, weights = _smollm2_weights()
         _, config = _config_for(name)
-        for key, value in {**_dropout_kwargs("llama", dropout), **overrides}.items():
+        _apply_dropout("llama", config, dropout)
+        for key, value in overrides.items():
             setattr(config, key, value)
         with torch.random.fork_rng(devices=[]):      # the initial values are overwritten next
             body = build_body("llama", config)
@@ -293,7 +294,7 @@ def _smollm2_weights() -> tuple[str, dict[str, torch.Tensor]]:
     gguf = hub.smollm2_gguf()
     with hub.quiet_transformers():
         lm = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, torch_dtype=torch.float32)
-    return gguf.name, {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
+    return gguf.name, {k: v.detach() for k, v in lm.model.state_dict().items()}   # lm itself is let go
 
 
 def _statistics_init(backbone: Backbone, seed: int) -> None:

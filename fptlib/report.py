@@ -145,6 +145,12 @@ class Cell:
     def sweep(self) -> bool:
         return len({c.lr for c in self.configs}) > 1
 
+    def unswept(self) -> list[float]:
+        """The learning rates of a sweep with no stored run yet: its choice on validation is not made
+        among the whole grid until they are run (empty for a complete sweep or a single lr)."""
+        done = {(r.get("hyperparameters") or {}).get("lr") for r in self.records}
+        return sorted({c.lr for c in self.configs} - done) if self.sweep else []
+
     @property
     def task(self) -> str:
         return self.configs[0].task
@@ -307,6 +313,10 @@ def paper_table(name: str, profile: str | None = None, directory: str | os.PathL
                      "its number is not comparable with the paper's number for the paper's task.")
     if ptable.caption:
         notes.append(ptable.caption)
+    left_out = experiments.not_run(name, profile)
+    if left_out:
+        notes.append(f"Left out at the {profile} profile: " + "; ".join(
+            f"{paper.TASK_TITLES.get(label, label)}: {why}" for label, why in left_out.items()) + ".")
     if profile == "quick":
         notes.insert(0, f"**{QUICK_NOTE}.**")
     if baselines and not steps_unit:
@@ -340,13 +350,20 @@ def _claim_verdict(c: paper.PaperClaim, profile: str, by_key: Mapping[str, Mappi
     claim = stats.Claim(c.text, first, second, c.relation, paper=c.numbers())
     if profile == "quick":
         return stats.Verdict(claim, "not run here", f"{c.text}: not run here: {QUICK_NOTE}.")
-    if c.table not in cache:
-        cache[c.table] = cells(c.table, profile, by_key, backbone)
-    table_cells = cache[c.table]
+    source = c.run_set or c.table          # a run set: the verdict on its runs, the paper's numbers from c.table
+    if source not in cache:
+        cache[source] = cells(source, profile, by_key, backbone)
+    table_cells = cache[source]
     a, b = table_cells.get(c.first), table_cells.get(c.second)
     if a is None or b is None:
+        what = f"run set {source}" if c.run_set else f"{source} table"
         return stats.Verdict(claim, "not run here", f"{c.text}: not run here: the {profile} profile's "
-                             f"{c.table} table has no {'setting ' + str(c.first if a is None else c.second)}.")
+                             f"{what} has no {'setting ' + str(c.first if a is None else c.second)}.")
+    partial = [(label, cell.unswept()) for label, cell in ((first, a), (second, b)) if cell.records and cell.unswept()]
+    if partial:
+        return stats.Verdict(claim, "not run here", f"{c.text}: not run here: the learning-rate sweep is incomplete ("
+                             + "; ".join(f"{label}: lr {', '.join(f'{lr:g}' for lr in lrs)} not run yet"
+                                         for label, lrs in partial) + ").")
     where = "; ".join(f"{label}: {cell.produced()}" + (f" [{cell.ran_on()}]" if cell.stand_in else "")
                       + ("" if cell.how == Cell.how else f" [{cell.how}]")
                       for label, cell in ((first, a), (second, b)) if cell.records)
@@ -412,10 +429,17 @@ def run_set_table(name: str, profile: str | None = None, directory: str | os.Pat
     profile = experiments.check_profile(profile or experiments.choose_profile()[0])
     recs = records if records is not None else results.load(directory)
     table_cells = list(cells(name, profile, recs, backbone, **changes).values())
-    rows = [{"setting": c.row, "column": c.column, "ran on": c.ran_on(), "this run (%)": _ours(c, False),
-             "seeds": c.summary.n if c.summary else 0,
-             "steps trained": ", ".join(str(r.get("steps")) for r in c.records) or "-",
-             "what produced it": c.produced()} for c in table_cells]
+    any_sweep = any(c.sweep for c in table_cells)
+    rows = []
+    for c in table_cells:
+        chosen = [r for r in c.records if c.lr is None or (r.get("hyperparameters") or {}).get("lr") == c.lr]
+        row = {"setting": c.row, "column": paper.TASK_TITLES.get(c.column, c.column), "ran on": c.ran_on(),
+               "this run (%)": _ours(c, False), "seeds": c.summary.n if c.summary else 0}
+        if any_sweep:
+            row["lr chosen on val"] = f"{c.lr:g}" if c.lr is not None else "-"
+        row["steps trained"] = ", ".join(str(r.get("steps")) for r in chosen) or "-"
+        row["what produced it"] = c.produced()
+        rows.append(row)
     rows += baseline_rows(table_cells)
     notes = ["'this run': test accuracy at each run's best-validation evaluation, mean ± sample std over the "
              "seeds. The paper reports no table for these runs."]

@@ -140,6 +140,16 @@ def test_a_stand_in_column_says_which_task_ran_and_baselines_sit_beside_the_runs
     assert "trivial baseline: pixel logistic regression" in base
 
 
+def test_a_table_names_what_its_profile_leaves_out_and_the_task_of_each_row():
+    t = report.paper_table("depth", "evidence", records=[], backbone="minilm")
+    note = next(n for n in t.notes if n.startswith("Left out at the evidence profile"))
+    assert "pretrained (brackets kept)" in note and "CPU" in note
+    lra = [r for r in t.rows if r["setting"] == "C10 LRA, output only"]
+    assert lra and all(r["ran on"].endswith("not C10 LRA") for r in lra)      # not "not ListOps"
+    assert not any(n.startswith("Left out") for n in
+                   report.paper_table("architecture", "evidence", records=[], backbone="minilm").notes)
+
+
 def test_bit_memory_tables_show_the_copy_baseline():
     cfg = next(c for c in experiments.table("table1", "quick", "minilm") if c.column == "bit-memory")
     t = report.paper_table("table1", "quick", records=[record(cfg, 0.8, profile="quick")], backbone="minilm")
@@ -147,10 +157,45 @@ def test_bit_memory_tables_show_the_copy_baseline():
     assert 65.0 < copy["this run (%)"] < 85.0 and copy["column"] == "Bit Memory"
 
 
+def test_a_tuned_claim_is_computed_on_its_run_set_with_each_rows_lr_chosen_on_validation():
+    claim = paper.claim("fpt-vs-lstm-tuned")
+    configs = experiments.table("tuned_lr", "evidence", "minilm")
+    fpt = [c for c in configs if (c.row, c.column) == claim.first]
+    lstm = [c for c in configs if (c.row, c.column) == claim.second]
+    assert {c.lr for c in fpt} == {1e-4, 1e-3} and {c.lr for c in lstm} == {1e-4, 3e-4, 1e-3}
+    assert {c.seed for c in fpt} == {0, 1, 2}
+
+    def runs(cfgs, best_lr, best, other):       # validation = test; seed spreads the values a little
+        return [record(c, (best if c.lr == best_lr else other) + 0.01 * c.seed, profile="evidence") for c in cfgs]
+
+    holds = report.claims("evidence", records=runs(fpt, 1e-4, 0.90, 0.50) + runs(lstm, 1e-3, 0.70, 0.60),
+                          backbone="minilm")
+    flipped = report.claims("evidence", records=runs(fpt, 1e-4, 0.60, 0.50) + runs(lstm, 1e-3, 0.80, 0.60),
+                            backbone="minilm")
+    row, rev = claim_row(holds, claim), claim_row(flipped, claim)
+    assert (row["verdict"], rev["verdict"]) == ("holds", "reversed")
+    why = row["why (computed from the records)"]
+    assert "lr 0.0001 chosen on validation among 0.0001, 0.001" in why           # FPT's own lr
+    assert "lr 0.001 chosen on validation among 0.0001, 0.0003, 0.001" in why    # the LSTM's
+    assert row["see"] == "notebooks/11_honest_comparisons.ipynb"
+    # a sweep with a learning rate not run yet gives no verdict: its choice is not made on the whole grid
+    partial = [r for r in runs(fpt, 1e-4, 0.90, 0.50) if r["hyperparameters"]["lr"] == 1e-3] + runs(lstm, 1e-3, 0.7, 0.6)
+    cut = claim_row(report.claims("evidence", records=partial, backbone="minilm"), claim)
+    assert cut["verdict"] == "not run here" and "FPT: lr 0.0001 not run yet" in cut["why (computed from the records)"]
+    # the paper's claim on Table 1 itself reads only Table 1's runs (the paper's learning rates)
+    plain = claim_row(holds, paper.claim("fpt-vs-lstm"))
+    assert "0.0001 chosen" not in plain["why (computed from the records)"]
+    assert plain["the paper's numbers"] == row["the paper's numbers"]
+
+
 def test_the_claims_registry_is_data_about_the_papers_tables():
     for c in paper.CLAIMS:
         assert c.table in paper.names() and c.relation in (">", "~")
         assert (ROOT / "notebooks" / f"{c.notebook}.ipynb").is_file()
+        if c.run_set:                   # its settings exist in the run set, at every profile
+            for profile in experiments.PROFILES:
+                settings = {(x.row, x.column) for x in experiments.table(c.run_set, profile, "minilm")}
+                assert {c.first, c.second} <= settings, (c.name, profile)
     with pytest.raises(ValueError, match="no paper value"):
         paper.PaperClaim("x", "x", "architecture", ("frozen random transformer", "mnist"),
                          ("frozen random LSTM", "cifar10"))

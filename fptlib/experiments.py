@@ -808,21 +808,29 @@ def pack_group(config: RunConfig) -> str:
 def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force: bool = False, progress: bool = True,
              device: str = "auto", checkpoint: bool | str | None = None, save_weights: bool | None = None,
              compile: bool | str = "auto", log: Callable[[str], None] = print,
-             held: list | None = None) -> list[dict]:
+             held: list | None = None, on_record: Callable[[RunConfig, dict], None] | None = None) -> list[dict]:
     """The records of ``configs``, in order: stored ones reused, the others trained, runs of one
     ``pack_group`` together as packs (``fptlib.train.packed``). ``pack``: "auto" (by memory on
     CUDA, the benchmark's size on a CPU), a pack size K, or False / 1 to train one run at a time.
     A run another process is training (``files.claim_run``) is waited for at the end and its record
     read; with a list ``held``, such runs are appended to it instead and left out of the returned
     records (the caller takes them up later). A run whose loss became NaN raises its
-    NonFiniteLossError after the others are stored."""
+    NonFiniteLossError after the others are stored. ``on_record(config, record)`` is called for each
+    record as soon as it is stored or found (``reproduce`` writes its manifest entry there), so a
+    stop in the middle of a group loses nothing of the runs that finished."""
 
     ctx = context()
     records, todo = {}, {}
+
+    def got(c: RunConfig, record: dict) -> None:
+        records[c.key] = record
+        if on_record is not None:
+            on_record(c, record)
+
     for c in configs:
         done = None if force else _stored(c, directory, ctx)
         if done is not None:
-            records[c.key] = done
+            got(c, done)
         else:
             todo.setdefault(pack_group(c), {})[c.key] = c
     dev = distributed.device_for(ctx, device)
@@ -851,10 +859,10 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
                     if isinstance(outcome, Exception):
                         errors.append(outcome)
                     else:
-                        records[c.key] = outcome
+                        got(c, outcome)
                 return
         for c in chunk:
-            records[c.key] = train(c, **kw)[0]
+            got(c, train(c, **kw)[0])
 
     for group in (list(g.values()) for g in todo.values()):
         if pack is False or pack is None or group[0].freeze == OUTPUT_ONLY:
@@ -879,7 +887,7 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
                     locks.enter_context(lock)
                     done = None if force else _stored(c, directory, ctx)
                     if done is not None:        # finished by another process meanwhile
-                        records[c.key] = done
+                        got(c, done)
                     else:
                         mine.append(c)
                 if mine:
@@ -890,7 +898,7 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
     for c in deferred:
         with claim(c.key, wait=True):
             done = _stored(c, directory, ctx)
-            records[c.key] = done if done is not None else train(c, **kw)[0]
+            got(c, done if done is not None else train(c, **kw)[0])
     if errors:
         raise errors[0]
     return [records[c.key] for c in configs if c.key in records]
@@ -1061,7 +1069,7 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
     skipped, so a table can be produced over several sittings. At the evidence profile the records
     go to the tracked ``results/evidence/`` (``store_dir``) and each run trained here gets a
     manifest entry (``files.add_to_manifest``: command, hardware, wall time, commit, created_at),
-    written atomically as its group finishes."""
+    written atomically as soon as its record is stored (``run_many``'s ``on_record``)."""
     configs = table(name, profile, backbone, **changes)
     folder = store_dir(profile, directory)
     command = f"python -m fptlib reproduce {canonical(name)} --profile {profile}" + \
@@ -1077,6 +1085,12 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
             f"2-core CPU like the one that measured experiments.STEP_SECONDS (one process per core)")
     by_key, held = {}, []           # held: runs another process is training, taken up at the end
     count, i = sum(map(len, groups)), 0
+
+    def note(cfg: RunConfig, record: dict) -> None:     # as each run finishes, not as its group does
+        by_key[record["key"]] = record
+        if profile == files.EVIDENCE:
+            _add_to_manifest(folder, record, command, pretraining_config(cfg) if cfg.init == "bit-memory" else None)
+
     for group in groups + [None]:   # one task and backbone per group: available or not together
         if group is None:
             group, held = held, None
@@ -1088,13 +1102,8 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
             log(f"[{i}/{count}] " + (f"done already: {cfg.row} / {cfg.column} ({cfg.key})" if cfg.key in stored else
                                      f"running {cfg.row} / {cfg.column}: {cfg.describe()}"))
         try:
-            for record in run_many(group, pack=pack, directory=directory, progress=progress, device=device,
-                                   compile=compile, log=log, held=held):
-                by_key[record["key"]] = record
-                cfg = next(c for c in group if c.key == record["key"])
-                if profile == files.EVIDENCE:
-                    _add_to_manifest(folder, record, command,
-                                     pretraining_config(cfg) if cfg.init == "bit-memory" else None)
+            run_many(group, pack=pack, directory=directory, progress=progress, device=device,
+                     compile=compile, log=log, held=held, on_record=note)
         except (FileNotFoundError, BackboneUnavailable) as err:
             log(f"    skipped {len(group)} run(s) of {group[0].task} / {group[0].backbone}, not available here: {err}")
     return [{**by_key[c.key], "label": {"table": c.table, "row": c.row, "column": c.column}}

@@ -150,11 +150,13 @@ def test_profile_rule():
 
 def fake_run_many(run):
     """experiments.run_many over a fake ``run``: stored records reused, the others 'trained'."""
-    def run_many(configs, *, directory=None, **_):
+    def run_many(configs, *, directory=None, on_record=None, **_):
         out = []
         for c in configs:
             done = results.get(c.key, experiments.store_dir(c.profile, directory))
             out.append(done if done is not None else run(c, directory=directory))
+            if on_record is not None:
+                on_record(c, out[-1])
         return out
     return run_many
 
@@ -198,6 +200,33 @@ def test_reproduce_evidence_writes_the_tracked_folder_and_manifest_and_resumes(t
     # the quick profile stays in the store itself
     experiments.reproduce("architecture", "quick", backbone="minilm", directory=tmp_path, log=logs.append)
     assert results.get(experiments.table("architecture", "quick", "minilm")[0].key, tmp_path)
+
+
+def test_a_stop_in_the_middle_of_a_group_keeps_the_manifest_entries_of_the_finished_runs(tmp_path, monkeypatch):
+    """run_many hands each record to reproduce as it is stored: Ctrl-C (or a kill) during a group's
+    third run leaves the first two with their entries, and a rerun trains only the third."""
+    calls = []
+    save = fake_run(calls)
+
+    def train(cfg, *, directory=None, **_):
+        if len(calls) == 2 and not any(c == "resumed" for c in calls):
+            raise KeyboardInterrupt                 # the stop, during the group's third run
+        return save(cfg, directory=directory), None
+
+    monkeypatch.setattr(experiments, "train", train)
+    group = experiments.table("architecture", "evidence", "minilm")[:3]     # one setting's three seeds
+    assert len(experiments.compatible_groups(group)) == 1
+    monkeypatch.setattr(experiments, "table", lambda *a, **k: group)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.reproduce("architecture", "evidence", backbone="minilm", directory=tmp_path,
+                              log=lambda _: None, pack=False)
+    folder = files.evidence_dir(tmp_path)
+    assert set(files.read_manifest(folder)) == {c.key for c in group[:2]} == {r["key"] for r in results.load(folder)}
+    calls.append("resumed")
+    experiments.reproduce("architecture", "evidence", backbone="minilm", directory=tmp_path,
+                          log=lambda _: None, pack=False)
+    assert calls[-1] == group[2].key and calls.count(group[0].key) == 1
+    assert set(files.read_manifest(folder)) == {c.key for c in group}
 
 
 def test_a_broken_manifest_is_a_clear_error(tmp_path):

@@ -145,6 +145,10 @@ class Cell:
     def sweep(self) -> bool:
         return len({c.lr for c in self.configs}) > 1
 
+    def chosen(self) -> list:
+        """The records the cell reports: its seeds, a sweep's at the lr chosen on validation."""
+        return [r for r in self.records if self.lr is None or (r.get("hyperparameters") or {}).get("lr") == self.lr]
+
     def unswept(self) -> list[float]:
         """The learning rates of a sweep with no stored run yet: its choice on validation is not made
         among the whole grid until they are run (empty for a complete sweep or a single lr)."""
@@ -178,8 +182,7 @@ class Cell:
         """What produced the numbers: backbone, freeze, lr, steps, the seeds, the data."""
         if not self.records:
             return "-"
-        chosen = [r for r in self.records if self.lr is None or
-                  (r.get("hyperparameters") or {}).get("lr") == self.lr]
+        chosen = self.chosen()
         text = results.provenance(chosen[0], data=True)
         seeds = sorted({r.get("seed") for r in chosen}, key=lambda s: (s is None, s or 0))
         if len(seeds) > 1:
@@ -225,6 +228,25 @@ def cells(name: str, profile: str, records: Sequence[Mapping] | Mapping[str, Map
     for cell in out.values():
         _summarize(cell)
     return out
+
+
+def _cell_row(cell: Cell, any_sweep: bool, *, paper_value: tuple[str, Any] | None = None, steps_unit: bool = False,
+              steps_trained: bool = False) -> dict:
+    """One line of a rendered table: the cell's labels, the paper's number (``paper_value``: its
+    column and value), what ran, our mean ± spread, the lr chosen on validation (tables with a sweep),
+    the steps each reported run trained (``steps_trained``) and what produced it."""
+    row = {"setting": cell.row, "column": paper.TASK_TITLES.get(cell.column, cell.column)}
+    if paper_value is not None:
+        row[paper_value[0]] = paper_value[1]
+    row["ran on"] = cell.ran_on()
+    row["this run (steps)" if steps_unit else "this run (%)"] = _ours(cell, steps_unit)
+    row["seeds"] = cell.summary.n if cell.summary else 0
+    if any_sweep:
+        row["lr chosen on val"] = f"{cell.lr:g}" if cell.lr is not None else "-"
+    if steps_trained:
+        row["steps trained"] = ", ".join(str(r.get("steps")) for r in cell.chosen()) or "-"
+    row["what produced it"] = cell.produced()
+    return row
 
 
 def _ours(cell: Cell, steps_unit: bool) -> str:
@@ -293,16 +315,8 @@ def paper_table(name: str, profile: str | None = None, directory: str | os.PathL
     steps_unit = ptable.unit.startswith("steps")
     table_cells = list(cells(name, profile, recs, backbone, **changes).values())
     any_sweep = any(c.sweep for c in table_cells)
-    rows = []
-    for cell in table_cells:
-        row = {"setting": cell.row, "column": paper.TASK_TITLES.get(cell.column, cell.column),
-               ptable.paper_label: ptable.cell(cell.row, cell.column), "ran on": cell.ran_on(),
-               "this run (%)" if not steps_unit else "this run (steps)": _ours(cell, steps_unit),
-               "seeds": cell.summary.n if cell.summary else 0}
-        if any_sweep:
-            row["lr chosen on val"] = f"{cell.lr:g}" if cell.lr is not None else "-"
-        row["what produced it"] = cell.produced()
-        rows.append(row)
+    rows = [_cell_row(cell, any_sweep, paper_value=(ptable.paper_label, ptable.cell(cell.row, cell.column)),
+                      steps_unit=steps_unit) for cell in table_cells]
     how = ("steps to the target accuracy, per seed" if steps_unit else
            next((c.how for c in table_cells if c.records and not c.how.startswith("test at")),
                 "test accuracy at each run's best-validation evaluation"))
@@ -430,16 +444,7 @@ def run_set_table(name: str, profile: str | None = None, directory: str | os.Pat
     recs = records if records is not None else results.load(directory)
     table_cells = list(cells(name, profile, recs, backbone, **changes).values())
     any_sweep = any(c.sweep for c in table_cells)
-    rows = []
-    for c in table_cells:
-        chosen = [r for r in c.records if c.lr is None or (r.get("hyperparameters") or {}).get("lr") == c.lr]
-        row = {"setting": c.row, "column": paper.TASK_TITLES.get(c.column, c.column), "ran on": c.ran_on(),
-               "this run (%)": _ours(c, False), "seeds": c.summary.n if c.summary else 0}
-        if any_sweep:
-            row["lr chosen on val"] = f"{c.lr:g}" if c.lr is not None else "-"
-        row["steps trained"] = ", ".join(str(r.get("steps")) for r in chosen) or "-"
-        row["what produced it"] = c.produced()
-        rows.append(row)
+    rows = [_cell_row(c, any_sweep, steps_trained=True) for c in table_cells]
     rows += baseline_rows(table_cells)
     notes = ["'this run': test accuracy at each run's best-validation evaluation, mean ± sample std over the "
              "seeds. The paper reports no table for these runs."]

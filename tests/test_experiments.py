@@ -135,6 +135,25 @@ def test_a_run_set_table_reports_seeds_without_a_paper_column(tmp_path):
     assert "paper" not in " ".join(table.columns or [])
 
 
+def test_the_tuned_run_set_shows_each_cells_lr_chosen_on_validation_and_its_runs_only():
+    from fptlib import report
+    runs = experiments.table("tuned_lr", "evidence", backbone="minilm")
+    assert {c.row for c in runs} == {"FPT", "Full transformer", "Full LSTM"}
+    assert {c.column for c in runs} == set(experiments.TUNED_COLUMNS)
+    # the runs at the paper's learning rates are Table 1's own runs (one key)
+    table1 = {c.key for c in experiments.table("table1", "evidence", backbone="minilm")}
+    assert {c.key for c in runs if c.lr == (experiments.LSTM_LR if c.row == "Full LSTM" else 1e-3)} <= table1
+    lstm = [c for c in runs if c.row == "Full LSTM" and c.column == "bit-xor"]
+    records = [{"key": c.key, "seed": c.seed, "steps": 100 if c.lr == 1e-4 else 600, "hyperparameters": {"lr": c.lr},
+                "evals": [{"step": 50, "val": {"accuracy": 0.9 if c.lr == 1e-4 else 0.6},
+                           "test": {"accuracy": 0.85 if c.lr == 1e-4 else 0.95}}]} for c in lstm]
+    table = report.run_set_table("tuned_lr", "evidence", records=records, backbone="minilm")
+    row = next(r for r in table.rows if r["setting"] == "Full LSTM" and r["column"] == "Bit XOR")
+    assert row["lr chosen on val"] == "0.0001" and row["this run (%)"] == "85.0 ± 0.0"     # val chose, not test
+    assert row["steps trained"] == "100, 100, 100" and row["seeds"] == 3
+    assert "lr 0.0001 chosen on validation among 0.0001, 0.0003, 0.001" in row["what produced it"]
+
+
 def test_a_pretraining_run_stored_without_weights_by_another_table_is_trained_again(tmp_path, monkeypatch):
     """Table 1's fully trained Bit Memory transformer is the same run as the init table's Bit Memory
     pretraining: stored by Table 1 without its weights (too large), it must be retrained with them,

@@ -224,12 +224,13 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_results(args) -> int:
-    profile = _profile(args) if (args.claims or args.table) else None
+    profile = _profile(args) if (args.claims or args.progress or args.table) else None
     store = experiments.store_dir(profile, args.results_dir) if profile else args.results_dir   # evidence: results/evidence/
-    if args.claims:
-        if args.table:
-            raise SystemExit("results: give a TABLE or --claims, not both")
-        print(report.claims(profile, directory=store, backbone=args.backbone))
+    if args.claims or args.progress:
+        if args.table or (args.claims and args.progress):
+            raise SystemExit("results: give one of a TABLE, --claims or --progress")
+        what = report.claims if args.claims else report.progress
+        print(what(profile, directory=store, backbone=args.backbone))
     elif args.table:
         print(report.table(args.table, profile, directory=store, backbone=args.backbone))
     else:
@@ -293,9 +294,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_sweep)
 
     p = subparsers.add_parser("results", help="stored results as markdown, beside the paper's numbers")
-    p.add_argument("table", nargs="?", default=None, help=f"a paper table ({tables}); none: every record")
+    p.add_argument("table", nargs="?", default=None, help=f"a paper table ({tables}) or a run set "
+                   f"({', '.join(experiments.RUN_SETS)}); none: every record")
     p.add_argument("--claims", action="store_true",
                    help="the paper's claims with verdicts computed from the profile's records")
+    p.add_argument("--progress", action="store_true",
+                   help="per table and run set: runs stored and left, and the CPU-hours left (estimate)")
     p.add_argument("--profile", default=None, choices=PROFILES, help=PROFILE_HELP)
     p.add_argument("--backbone", default=None)
     p.add_argument("--results-dir", default=None)

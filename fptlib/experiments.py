@@ -38,7 +38,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
@@ -672,12 +672,18 @@ EVIDENCE_ORDER = ("init", "compute", "table1", "tuned_lr", "architecture", "ladd
 def estimate(name: str, profile: str = "evidence", backbone: str = "minilm") -> float:
     """CPU seconds to produce a table from scratch on this machine (``STEP_SECONDS``), counting each
     run key once (runs shared between tables run once) and the Bit Memory pretraining an init needs."""
-    configs = {c.key: c for c in table(name, profile, backbone)}
-    for c in list(configs.values()):
+    return seconds_for(table(name, profile, backbone))
+
+
+def seconds_for(configs: Iterable[RunConfig], skip: Callable[[RunConfig], bool] = lambda c: False) -> float:
+    """CPU seconds to train ``configs`` on this machine (``STEP_SECONDS``), each run key once, with the
+    Bit Memory pretraining an init needs; ``skip(config)``: runs not to count (e.g. those stored)."""
+    todo = {c.key: c for c in configs}
+    for c in list(todo.values()):
         if c.init == "bit-memory":
             pre = pretraining_config(c)
-            configs[pre.key] = pre
-    return sum(_run_seconds(c) for c in configs.values())
+            todo[pre.key] = pre
+    return sum(_run_seconds(c) for c in todo.values() if not skip(c))
 
 
 def trains_blocks(c: RunConfig) -> bool:

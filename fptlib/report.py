@@ -425,6 +425,32 @@ def claims(profile: str | None = None, directory: str | os.PathLike | None = Non
                  notes=notes)
 
 
+def progress(profile: str | None = None, directory: str | os.PathLike | None = None,
+             backbone: str | None = None) -> Table:
+    """How far a profile's tables and run sets are in a store: per table (``experiments.EVIDENCE_ORDER``,
+    the order ``reproduce`` should take them in), its distinct runs, how many are stored, and an
+    estimate of the CPU-hours left on a 2-core CPU like the one that measured
+    ``experiments.STEP_SECONDS``; the last line counts a run shared between tables once."""
+    profile = experiments.check_profile(profile or experiments.choose_profile()[0])
+    stored = {r["key"] for r in results.load(directory)}
+    done = lambda c: c.key in stored        # noqa: E731
+    rows, every = [], {}
+    for name in experiments.EVIDENCE_ORDER:
+        configs = {c.key: c for c in experiments.table(name, profile, backbone)}
+        every.update(configs)
+        have = sum(map(done, configs.values()))
+        rows.append({"table": name, "runs": len(configs), "stored": have, "left": len(configs) - have,
+                     "CPU-hours left (estimate)": round(experiments.seconds_for(configs.values(), done) / 3600, 2),
+                     "left out at this profile": ", ".join(experiments.not_run(name, profile)) or "-"})
+    have = sum(map(done, every.values()))
+    rows.append({"table": "all (a shared run once)", "runs": len(every), "stored": have, "left": len(every) - have,
+                 "CPU-hours left (estimate)": round(experiments.seconds_for(every.values(), done) / 3600, 2),
+                 "left out at this profile": "-"})
+    return Table(rows, title=f"Progress of the `{profile}` profile in {results.results_dir(directory)}", notes=[
+        "Estimates from experiments.STEP_SECONDS (measured on a 2-core CPU, one process per core), not a "
+        "promise; `python -m fptlib reproduce TABLE --profile " + profile + "` trains what is left (resumable)."])
+
+
 def table(name: str | None = None, profile: str | None = None, directory: str | os.PathLike | None = None,
           records: list[dict] | None = None, backbone: str | None = None, **changes: Any) -> str:
     """Markdown: with a table name, :func:`paper_table`; without, the :func:`summary` of every record."""

@@ -208,8 +208,30 @@ def test_results_claims_command_prints_the_table(tmp_path, capsys):
                  "--results-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "What holds up" in out and ARCH.text in out and "not run here" in out
-    with pytest.raises(SystemExit, match="not both"):
+    with pytest.raises(SystemExit, match="one of a TABLE, --claims or --progress"):
         main(["results", "table1", "--claims"])
+
+
+def test_results_progress_counts_stored_runs_per_table_and_shared_runs_once(tmp_path, capsys):
+    from fptlib import files, results
+    folder = files.evidence_dir(tmp_path)
+    arch = experiments.table("architecture", "evidence", "minilm")
+    # one of the architecture table's runs is also in Table 1 (the frozen random LSTM is not; check)
+    shared = {c.key for c in arch} & {c.key for c in experiments.table("table1", "evidence", "minilm")}
+    for c in arch[:2]:
+        results.save(record(c, 0.5, profile="evidence"), folder)
+    t = report.progress("evidence", folder, "minilm")
+    rows = {r["table"]: r for r in t.rows}
+    assert (rows["architecture"]["runs"], rows["architecture"]["stored"], rows["architecture"]["left"]) == (6, 2, 4)
+    assert rows["architecture"]["CPU-hours left (estimate)"] < \
+        round(experiments.estimate("architecture", "evidence") / 3600, 2) + 1e-9
+    assert rows["table1"]["stored"] == len(shared & {c.key for c in arch[:2]})
+    every = {c.key for n in experiments.EVIDENCE_ORDER for c in experiments.table(n, "evidence", "minilm")}
+    assert rows["all (a shared run once)"]["runs"] == len(every) and rows["all (a shared run once)"]["stored"] == 2
+    assert "brackets kept" in rows["depth"]["left out at this profile"]
+    assert main(["results", "--progress", "--profile", "evidence", "--backbone", "minilm",
+                 "--results-dir", str(tmp_path)]) == 0
+    assert "| architecture | 6 | 2 | 4 |" in capsys.readouterr().out
 
 
 def _tool(name):

@@ -216,7 +216,7 @@ def test_results_progress_counts_stored_runs_per_table_and_shared_runs_once(tmp_
     from fptlib import files, results
     folder = files.evidence_dir(tmp_path)
     arch = experiments.table("architecture", "evidence", "minilm")
-    # one of the architecture table's runs is also in Table 1 (the frozen random LSTM is not; check)
+    # runs the architecture table shares with Table 1 count as stored in both
     shared = {c.key for c in arch} & {c.key for c in experiments.table("table1", "evidence", "minilm")}
     for c in arch[:2]:
         results.save(record(c, 0.5, profile="evidence"), folder)

@@ -446,7 +446,7 @@ def progress(profile: str | None = None, directory: str | os.PathLike | None = N
     rows.append({"table": "all (a shared run once)", "runs": len(every), "stored": have, "left": len(every) - have,
                  "CPU-hours left (estimate)": round(experiments.seconds_for(every.values(), done) / 3600, 2),
                  "left out at this profile": "-"})
-    return Table(rows, title=f"Progress of the `{profile}` profile in {results.results_dir(directory)}", notes=[
+    return Table(rows, title=f"Progress of the `{profile}` profile ({len(stored)} records in the store)", notes=[
         "Estimates from experiments.STEP_SECONDS (measured on a 2-core CPU, one process per core), not a "
         "promise; `python -m fptlib reproduce TABLE --profile " + profile + "` trains what is left (resumable)."])
 

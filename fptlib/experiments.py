@@ -474,16 +474,11 @@ def _backbones(profile, bb):
     return [_label(_base(t, profile, name), "backbones", row, t) for row, name in names for t in columns]
 
 
-# the depth table's +layernorm rows in the corrected tokenization (brackets kept) at evidence: left out
-# (NOT_RUN says so) to fit the CPU budget; the paper's claim is about its own tokenization
-DEPTH_EVIDENCE_TOKENIZATIONS = False
-
-
 def _depth(profile, bb):
     """ListOps with ``+layernorm`` at 1/2/6 blocks, and the output-only ("reservoir") rows at 1/2/6/12
     blocks (capped at the backbone's depth; the whole backbone's row is labelled by its real depth),
     pretrained and random; the ``+layernorm`` rows in both tokenizations (at evidence the paper's
-    only: ``DEPTH_EVIDENCE_TOKENIZATIONS``); and C10 LRA output-only."""
+    only, to fit the CPU budget: ``NOT_RUN`` says so); and C10 LRA output-only."""
     total = num_layers_of(bb)
     ln_depths = (1, 2) if profile == "quick" else tuple(k for k in (1, 2, 6) if k <= total)
     reservoir = tuple(k for k in (1, 2, 6, 12) if k < total) + (total,)
@@ -491,7 +486,7 @@ def _depth(profile, bb):
         reservoir = tuple(k for k in reservoir if k <= 2) + (total,)
     out = []
     for _, col_tok, changes in _with_listops_variant(profile, ("listops",), label=""):
-        if changes and profile == "evidence" and not DEPTH_EVIDENCE_TOKENIZATIONS:
+        if changes and profile == "evidence":        # the brackets-kept twin rows: left out (NOT_RUN)
             continue
         for init in ("pretrained", "random"):
             col = f"{init}{col_tok}"

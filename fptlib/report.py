@@ -147,13 +147,12 @@ class Cell:
 
     def chosen(self) -> list:
         """The records the cell reports: its seeds, a sweep's at the lr chosen on validation."""
-        return [r for r in self.records if self.lr is None or (r.get("hyperparameters") or {}).get("lr") == self.lr]
+        return [r for r in self.records if self.lr is None or sweeps.record_lr(r) == self.lr]
 
     def unswept(self) -> list[float]:
         """The learning rates of a sweep with no stored run yet: its choice on validation is not made
         among the whole grid until they are run (empty for a complete sweep or a single lr)."""
-        done = {(r.get("hyperparameters") or {}).get("lr") for r in self.records}
-        return sorted({c.lr for c in self.configs} - done) if self.sweep else []
+        return sorted({c.lr for c in self.configs} - set(map(sweeps.record_lr, self.records))) if self.sweep else []
 
     @property
     def task(self) -> str:
@@ -373,7 +372,7 @@ def _claim_verdict(c: paper.PaperClaim, profile: str, by_key: Mapping[str, Mappi
         what = f"run set {source}" if c.run_set else f"{source} table"
         return stats.Verdict(claim, "not run here", f"{c.text}: not run here: the {profile} profile's "
                              f"{what} has no {'setting ' + str(c.first if a is None else c.second)}.")
-    partial = [(label, cell.unswept()) for label, cell in ((first, a), (second, b)) if cell.records and cell.unswept()]
+    partial = [(label, lrs) for label, cell in ((first, a), (second, b)) if cell.records and (lrs := cell.unswept())]
     if partial:
         return stats.Verdict(claim, "not run here", f"{c.text}: not run here: the learning-rate sweep is incomplete ("
                              + "; ".join(f"{label}: lr {', '.join(f'{lr:g}' for lr in lrs)} not run yet"

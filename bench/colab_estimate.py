@@ -62,7 +62,7 @@ NOTEBOOKS = {
     "08_pretraining": (("init", {}),),          # show_table("compute") reads the same runs
     "09_architecture": (("architecture", {}), ("table1", {})),
     "10_parameters": (("ladder", {}), ("layernorm", {}), ("more_than_fpt", {}), ("depth", {}), ("model_size", {})),
-    "11_honest_comparisons": (("lr_critique", {}),),     # its sweep_each reruns the same keys: stored
+    "11_honest_comparisons": (("lr_critique", {}), ("tuned_lr", {})),     # its sweep_each reruns the same keys
     "12_attention_explorer": (("attention", {}),),
 }
 LONG_MINUTES = 75          # "about an hour": a notebook above this, even packed, needs a smaller profile

@@ -309,9 +309,9 @@ def choose_profile(device: str | None = None, environ: Mapping[str, str] | None 
 
     ``evidence`` is meant to take about an hour per long notebook on a T4. Not measured: the
     estimate of ``bench/colab_estimate.py`` (bench/RESULTS.md, "Estimate, not a measurement: the
-    evidence profile's notebooks on a T4") supports it for every notebook but 10, which its stated
-    assumptions put at 75 with the seeds packed, as ``notebook.run_table`` trains them (81 minutes
-    one run at a time): at the edge. ``notebook.plan()`` prints the measured figure before a long run."""
+    evidence profile's notebooks on a T4") supports it for every notebook: the longest, 10, its stated
+    assumptions put at 70 minutes one run at a time and 64 with the seeds packed, as
+    ``notebook.run_table`` trains them. ``notebook.plan()`` prints the measured figure before a long run."""
     environ = os.environ if environ is None else environ
     asked = environ.get("FPT_PROFILE", "").strip().lower()
     if asked:

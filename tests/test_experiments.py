@@ -138,11 +138,16 @@ def test_a_run_set_table_reports_seeds_without_a_paper_column(tmp_path):
 def test_the_tuned_run_set_shows_each_cells_lr_chosen_on_validation_and_its_runs_only():
     from fptlib import report
     runs = experiments.table("tuned_lr", "evidence", backbone="minilm")
-    assert {c.row for c in runs} == {"FPT", "Full transformer", "Full LSTM"}
+    table1_rows, more_rows = {"FPT", "Full transformer", "Full LSTM"}, {"+ feed-forward", "+ attention", "+ both"}
+    assert {c.row for c in runs} == table1_rows | more_rows
     assert {c.column for c in runs} == set(experiments.TUNED_COLUMNS)
-    # the runs at the paper's learning rates are Table 1's own runs (one key)
-    table1 = {c.key for c in experiments.table("table1", "evidence", backbone="minilm")}
-    assert {c.key for c in runs if c.lr == (experiments.LSTM_LR if c.row == "Full LSTM" else 1e-3)} <= table1
+    # the more-than-FPT rows only where that table runs at the profile (evidence: the image stand-in)
+    assert {c.column for c in runs if c.row in more_rows} == {"cifar10"}
+    # the runs at the paper's learning rates are Table 1's and the more-than-FPT table's own runs (one key)
+    paper_runs = {c.key for name in ("table1", "more_than_fpt")
+                  for c in experiments.table(name, "evidence", backbone="minilm")}
+    at_paper_lr = {c.key for c in runs if c.lr == (experiments.LSTM_LR if c.row == "Full LSTM" else 1e-3)}
+    assert at_paper_lr <= paper_runs and len(at_paper_lr) == 3 * 3 * 3 + 3 * 3
     lstm = [c for c in runs if c.row == "Full LSTM" and c.column == "bit-xor"]
     records = [{"key": c.key, "seed": c.seed, "steps": 100 if c.lr == 1e-4 else 600, "hyperparameters": {"lr": c.lr},
                 "evals": [{"step": 50, "val": {"accuracy": 0.9 if c.lr == 1e-4 else 0.6},

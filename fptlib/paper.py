@@ -259,6 +259,9 @@ CLAIMS: tuple[PaperClaim, ...] = (
                "11_honest_comparisons", run_set="tuned_lr"),
     PaperClaim("fpt-vs-transformer-cifar10", "FPT matches a fully trained transformer on CIFAR-10", "table1",
                ("FPT", "cifar10"), ("Full transformer", "cifar10"), "~", "05_images"),
+    PaperClaim("fpt-vs-transformer-cifar10-tuned", "FPT matches a fully trained transformer on CIFAR-10, each with "
+               "its learning rate chosen on validation", "table1", ("FPT", "cifar10"), ("Full transformer", "cifar10"),
+               "~", "11_honest_comparisons", run_set="tuned_lr"),
     PaperClaim("language-vs-random-memory", "Language pretraining beats random initialisation on Bit Memory",
                "init", ("language", "bit-memory"), ("random", "bit-memory"), ">", "08_pretraining"),
     PaperClaim("language-vs-random-cifar10", "Language pretraining beats random initialisation on CIFAR-10",
@@ -278,6 +281,9 @@ CLAIMS: tuple[PaperClaim, ...] = (
                ("pretrained", "layer norm trained"), ("pretrained", "layer norm frozen"), ">", "10_parameters"),
     PaperClaim("more-than-fpt", "Also training attention and feed-forward does worse than FPT on CIFAR-10",
                "more_than_fpt", ("FPT", "cifar10"), ("+ both", "cifar10"), ">", "10_parameters"),
+    PaperClaim("more-than-fpt-tuned", "Also training attention and feed-forward does worse than FPT on CIFAR-10, "
+               "each with its learning rate chosen on validation", "more_than_fpt", ("FPT", "cifar10"),
+               ("+ both", "cifar10"), ">", "11_honest_comparisons", run_set="tuned_lr"),
     PaperClaim("depth", "Two pretrained layers beat two random layers on ListOps (layer norm trained)", "depth",
                ("2 layers", "pretrained"), ("2 layers", "random"), ">", "10_parameters"),
     PaperClaim("critique-listops", "The critique: with its own tuned learning rate, a fully trained random "

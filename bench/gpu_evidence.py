@@ -112,7 +112,7 @@ def zero_unused(weights: Path) -> list[str]:
     """Set the unused tensors of a MiniLM safetensors file to zero in place (same names, shapes and
     dtypes, so it loads as before); returns their names."""
     from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
 
     from fptlib.files import atomic_write
 
@@ -124,10 +124,7 @@ def zero_unused(weights: Path) -> list[str]:
         raise SystemExit(f"{weights}: no tensor of the BERT backbone's 'unused' group; not all-MiniLM-L6-v2's file?")
     for name in zeroed:
         tensors[name].zero_()
-    tmp = weights.with_name(weights.name + ".zeroing")
-    save_file(tensors, str(tmp), metadata=metadata)
-    atomic_write(weights, lambda f: f.write(tmp.read_bytes()), binary=True)
-    tmp.unlink()
+    atomic_write(weights, lambda f: f.write(save(tensors, metadata=metadata)), binary=True)
     return zeroed
 
 

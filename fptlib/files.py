@@ -53,6 +53,18 @@ def evidence_dir(directory: str | os.PathLike | None = None, env: Mapping[str, s
     return results_dir(directory, env) / EVIDENCE
 
 
+PACKAGED_EVIDENCE = PACKAGE_DIR / EVIDENCE     # the wheel's copy of results/evidence/ (pyproject.toml)
+
+
+def committed_evidence_dir() -> Path:
+    """The evidence records that ship with the course, to read (never to write): ``results/evidence/``
+    of the checkout this package runs from, else, in an installed wheel (Colab), the copy the wheel
+    carries as ``fptlib/evidence/``. Unlike :func:`evidence_dir` it ignores ``$FPT_RESULTS_DIR``: a
+    learner's own store (Google Drive, say) holds their runs, the course's runs stay the course's."""
+    root = repo_root()
+    return root / "results" / EVIDENCE if root is not None else PACKAGED_EVIDENCE
+
+
 def read_manifest(folder: str | os.PathLike) -> dict[str, dict]:
     """The manifest of a store folder (run key -> how it was produced); {} when there is none."""
     path = Path(folder) / MANIFEST

@@ -549,7 +549,8 @@ def show_evidence(name: str, *, rows=None, columns=None, ctx: NotebookContext | 
     ctx = _context(ctx)
     if ctx.profile == files.EVIDENCE and ctx.backbone == experiments.EVIDENCE_BACKBONE:
         return "This notebook runs at the evidence profile: the table above is the evidence."
-    table = _paper_table(name, files.EVIDENCE, experiments.EVIDENCE_BACKBONE, rows, columns)
+    table = _paper_table(name, files.EVIDENCE, experiments.EVIDENCE_BACKBONE, rows, columns,
+                         store=files.committed_evidence_dir())
     runs = [r for r in table.rows if not str(r.get("setting", "")).startswith("trivial baseline")]
     done = sum(1 for r in runs if r.get("seeds"))
     return report.Table(table.rows, columns=table.columns, title="Committed evidence: " + table.title, notes=[
@@ -557,9 +558,9 @@ def show_evidence(name: str, *, rows=None, columns=None, ctx: NotebookContext | 
         f"CPU with {experiments.EVIDENCE_BACKBONE}; nothing is trained by this cell.", *table.notes])
 
 
-def _paper_table(name: str, profile: str, backbone: str, rows, columns) -> report.Table:
+def _paper_table(name: str, profile: str, backbone: str, rows, columns, store=None) -> report.Table:
     configs = _subset_configs(name, profile, backbone, rows, columns)
-    store = experiments.store_dir(profile)              # evidence: the tracked results/evidence/
+    store = store or experiments.store_dir(profile)     # evidence: the tracked results/evidence/
     render = report.run_set_table if experiments.canonical(name) in experiments.RUN_SETS else report.paper_table
     if rows is None and columns is None:
         return render(name, profile, directory=store, backbone=backbone)
@@ -605,7 +606,7 @@ def claims(notebook: str, *, ctx: NotebookContext | None = None) -> report.Table
 def evidence_claims() -> report.Table:
     """``report.claims`` on the committed evidence (``results/evidence/``, backbone
     ``experiments.EVIDENCE_BACKBONE``): what notebook 00, the README and quick-profile notebooks show."""
-    full = report.claims(files.EVIDENCE, directory=experiments.store_dir(files.EVIDENCE),
+    full = report.claims(files.EVIDENCE, directory=files.committed_evidence_dir(),
                          backbone=experiments.EVIDENCE_BACKBONE)
     note = (f"Verdicts from the committed evidence records (results/evidence/, `python -m fptlib reproduce "
             f"TABLE --profile evidence`, {experiments.EVIDENCE_BACKBONE} on a 2-core CPU), read here, not trained.")

@@ -42,8 +42,9 @@ def test_a_fork_changes_one_line_and_the_script_propagates_it(copy):
     for nb in notebooks:
         text = nb.read_text()
         assert "fpt-course/fpt-course" not in text
-        assert f"colab.research.google.com/github/someone/my-fpt/blob/main/notebooks/{nb.name}" in text
-        assert f"git+{fork}\\\"" in text                  # the install cell, inside the JSON string
+        # badge and install cell pinned to the release tag v<pyproject's version>
+        assert f"colab.research.google.com/github/someone/my-fpt/blob/v0.1.0/notebooks/{nb.name}" in text
+        assert f"git+{fork}@v0.1.0\\\"" in text           # the install cell, inside the JSON string
     # only the Repository line of pyproject changed
     before, after = (ROOT / "pyproject.toml").read_text().splitlines(), (copy / "pyproject.toml").read_text().splitlines()
     assert [(a, b) for a, b in zip(before, after) if a != b] == [
@@ -53,9 +54,20 @@ def test_a_fork_changes_one_line_and_the_script_propagates_it(copy):
 def test_a_notebook_left_pointing_elsewhere_is_reported(copy):
     nb = copy / "notebooks" / "03_bit_xor.ipynb"
     nb.write_text(nb.read_text().replace("fpt-course/fpt-course", "old/place"))
-    assert course_url.stale(copy) == ["03_bit_xor.ipynb: points elsewhere than https://github.com/fpt-course/fpt-course"]
+    assert course_url.stale(copy) == ["03_bit_xor.ipynb: points elsewhere than https://github.com/fpt-course/fpt-course at v0.1.0"]
     with pytest.raises(ValueError, match="OWNER/NAME"):
         course_url.write(copy, url="https://gitlab.com/x/y")
+
+
+def test_a_version_bump_moves_every_pin_to_the_new_tag(copy):
+    py = copy / "pyproject.toml"
+    py.write_text(py.read_text().replace('version = "0.1.0"', 'version = "0.2.0"', 1))
+    notebooks = list((copy / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert course_url.release_tag(copy) == "v0.2.0" and len(course_url.stale(copy)) == len(notebooks)
+    course_url.write(copy)
+    text = (copy / "notebooks" / "03_bit_xor.ipynb").read_text()
+    assert "@v0.2.0" in text and "/blob/v0.2.0/notebooks/" in text and "v0.1.0" not in text
+    assert course_url.stale(copy) == []
 
 
 def test_packaging_check_reads_extras_and_imports_from_the_notebooks(copy):

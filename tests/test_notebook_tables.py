@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fptlib import experiments, paper, report
+from fptlib import experiments, files, paper, report
 from fptlib import notebook as nb
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -160,7 +160,7 @@ def test_claims_at_quick_are_the_committed_evidences_verdicts(ctx, monkeypatch):
              [record(c, x, profile="evidence") for c, x in zip(seeds["frozen random LSTM"], (0.6, 0.61, 0.62))]
     shown = nb.claims(ARCH.notebook, ctx=ctx)
     row = next(r for r in shown.rows if r["claim"] == ARCH.text)
-    assert row["verdict"] == "holds" and asked[-1] == experiments.store_dir("evidence")
+    assert row["verdict"] == "holds" and asked[-1] == files.committed_evidence_dir()
     assert any("committed evidence" in n for n in shown.notes)
     stored = stored[3:] + [record(c, x, profile="evidence") for c, x in zip(seeds["frozen random transformer"], (0.5, 0.5, 0.51))]
     assert next(r for r in nb.claims(ARCH.notebook, ctx=ctx).rows if r["claim"] == ARCH.text)["verdict"] == "reversed"
@@ -180,7 +180,7 @@ def test_show_evidence_reads_the_committed_cells_beside_a_quick_table(ctx, monke
         return stored
     monkeypatch.setattr(nb.results, "load", load)
     shown = nb.show_evidence("init", rows="language", columns="bit-xor", ctx=ctx)
-    assert asked == [experiments.store_dir("evidence")]
+    assert asked == [files.committed_evidence_dir()]
     run = next(r for r in shown.rows if r["setting"] == "language")
     assert run["this run (%)"] == "90.0 ± 0.0" and run["seeds"] == len(cfg) == 3
     assert shown.title.startswith("Committed evidence") and "profile `evidence`" in shown.title
@@ -197,3 +197,26 @@ def test_notebook_code_compiles(stem):
         plain = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!"))
                           else line for line in code.splitlines())
         compile(plain, f"{stem} cell {i}", "exec")
+
+
+def test_the_committed_evidence_is_the_courses_wherever_the_learners_store_is(monkeypatch, tmp_path):
+    """show_evidence and the quick notebooks' claims read the course's committed records: the
+    checkout's results/evidence/, and in an installed wheel (Colab, no checkout) the copy the wheel
+    carries as fptlib/evidence/; a learner's own store ($FPT_RESULTS_DIR, Google Drive) never hides them."""
+    root = files.repo_root()
+    monkeypatch.setenv("FPT_RESULTS_DIR", str(tmp_path / "drive"))
+    assert files.committed_evidence_dir() == root / "results" / "evidence"
+    assert experiments.store_dir("evidence") == tmp_path / "drive" / "evidence"     # where the learner's runs go
+    monkeypatch.setattr(files, "repo_root", lambda: None)                         # an installed copy
+    assert files.committed_evidence_dir() == files.PACKAGE_DIR / "evidence" == files.PACKAGED_EVIDENCE
+
+
+def test_every_package_of_fptlib_is_listed_for_the_wheel():
+    """pyproject.toml lists fptlib's packages (it must, to map results/evidence/ into the wheel): a
+    new subpackage left out of that list would be missing from the wheel a Colab user installs."""
+    import tomllib
+    conf = tomllib.loads((files.repo_root() / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {".".join(p.parent.relative_to(files.PACKAGE_DIR.parent).parts)
+             for p in files.PACKAGE_DIR.rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert found | {"fptlib.evidence"} == set(conf["packages"])
+    assert conf["package-dir"]["fptlib.evidence"] == "results/evidence"

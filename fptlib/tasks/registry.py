@@ -13,6 +13,7 @@ from fptlib.tasks.bits import BitMemory, BitXOR
 from fptlib.tasks.homology import RemoteHomology
 from fptlib.tasks.images import ImageTask
 from fptlib.tasks.listops import ListOps
+from fptlib.tasks.timeseries import TimeSeriesTask
 
 # name -> (class, fixed keyword arguments)
 TASKS: dict[str, tuple[type, dict]] = {
@@ -27,11 +28,16 @@ TASKS: dict[str, tuple[type, dict]] = {
     "fashion-mnist": (ImageTask, {"dataset": "fashion-mnist"}),
     "mnist-5k": (ImageTask, {"dataset": "mnist-5k"}),
     "digits": (ImageTask, {"dataset": "digits"}),
+    # beyond the paper: UCR/UEA time-series classification (One Fits All's), two sets aeon's wheel
+    # ships, and any problem of the archive by name (dataset=...)
+    "japanese-vowels": (TimeSeriesTask, {"dataset": "JapaneseVowels"}),
+    "basic-motions": (TimeSeriesTask, {"dataset": "BasicMotions"}),
+    "ucr-uea": (TimeSeriesTask, {}),
 }
 
 
 def names() -> list[str]:
-    """Every task name: the paper's seven, then the offline image sets."""
+    """Every task name: the paper's seven, the offline image sets, then the time-series sets."""
     return list(TASKS)
 
 

@@ -16,6 +16,8 @@ CRITIQUE_SOURCE = "Rothermel et al. 2021, arXiv 2107.12460"
 TASKS = ("bit-memory", "bit-xor", "listops", "mnist", "cifar10", "cifar10-lra", "homology")
 TASK_TITLES = {"bit-memory": "Bit Memory", "bit-xor": "Bit XOR", "listops": "ListOps", "mnist": "MNIST",
                "cifar10": "CIFAR-10", "cifar10-lra": "C10 LRA", "homology": "Homology"}
+# a "matches" claim's margin: equal means the difference's 95% interval lies within 2 points
+EQUAL_MARGIN = 0.02
 BIT_XOR_BITS = 5        # the paper's Bit XOR: two strings of 5 bits (its attention figure goes further)
 
 
@@ -204,7 +206,7 @@ class PaperClaim:
     ``first`` and ``second`` select a setting as ``(row, column)`` of table ``table`` (the same
     labels as ``experiments.table``'s configurations: the column is the paper's column, whatever
     task a profile really runs in it); ``relation`` is ``">"`` (first beats second) or ``"~"``
-    (about equal); ``notebook`` is where the course shows it. ``run_set``: the verdict is computed on
+    (about equal, within ``margin``: a fraction, 0.02 for 2 points); ``notebook`` is where the course shows it. ``run_set``: the verdict is computed on
     the records of that run set (``experiments.RUN_SETS``, same row and column labels) instead of the
     table's own runs, e.g. Table 1's cells with each model's learning rate chosen on validation; the
     paper's numbers still come from ``table``.
@@ -218,10 +220,13 @@ class PaperClaim:
     relation: str = ">"
     notebook: str = ""
     run_set: str = ""
+    margin: float = EQUAL_MARGIN
 
     def __post_init__(self):
         if self.relation not in (">", "~"):
             raise ValueError(f"claim {self.name!r}: relation must be '>' or '~', got {self.relation!r}")
+        if not 0 < self.margin < 1:
+            raise ValueError(f"claim {self.name!r}: margin is a fraction (0.02 for 2 points), got {self.margin!r}")
         t = get(self.table)
         for row, column in (self.first, self.second):
             if t.value(row, column) is None:

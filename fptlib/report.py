@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -148,6 +149,14 @@ class Cell:
     def chosen(self) -> list:
         """The records the cell reports: its seeds, a sweep's at the lr chosen on validation."""
         return [r for r in self.records if self.lr is None or sweeps.record_lr(r) == self.lr]
+
+    def grid(self) -> list[float]:
+        """The learning rates a sweep runs (one entry without a sweep)."""
+        return sorted({c.lr for c in self.configs})
+
+    def at_grid_edge(self) -> bool:
+        """A sweep whose lr chosen on validation is its grid's smallest or largest."""
+        return self.sweep and self.lr is not None and self.lr in (self.grid()[0], self.grid()[-1])
 
     def unswept(self) -> list[float]:
         """The learning rates of a sweep with no stored run yet: its choice on validation is not made
@@ -360,7 +369,7 @@ def summary(records: list[dict]) -> Table | str:
 def _claim_verdict(c: paper.PaperClaim, profile: str, by_key: Mapping[str, Mapping],
                    backbone: str | None, cache: dict) -> stats.Verdict:
     first, second = c.labels()
-    claim = stats.Claim(c.text, first, second, c.relation, paper=c.numbers())
+    claim = stats.Claim(c.text, first, second, c.relation, paper=c.numbers(), margin=c.margin)
     if profile == "quick":
         return stats.Verdict(claim, "not run here", f"{c.text}: not run here: {QUICK_NOTE}.")
     source = c.run_set or c.table          # a run set: the verdict on its runs, the paper's numbers from c.table
@@ -380,15 +389,22 @@ def _claim_verdict(c: paper.PaperClaim, profile: str, by_key: Mapping[str, Mappi
     where = "; ".join(f"{label}: {cell.produced()}" + (f" [{cell.ran_on()}]" if cell.stand_in else "")
                       + ("" if cell.how == Cell.how else f" [{cell.how}]")
                       for label, cell in ((first, a), (second, b)) if cell.records)
-    return stats.verdict(claim, a.summary, b.summary, where=where, floor=_floor(a) if a.records else None)
+    v = stats.verdict(claim, a.summary, b.summary, where=where, baselines=_baselines(a) if a.records else ())
+    edges = [f"{label} {cell.lr:g} of {', '.join(f'{lr:g}' for lr in cell.grid())}"
+             for label, cell in ((first, a), (second, b)) if cell.at_grid_edge()]
+    if not edges:
+        return v
+    return dataclasses.replace(v, word=f"{v.word} (lr at the grid's edge)", sentence=(
+        f"{v.sentence} Learning rate chosen at the edge of its grid ({'; '.join(edges)}): a rate outside "
+        f"the grid may do better, so this comparison is not settled by the sweep."))
 
 
-def _floor(cell: Cell) -> tuple[str, float] | None:
-    """The best trivial baseline (chance, majority class, copying; not a fitted one) of a cell's task."""
+def _baselines(cell: Cell) -> tuple[tuple[str, float, bool], ...]:
+    """Every baseline of a cell's task as (name, accuracy, fitted): trivial (chance, majority class,
+    copying) and fitted (pixel logistic regression, ``trivial.FITTED``)."""
     cfg = cell.configs[0]
-    found = [(name, acc) for name, acc, _ in task_baselines(cfg.task, cfg.task_options, cfg.eval_limit)
-             if acc is not None and name not in trivial.FITTED]
-    return max(found, key=lambda f: f[1]) if found else None
+    return tuple((name, acc, name in trivial.FITTED)
+                 for name, acc, _ in task_baselines(cfg.task, cfg.task_options, cfg.eval_limit) if acc is not None)
 
 
 def evidence_profile() -> str:
@@ -400,8 +416,9 @@ def evidence_profile() -> str:
 def claims(profile: str | None = None, directory: str | os.PathLike | None = None,
            records: list[dict] | None = None, backbone: str | None = None) -> Table:
     """Every claim of the paper the course tests (``paper.CLAIMS``): the paper's numbers, and the
-    verdict computed from the stored records of ``profile`` (``stats.verdict``: holds / reversed /
-    no clear difference / does not hold / at the trivial baseline / not run here) with what produced them. A quick profile
+    verdict computed from the stored records of ``profile`` (``stats.verdict``: e.g. "FPT higher",
+    "FPT lower", "equal within 2 points", "not shown equal", "no clear difference", "both at or below
+    a baseline", "a side collapsed to a constant output", "not run here") with what produced them. A quick profile
     never gives a verdict: its runs check that the code runs."""
     profile = experiments.check_profile(profile or experiments.choose_profile()[0])
     recs = records if records is not None else results.load(directory)
@@ -415,8 +432,14 @@ def claims(profile: str | None = None, directory: str | os.PathLike | None = Non
                      "see": f"notebooks/{c.notebook}.ipynb" if c.notebook else "-"})
     notes = [f"Verdicts are computed by `fptlib.stats.verdict` from the {profile}-profile records: a claim "
              f"needs at least {stats.MIN_SEEDS} seeds per setting, each run scored by its test accuracy at its "
-             f"best-validation evaluation; a gap within the sum of the two standard deviations is no clear "
-             f"difference.",
+             f"best-validation evaluation. The 95% Welch t interval of the difference of the means decides "
+             f"(higher, lower, or no clear difference when it spans zero), each side's spread at least its test "
+             f"set's binomial sampling error; a 'matches' claim is equal only when the whole interval lies within "
+             f"its margin, else not shown equal. A side at or below a baseline (chance, majority class of the "
+             f"training split, copying, or a fitted pixel logistic regression) is named, both there give no "
+             f"verdict; a side with the same accuracy on every seed at a trivial baseline collapsed to a constant "
+             f"output. (lr at the grid's edge): the learning rate validation chose is the smallest or largest "
+             f"of its grid.",
              "The paper's numbers: " + "; ".join(sorted({paper.get(c.table).source for c in paper.CLAIMS})) + "."]
     if profile == "quick":
         notes.insert(0, f"**{QUICK_NOTE}: no verdicts.** Run the evidence profile for verdicts.")

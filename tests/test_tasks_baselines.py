@@ -14,8 +14,9 @@ class Fixed(Task):
 
     name, input_kind, token_dim, max_len, output_dim = "fixed", "continuous", 4, 1, 3
 
-    def __init__(self, labels, informative=True):
+    def __init__(self, labels, informative=True, train=None):
         self.labels = torch.tensor(labels)
+        self.train = torch.tensor(train if train is not None else labels)
         gen = torch.Generator().manual_seed(0)
         noise = torch.randn(len(labels), 4, generator=gen)
         self.x = noise + (3 * torch.nn.functional.one_hot(self.labels, 4).float() if informative else 0)
@@ -23,9 +24,10 @@ class Fixed(Task):
 
     def eval_batches(self, split, batch_size, device, limit=None):
         self.check_split(split)
-        n = len(self.labels) if limit is None else min(limit, len(self.labels))
+        labels = self.train if split == "train" and len(self.train) == len(self.labels) else self.labels
+        n = len(labels) if limit is None else min(limit, len(labels))
         for i in range(0, n, batch_size):
-            yield Batch(self.x[i:min(n, i + batch_size)], self.labels[i:min(n, i + batch_size)])
+            yield Batch(self.x[i:min(n, i + batch_size)], labels[i:min(n, i + batch_size)])
 
 
 def test_majority_is_the_share_of_the_most_common_class_of_the_split():
@@ -37,10 +39,18 @@ def test_majority_is_the_share_of_the_most_common_class_of_the_split():
         majority(task, "nope")
 
 
+def test_majority_class_is_chosen_on_the_training_split_never_on_test():
+    """Train mostly class 2, test mostly class 1: the constant is class 2, scored on test (1/8),
+    not the test split's own most common class (5/8)."""
+    task = Fixed([0, 1, 1, 2, 1, 0, 1, 1], train=[2, 2, 2, 0, 1, 2, 2, 2])
+    b = majority(task, "test")
+    assert b.accuracy == pytest.approx(1 / 8) and "class 2" in b.how and "training split" in b.how
+
+
 def test_bit_tasks_chance_is_per_bit_and_majority_near_half():
     task = BitXOR(n=5, eval_size=2000)
     assert chance(task).accuracy == 0.5
-    assert 0.5 <= majority(task).accuracy < 0.53
+    assert 0.47 < majority(task).accuracy < 0.53
 
 
 def test_bit_memory_copy_baseline_is_about_75_percent_at_mask_half():

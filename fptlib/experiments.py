@@ -53,7 +53,7 @@ from fptlib.train import distributed
 from fptlib.train.distributed import context
 from fptlib.train.features import fit_output_only, has_training_set
 from fptlib.train.packed import PackedTrainer, PackError, auto_pack_size, measure_run_bytes, share_frozen
-from fptlib.train.trainer import TrainConfig, Trainer
+from fptlib.train.trainer import NonFiniteLossError, TrainConfig, Trainer
 
 PROFILES = ("quick", "evidence", "full")
 INITS = ("pretrained", "random", "statistics", "bit-memory")   # RunConfig.init (see bit_memory_backbone)
@@ -853,7 +853,8 @@ def pack_group(config: RunConfig) -> str:
 def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force: bool = False, progress: bool = True,
              device: str = "auto", checkpoint: bool | str | None = None, save_weights: bool | None = None,
              compile: bool | str = "auto", log: Callable[[str], None] = print,
-             held: list | None = None, on_record: Callable[[RunConfig, dict], None] | None = None) -> list[dict]:
+             held: list | None = None, on_record: Callable[[RunConfig, dict], None] | None = None,
+             on_diverged: Callable[[RunConfig, NonFiniteLossError], None] | None = None) -> list[dict]:
     """The records of ``configs``, in order: stored ones reused, the others trained, runs of one
     ``pack_group`` together as packs (``fptlib.train.packed``). ``pack``: "auto" (by memory on
     CUDA, the benchmark's size on a CPU), a pack size K, or False / 1 to train one run at a time.
@@ -862,7 +863,8 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
     records (the caller takes them up later). A run whose loss became NaN raises its
     NonFiniteLossError after the others are stored. ``on_record(config, record)`` is called for each
     record as soon as it is stored or found (``reproduce`` writes its manifest entry there), so a
-    stop in the middle of a group loses nothing of the runs that finished."""
+    stop in the middle of a group loses nothing of the runs that finished. With ``on_diverged``, a run
+    whose loss became NaN is passed to it (with its error) instead, and the others go on."""
 
     ctx = context()
     records, todo = {}, {}
@@ -902,12 +904,26 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
             if outcomes is not None:
                 for c, outcome in zip(chunk, outcomes):
                     if isinstance(outcome, Exception):
-                        errors.append(outcome)
+                        failed(c, outcome)
                     else:
                         got(c, outcome)
                 return
         for c in chunk:
+            train_one(c)
+
+    def failed(c: RunConfig, err: Exception) -> None:
+        if on_diverged is not None and isinstance(err, NonFiniteLossError):
+            on_diverged(c, err)
+        else:
+            errors.append(err)
+
+    def train_one(c: RunConfig) -> None:
+        try:
             got(c, train(c, **kw)[0])
+        except NonFiniteLossError as err:
+            if on_diverged is None:
+                raise
+            on_diverged(c, err)
 
     for group in (list(g.values()) for g in todo.values()):
         if pack is False or pack is None or group[0].freeze == OUTPUT_ONLY:
@@ -943,7 +959,10 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
     for c in deferred:
         with claim(c.key, wait=True):
             done = _stored(c, directory, ctx)
-            got(c, done if done is not None else train(c, **kw)[0])
+            if done is not None:
+                got(c, done)
+            else:
+                train_one(c)
     if errors:
         raise errors[0]
     return [records[c.key] for c in configs if c.key in records]

@@ -105,6 +105,31 @@ def save(record: dict, directory: str | os.PathLike | None = None) -> Path:
     return atomic_write_text(path, json.dumps(record, indent=1, sort_keys=False, default=_json_default) + "\n")
 
 
+DIVERGED = "diverged"    # <results>/diverged/<key>.json: runs whose loss became NaN (not records)
+
+
+def mark_diverged(key: str, message: str, directory: str | os.PathLike | None = None) -> Path:
+    """Note that run ``key`` diverged (its loss became NaN or infinite), so that a sweep counts it
+    as a result (never selected) and a rerun does not train it again. Not a record: ``load`` never
+    returns it; delete the file to train the run again."""
+    note = {"key": key, "diverged": message,
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    return atomic_write_text(results_dir(directory) / DIVERGED / f"{key}.json", json.dumps(note, indent=1) + "\n")
+
+
+def diverged(key: str, directory: str | os.PathLike | None = None) -> str | None:
+    """What ``mark_diverged`` noted for run ``key`` (its error message), or None."""
+    path = results_dir(directory) / DIVERGED / f"{key}.json"
+    if not path.is_file():
+        return None
+    try:
+        note = json.loads(path.read_text(encoding="utf-8"))
+        return str(note["diverged"])
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
+        print(f"warning: ignoring {path}: not a note of a diverged run; delete it", file=sys.stderr)
+        return None
+
+
 def _json_default(obj: Any):
     if hasattr(obj, "tolist"):
         return obj.tolist()

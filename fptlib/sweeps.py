@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from fptlib import experiments, stats
+from fptlib import experiments, results, stats
 from fptlib.experiments import RunConfig
 from fptlib.train.trainer import NonFiniteLossError
 
@@ -111,6 +111,11 @@ class SweepResult:
             mark = " **chosen**" if r["lr"] == self.best_lr else ""
             lines.append(f"| {r['lr']:g}{mark} | {100 * r['val_mean']:.1f} | {100 * r['test_mean']:.1f} +- "
                          f"{100 * r['test_std']:.1f} | {len(r['seeds'])} |")
+        for lr, seeds in sorted(self.diverged.items()):
+            lines.append(f"| {lr:g} | diverged | diverged (NaN loss, seed{'s' if len(seeds) > 1 else ''} "
+                         f"{', '.join(map(str, seeds))}) | {len(seeds)} |")
+        if self.diverged:
+            lines += ["", "A diverged rate is never chosen; a rate with any diverged seed counts as diverged."]
         return "\n".join(lines)
 
 
@@ -127,38 +132,44 @@ def sweep(base: RunConfig, lrs=None, seeds=(0, 1), *, select: str = "val", repor
     if any(not (isinstance(lr, (int, float)) and lr > 0) for lr in lrs):
         raise ValueError(f"learning rates must be positive numbers, got {list(lrs)}")
     configs = [dataclasses.replace(base, lr=float(lr), seed=int(seed)) for lr in lrs for seed in seeds]
-    experiments.run_many(configs, pack=pack, directory=directory, progress=progress, device=device, log=log)
-    records = []
-    for lr in lrs:
-        for seed in seeds:
-            cfg = dataclasses.replace(base, lr=float(lr), seed=int(seed))
-            log(f"sweep: lr {lr:g}, seed {seed}: {cfg.key}")
-            records.append(experiments.run(cfg, directory=directory, progress=progress, device=device))
+    store = experiments.store_dir(base.profile, directory)
+
+    def note(cfg: RunConfig, err: Exception) -> None:
+        log(f"sweep: lr {cfg.lr:g}, seed {cfg.seed} diverged (NaN loss): recorded as diverged, never chosen")
+        results.mark_diverged(cfg.key, str(err), store)
+
+    todo = [c for c in configs if results.diverged(c.key, store) is None]      # diverged before: not again
+    experiments.run_many(todo, pack=pack, directory=directory, progress=progress, device=device, log=log,
+                         on_diverged=note)
+    records, diverged = [], defaultdict(list)
+    for cfg in configs:
+        if results.diverged(cfg.key, store) is not None:
+            diverged[cfg.lr].append(cfg.seed)
+            continue
+        log(f"sweep: lr {cfg.lr:g}, seed {cfg.seed}: {cfg.key}")
+        records.append(experiments.run(cfg, directory=directory, progress=progress, device=device))
+    records = [r for r in records if record_lr(r) not in diverged]
+    if not records:
+        raise NonFiniteLossError(f"every learning rate of the sweep diverged (NaN loss): "
+                                 f"{', '.join(f'{lr:g}' for lr in diverged)}; try smaller rates")
     best_lr, _ = select_by_validation(records, select, report)
     rows = [{"lr": lr, "val_mean": val.mean, "test_mean": test.mean, "test_std": test.std,
              "seeds": list(test.seeds), "val": list(val.values), "test": list(test.values)}
             for lr, (val, test) in by_lr(records, select, report).items()]
-    return SweepResult(base, rows, best_lr, select, report)
+    return SweepResult(base, rows, best_lr, select, report, dict(diverged))
 
 
 def sweep_each(configs: Mapping[str, Any], lrs: Sequence[float], seeds: Sequence[int] = (0,), *,
                progress: bool = True) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """``sweep`` for each labelled configuration (its own learning rate chosen on
-    validation). A learning rate whose run diverges (NaN loss) is dropped, with a message, and the
-    sweep continues without it. Returns ``({label: SweepResult}, {label: [diverged lrs]})``."""
-    results: dict[str, Any] = {}
+    validation). A learning rate whose run diverges (NaN loss) is recorded as diverged and never
+    chosen (``SweepResult.diverged``). Returns ``({label: SweepResult}, {label: [diverged lrs]})``."""
+    out: dict[str, Any] = {}
     diverged: dict[str, list[float]] = {}
     for label, cfg in configs.items():
-        remaining = list(lrs)
-        diverged[label] = []
-        while remaining:
-            try:
-                results[label] = sweep(cfg, lrs=remaining, seeds=tuple(seeds), progress=progress)
-                break
-            except NonFiniteLossError as err:
-                bad = next((lr for lr in remaining if f"lr={lr}" in str(err)), remaining[-1])
-                print(f"{label}: lr {bad:g} diverged (NaN loss); dropped from its sweep")
-                diverged[label].append(bad)
-                remaining.remove(bad)
-    return results, diverged
+        out[label] = sweep(cfg, lrs=list(lrs), seeds=tuple(seeds), progress=progress)
+        diverged[label] = sorted(out[label].diverged)
+        for lr in diverged[label]:
+            print(f"{label}: lr {lr:g} diverged (NaN loss); never chosen")
+    return out, diverged
 

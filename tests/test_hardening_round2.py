@@ -147,3 +147,33 @@ def test_trust_remote_code_is_false_at_every_transformers_load():
                 depth += {"(": 1, ")": -1}.get(text[i], 0)
                 i += 1
             assert "trust_remote_code=False" in text[call.end():i], f"{path}: {text[call.start():i]}"
+
+
+# ---- 4. a sweep with a diverging rate finishes, records it, never chooses it ---------------------
+TINY = ["--backbone", "gpt2", "--backbone-override", "n_layer=2", "--backbone-override", "n_embd=32",
+        "--backbone-override", "n_head=2", "--init", "random"]
+
+
+@pytest.mark.parametrize("pack", [["--no-pack"], ["--pack", "2"]])
+def test_sweep_records_a_diverged_rate_and_prints_its_table(tmp_path, monkeypatch, capsys, pack):
+    from fptlib import experiments
+    from fptlib.cli import main
+
+    monkeypatch.setenv("FPT_RESULTS_DIR", str(tmp_path / "results"))
+    args = ["sweep", "--task", "bit-xor", *TINY, "--option", "n=3", "--steps", "4", "--eval-every", "2",
+            "--lrs", "1e30", "1e-3", "--seeds", "0", "--no-progress", *pack]
+    trained = []
+    real_train = experiments.train
+    real_pack = experiments.train_pack
+    monkeypatch.setattr(experiments, "train", lambda c, **kw: (trained.append(c.lr), real_train(c, **kw))[1])
+    monkeypatch.setattr(experiments, "train_pack",
+                        lambda cs, **kw: (trained.extend(c.lr for c in cs), real_pack(cs, **kw))[1])
+    assert main(args) == 0
+    assert sorted(trained) == [1e-3, 1e30]
+    out = capsys.readouterr().out
+    assert "| 1e+30 | diverged" in out and "| 0.001 **chosen**" in out
+    assert list((tmp_path / "results" / "diverged").glob("*.json"))
+    trained.clear()
+    assert main(args) == 0                     # a rerun trains nothing: the diverged rate is stored too
+    assert trained == []
+    assert "| 1e+30 | diverged" in capsys.readouterr().out

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from fptlib import env, experiments, report, results, sweeps, tasks
+from fptlib import env, experiments, files, report, results, sweeps, tasks
 from fptlib.backbones.registry import default_backbone
 from fptlib.cli import positive_int
 from fptlib.experiments import PROFILES
@@ -159,9 +159,11 @@ def cmd_demo(args) -> int:
     _threads(args.device)
     backbone = _backbone(args)
     cfg = experiments.config("bit-xor", "quick", backbone, row="demo", column="bit-xor", steps=args.steps)
-    out = Path(args.out)
-    if out.is_dir():        # found now, not after training
-        raise ValueError(f"--out {out} is a folder: give a file name for the PNG, e.g. --out {out / 'attention.png'}")
+    if cfg.backbone == "lstm":      # found now, not after training
+        raise ValueError("the demo draws attention maps and the LSTM has no attention: use a transformer "
+                         "backbone (python -m fptlib backbones lists them)")
+    out = files.check_output_file(args.out, "--out")
+    experiments.check_outputs([cfg], args.results_dir)
     print(f"FPT demo: {cfg.describe()}", flush=True)
     record, model = experiments.train(cfg, directory=args.results_dir, progress=not args.no_progress,
                                       device=args.device, checkpoint=False)

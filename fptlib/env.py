@@ -23,8 +23,10 @@ RECORDED_PACKAGES = ("torch", "transformers", "numpy", "einops", "fptlib")
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     """Resolve "auto" to ``$FPT_DEVICE`` when set, else CUDA when present, else MPS, else CPU;
     check explicit choices exist. Every entry point (notebooks, command line, Trainer) goes through here."""
+    source = ""
     if (device is None or str(device) == "auto") and os.environ.get("FPT_DEVICE", "").strip():
         device = os.environ["FPT_DEVICE"].strip()
+        source = " (from $FPT_DEVICE: unset it or set it to one of these)"
     if device is None or str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -35,9 +37,13 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from err
+        raise ValueError(f"unknown device {device!r}{source}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from err
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r}{source} is not one fptlib trains on: use 'auto', 'cpu', 'cuda', "
+                         f"'cuda:N' or 'mps'")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for but CUDA is not available here: use device='cpu' or 'auto'")
+        raise ValueError(f"device {device!r}{source} asked for but CUDA is not available here: use device='cpu' "
+                         f"or 'auto'")
     return dev
 
 

@@ -111,18 +111,29 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: b
     """Call ``write(file)`` on a temporary file in the same folder, then ``os.replace`` it onto
     ``path``: readers (and a run resumed after a closed Colab tab) never see a half-written file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise WriteError(f"cannot write {path}: {err.strerror or err}; give a folder you can write to") from err
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             write(f)
         os.chmod(tmp, 0o644)           # mkstemp makes 0600; results are meant to be read by others
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        # a full disk: OSError ENOSPC, or torch.save's "[enforce fail at inline_container.cc] unexpected pos"
+        if isinstance(err, OSError) or (isinstance(err, RuntimeError) and "inline_container" in str(err)):
+            raise WriteError(f"writing {path} failed ({err}): is the disk full? Free some space on it "
+                             f"(df -h {path.parent}) and run again; nothing was replaced") from err
         raise
     return path
+
+
+class WriteError(RuntimeError):
+    """A file could not be written (a folder that cannot be written, a full disk); names the file."""
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

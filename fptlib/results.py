@@ -170,6 +170,9 @@ def load(directory: str | os.PathLike | None = None, **filters: Any) -> list[dic
     """All records (oldest first), optionally filtered by top-level fields, e.g. ``load(task="bit-xor")``;
     ``backbone="minilm"`` matches the backbone's name. Bad files are skipped with a warning (``read_record``)."""
     folder = results_dir(directory)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"the results folder {folder} is a file, not a folder: give --results-dir (or "
+                         f"$FPT_RESULTS_DIR) the folder that holds the records")
     records = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         if path.name == MANIFEST:      # how the records were produced (evidence folder), not a record

@@ -131,6 +131,11 @@ def sweep(base: RunConfig, lrs=None, seeds=(0, 1), *, select: str = "val", repor
         raise ValueError("a sweep needs at least one learning rate and one seed")
     if any(not (isinstance(lr, (int, float)) and lr > 0) for lr in lrs):
         raise ValueError(f"learning rates must be positive numbers, got {list(lrs)}")
+    for what, values in (("learning rate", [float(lr) for lr in lrs]), ("seed", list(seeds))):
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise ValueError(f"{what} {', '.join(map(str, twice))} given twice: give each {what} once "
+                             f"(a repeated one would count its run twice in the mean)")
     configs = [dataclasses.replace(base, lr=float(lr), seed=int(seed)) for lr in lrs for seed in seeds]
     store = experiments.store_dir(base.profile, directory)
 

@@ -177,3 +177,143 @@ def test_sweep_records_a_diverged_rate_and_prints_its_table(tmp_path, monkeypatc
     assert main(args) == 0                     # a rerun trains nothing: the diverged rate is stored too
     assert trained == []
     assert "| 1e+30 | diverged" in capsys.readouterr().out
+
+
+# ---- 5. the LSTM never silently trains another model ---------------------------------------------
+@pytest.mark.parametrize("changes", [{"layers": -2}, {"layers": 0},
+                                     {"backbone_overrides": (("hiden_size", 4),)},
+                                     {"hidden_size": 0}])
+def test_lstm_settings_it_would_ignore_or_misread_are_refused(changes):
+    from fptlib import experiments
+
+    with pytest.raises(ValueError, match="layers|override|hidden_size"):
+        experiments.config("bit-xor", "quick", "lstm", **changes)
+
+
+def test_lstm_backbone_refuses_bad_depth_and_overrides():
+    from fptlib.backbones import load_backbone
+
+    for kwargs in ({"layers": -2}, {"layers": 0}, {"config_overrides": {"hiden_size": 4}}):
+        with pytest.raises(ValueError):
+            load_backbone("lstm", init="random", **kwargs)
+    assert load_backbone("lstm", init="random", layers=1, hidden_size=8).num_layers == 1
+
+
+# ---- 7 and 10: every failure found before the first step -------------------------------------------
+@pytest.fixture
+def no_training(monkeypatch):
+    """Any attempt to build a model (the first thing training does) fails the test."""
+    from fptlib import experiments
+
+    def build(*args, **kwargs):
+        raise AssertionError("a model was built: the problem was not found before training")
+
+    monkeypatch.setattr(experiments, "build", build)
+
+
+RUN = ["train", "--task", "bit-xor", *TINY, "--option", "n=3", "--steps", "2", "--no-progress"]
+
+
+def run_cli(args, capsys):
+    from fptlib.cli import main
+
+    code = main(args)
+    return code, capsys.readouterr().err
+
+
+def test_results_dir_that_is_a_file_is_refused_before_training(tmp_path, capsys, no_training):
+    (tmp_path / "file").write_text("x")
+    code, err = run_cli([*RUN, "--results-dir", str(tmp_path / "file")], capsys)
+    assert code == 1 and "is a file, not a folder" in err and str(tmp_path / "file") in err
+    code, err = run_cli([*RUN, "--results-dir", str(tmp_path / "file" / "sub")], capsys)
+    assert code == 1 and "cannot be written" in err
+
+
+def test_checkpoint_dir_that_cannot_be_written_is_refused_before_training(tmp_path, capsys, no_training):
+    (tmp_path / "file").write_text("x")
+    code, err = run_cli([*RUN, "--results-dir", str(tmp_path / "r"), "--checkpoint-dir",
+                         str(tmp_path / "file" / "ck")], capsys)
+    assert code == 1 and "--checkpoint-dir" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_results_dir_is_refused_before_training(tmp_path, capsys, no_training):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    code, err = run_cli([*RUN, "--results-dir", str(folder)], capsys)
+    assert code == 1 and "cannot be written" in err
+
+
+def test_demo_checks_its_output_and_backbone_before_training(tmp_path, capsys, no_training):
+    (tmp_path / "file").write_text("x")
+    code, err = run_cli(["demo", *TINY[:2], "--steps", "2", "--out", str(tmp_path / "file" / "a.png"),
+                         "--results-dir", str(tmp_path / "r"), "--no-progress"], capsys)
+    assert code == 1 and "--out" in err
+    code, err = run_cli(["demo", "--backbone", "lstm", "--steps", "2", "--out", str(tmp_path / "a.png"),
+                         "--results-dir", str(tmp_path / "r"), "--no-progress"], capsys)
+    assert code == 1 and "no attention" in err
+
+
+def test_sweep_with_a_seed_given_twice_is_refused(tmp_path, capsys, no_training):
+    code, err = run_cli(["sweep", "--task", "bit-xor", *TINY, "--lrs", "1e-3", "--seeds", "0", "0",
+                         "--results-dir", str(tmp_path), "--no-progress"], capsys)
+    assert code == 1 and "seed 0 given twice" in err
+
+
+@pytest.mark.parametrize("content", ["[]", "folder", "{not json"])
+def test_a_damaged_manifest_is_found_before_training(tmp_path, content):
+    from fptlib import experiments, files
+
+    folder = files.evidence_dir(tmp_path)
+    folder.mkdir(parents=True)
+    if content == "folder":
+        (folder / files.MANIFEST).mkdir()
+    else:
+        (folder / files.MANIFEST).write_text(content)
+    cfg = experiments.config("bit-xor", "evidence", "lstm")
+    with pytest.raises(ValueError, match="manifest.json is .*git checkout"):
+        experiments.check_outputs([cfg], tmp_path)
+
+
+def test_a_full_disk_names_the_file(tmp_path, monkeypatch):
+    import torch
+
+    from fptlib.files import WriteError
+    from fptlib.train.checkpoint import atomic_save
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(WriteError, match=r"ckpt\.pt.*disk full"):
+        atomic_save({"step": 1}, tmp_path / "ckpt.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flags, words", [(["--seed", str(2**70)], "seed="),
+                                          (["--batch-size", "100000000"], "batch_size=")])
+def test_out_of_range_numbers_are_refused_before_training(tmp_path, capsys, no_training, flags, words):
+    code, err = run_cli([*RUN, "--results-dir", str(tmp_path), *flags], capsys)
+    assert code == 1 and words in err
+
+
+def test_fpt_device_names_the_variable(monkeypatch):
+    from fptlib import env
+
+    monkeypatch.setenv("FPT_DEVICE", "tpu")
+    with pytest.raises(ValueError, match=r"\$FPT_DEVICE"):
+        env.pick_device()
+
+
+def test_a_folder_without_config_is_named(tmp_path):
+    from fptlib.backbones import load_backbone
+
+    with pytest.raises(ValueError, match="has no config.json"):
+        load_backbone(str(tmp_path), init="random")
+
+
+def test_results_dir_file_is_not_no_results_yet(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    code, err = run_cli(["results", "--results-dir", str(tmp_path / "file")], capsys)
+    assert code == 1 and "is a file, not a folder" in err

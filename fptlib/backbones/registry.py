@@ -112,14 +112,24 @@ def load_backbone(name: str, init: str = "pretrained", *, dropout: float = 0.1, 
     if not isinstance(name, str) or not name:
         raise TypeError("backbone name must be a non-empty string")
     overrides = dict(config_overrides or {})
+    for what, value in (("layers", layers), ("hidden_size", hidden_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{what}={value!r}: give a positive whole number (or leave it out for the "
+                             f"backbone's own)")
+    if hidden_size is not None and name not in ("lstm", *SCRATCH_BODIES):
+        raise ValueError(f"hidden_size={hidden_size} sets the LSTM's width only; {name}'s width is its "
+                         f"config's (a backbone override such as n_embd / hidden_size, random init)")
 
     if name == "lstm":      # its width and depth are hidden_size and layers; config overrides do not apply
         # The paper's LSTM baseline is trained from scratch: there are no pretrained weights, so
         # "pretrained" (the default) builds it randomly initialised, as "random" does.
         if init not in ("pretrained", "random"):
             raise ValueError("the LSTM baseline has no pretrained weights: use init='random'")
-        return LSTMBackbone(hidden_size=hidden_size or LSTM_WIDTH,
-                            num_layers=layers or 3, dropout=dropout, seed=seed)
+        if overrides:
+            raise ValueError(f"backbone override {', '.join(sorted(overrides))}: the LSTM has no config to "
+                             f"override; its width is hidden_size and its depth layers=k (--layers k)")
+        return LSTMBackbone(hidden_size=LSTM_WIDTH if hidden_size is None else hidden_size,
+                            num_layers=LSTM_LAYERS if layers is None else layers, dropout=dropout, seed=seed)
     if name in SCRATCH_BODIES:    # Tan et al.'s ablations: no body / one attention layer, trained from scratch
         if init not in ("pretrained", "random") or layers is not None:
             raise ValueError(f"the {name!r} body has no pretrained weights and no layers to keep: use "

@@ -73,10 +73,10 @@ _add(PaperTable(
     notes={("FPT", "cifar10"): "GPT-2 large; base 68.2", ("Full transformer", "cifar10"): "3-layer GPT-2",
            ("Full transformer", "listops"): "Tay et al. 2020", ("Full transformer", "cifar10-lra"): "Tay et al. 2020",
            ("Full transformer", "homology"): "Rao et al. 2019"},
-    caption="FPT: pretrained GPT-2 with attention and feed-forward frozen."))
+    caption="The paper's FPT: pretrained GPT-2 with attention and feed-forward frozen."))
 
 _add(PaperTable(
-    "init", "Table 2: initialisation of the frozen 12-layer transformer",
+    "init", "Table 2: initialisation of the frozen transformer",
     ("language", "random", "Bit Memory pretrained", "ViT", "statistics only"), TASKS,
     {"language": dict(zip(TASKS, (100, 100, 38.4, 98.0, 68.2, 38.6, 12.7))),
      "random": dict(zip(TASKS, (75.8, 100, 34.3, 91.7, 61.7, 36.1, 9.3))),
@@ -84,8 +84,8 @@ _add(PaperTable(
      "ViT": dict(zip(TASKS, (100, 100, 37.4, 97.8, 72.5, 43.0, 7.5))),
      "statistics only": dict(zip(TASKS, (100, 100, 37.4, 97.2, 56.5, 33.1, 11.0)))},
     paper_label="paper (GPT-2 base)",
-    caption="Same frozen architecture, different weights: language (GPT-2), random, trained on Bit Memory, "
-            "ViT (ImageNet), or random with each layer's mean/std matched to GPT-2."))
+    caption="The paper's rows: the same frozen 12-layer architecture, different weights: language (GPT-2), "
+            "random, trained on Bit Memory, ViT (ImageNet), or random with each layer's mean/std matched to GPT-2."))
 
 _add(PaperTable(
     "architecture", "Frozen random transformer vs frozen random LSTM (CIFAR-10)",
@@ -100,12 +100,12 @@ _add(PaperTable(
     unit="steps to converge", paper_label="paper (GPT-2 base)"))
 
 _add(PaperTable(
-    "model_size", "Model size (CIFAR-10): language-pretrained vs random, GPT-2 small/medium/large",
+    "model_size", "Model size (CIFAR-10): language-pretrained vs random",
     ("small", "medium", "large"), ("language", "random"),
     {"small": {"language": 68.2, "random": 61.7}, "medium": {"language": 69.8, "random": 64.0},
      "large": {"language": 72.1, "random": 65.7}},
     paper_label="paper (GPT-2)",
-    caption="GPT-2 small: 12 layers, 117M parameters, 106K trained; medium: 24, 345M, 190K; "
+    caption="The paper's rows: GPT-2 small: 12 layers, 117M parameters, 106K trained; medium: 24, 345M, 190K; "
             "large: 36, 774M, 300K."))
 
 _LADDER = ("output only", "+ layer norm", "+ input", "+ positions")
@@ -128,7 +128,7 @@ _add(PaperTable(
     paper_label="paper (GPT-2 base)"))
 
 _add(PaperTable(
-    "more_than_fpt", "Training more than FPT (pretrained GPT-2)",
+    "more_than_fpt", "Training more than FPT",
     ("FPT", "+ feed-forward", "+ attention", "+ both"), TASKS,
     {"FPT": dict(zip(TASKS, (100, 100, 38.4, 98.0, 68.2, 38.6, 12.7))),
      "+ feed-forward": dict(zip(TASKS, (100, 100, 36.0, 98.3, 76.6, 38.2, 13.1))),
@@ -221,6 +221,7 @@ class PaperClaim:
     notebook: str = ""
     run_set: str = ""
     margin: float = EQUAL_MARGIN
+    backbone: str = ""       # a claim about one backbone family (e.g. "gpt2": GPT-2's sizes): not run on another
 
     def __post_init__(self):
         if self.relation not in (">", "~"):
@@ -277,8 +278,9 @@ CLAIMS: tuple[PaperClaim, ...] = (
     PaperClaim("transformer-vs-lstm", "A frozen random transformer beats a frozen random LSTM on CIFAR-10",
                "architecture", ("frozen random transformer", "cifar10"), ("frozen random LSTM", "cifar10"), ">",
                "09_architecture"),
-    PaperClaim("model-size", "A larger pretrained model does better on CIFAR-10", "model_size",
-               ("large", "language"), ("small", "language"), ">", "09_architecture"),
+    PaperClaim("model-size", "A larger pretrained model does better on CIFAR-10 (GPT-2 large vs small)",
+               "model_size", ("large", "language"), ("small", "language"), ">", "09_architecture",
+               backbone="gpt2"),
     PaperClaim("ladder-layernorm", "Training the layer norm beats training the output layer only "
                "(pretrained, CIFAR-10)", "ladder", ("cifar10 pretrained", "+ layer norm"),
                ("cifar10 pretrained", "output only"), ">", "10_parameters"),

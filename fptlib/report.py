@@ -341,11 +341,41 @@ def paper_table(name: str, profile: str | None = None, directory: str | os.PathL
             f"{paper.TASK_TITLES.get(label, label)}: {why}" for label, why in left_out.items()) + ".")
     if profile == "quick":
         notes.insert(0, f"**{QUICK_NOTE}.**")
+    if ptable.name == "model_size":
+        for row, cell in zip(rows, table_cells):
+            row["setting"] = _size_row(cell)
     if baselines and not steps_unit:
         rows += baseline_rows(table_cells)
     columns = list(rows[0]) if rows else None
-    title = f"{ptable.title} ({ptable.unit}; profile `{profile}`" + (f": {QUICK_NOTE})" if profile == "quick" else ")")
+    ran = ran_with(table_cells)
+    title = (f"{ptable.title} ({ptable.unit}; profile `{profile}`" + (f": {QUICK_NOTE}" if profile == "quick" else "")
+             + (f"; this course's rows: {ran})" if ran else ")"))
     return Table(rows, columns=columns, title=title, notes=notes)
+
+
+def _backbone_text(record: Mapping) -> str:
+    """A record's backbone with the layers it ran, e.g. ``minilm (2 layers)``."""
+    bb = record.get("backbone") or {}
+    layers = (record.get("run_config") or {}).get("layers") or bb.get("num_layers")
+    return f"{bb.get('name', '?')}" + (f" ({layers} layer{'s' if layers != 1 else ''})" if layers else "")
+
+
+def ran_with(table_cells: Sequence[Cell]) -> str:
+    """The backbones (with their layers) that produced a table's stored rows, from the records:
+    what a title says instead of the paper's backbone."""
+    seen: dict[str, None] = {}
+    for cell in table_cells:
+        for r in cell.records:
+            seen.setdefault(_backbone_text(r))
+    return ", ".join(seen)
+
+
+def _size_row(cell: Cell) -> str:
+    """A model-size row labelled for what ran: the paper's size where GPT-2 ran, else the depth of
+    the backbone that stood in for it (its first k layers), never 'small' or 'large' alone."""
+    if not cell.records or all((r.get("backbone") or {}).get("family") == "gpt2" for r in cell.records):
+        return cell.row
+    return f"{cell.row} (here: {_backbone_text(cell.records[0])}, depth standing in for size)"
 
 
 def summary(records: list[dict]) -> Table | str:
@@ -381,6 +411,12 @@ def _claim_verdict(c: paper.PaperClaim, profile: str, by_key: Mapping[str, Mappi
         what = f"run set {source}" if c.run_set else f"{source} table"
         return stats.Verdict(claim, "not run here", f"{c.text}: not run here: the {profile} profile's "
                              f"{what} has no {'setting ' + str(c.first if a is None else c.second)}.")
+    other = sorted({(r.get("backbone") or {}).get("family") or "?" for cell in (a, b) for r in cell.records}
+                   - {c.backbone}) if c.backbone else []
+    if other:
+        return stats.Verdict(claim, "not run here", f"{c.text}: not run here: the claim is about {c.backbone} "
+                             f"(its model sizes); the {profile} profile ran {', '.join(other)} "
+                             f"({', '.join(ran_with([a, b]))}), whose rows compare depth, not size.")
     partial = [(label, lrs) for label, cell in ((first, a), (second, b)) if cell.records and (lrs := cell.unswept())]
     if partial:
         return stats.Verdict(claim, "not run here", f"{c.text}: not run here: the learning-rate sweep is incomplete ("

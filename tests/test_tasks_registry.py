@@ -20,7 +20,7 @@ def offline(monkeypatch):
 
 def test_names_cover_the_paper_and_offline_sets():
     assert tasks.names()[:7] == PAPER
-    assert set(tasks.names()[7:]) == {"fashion-mnist", "mnist-5k", "digits"}
+    assert set(tasks.names()[7:]) == {"fashion-mnist", "mnist-5k", "digits", "japanese-vowels", "basic-motions", "ucr-uea"}
 
 
 def test_unknown_name_and_option_list_the_known_ones():

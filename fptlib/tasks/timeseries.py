@@ -198,3 +198,32 @@ class TimeSeriesTask(DatasetTask):
 
     def model_kwargs(self) -> dict:
         return {**super().model_kwargs(), "head": "flatten"}     # GPT4TS's output head
+
+
+def classical(task: TimeSeriesTask, rocket: bool = True, seed: int = 0) -> dict[str, dict]:
+    """The trivial and classical baselines on a time-series task, fitted on its train split only:
+    {name: {"val": accuracy, "test": accuracy, "what": words}} (fractions).
+
+    - majority class: the training split's most common class (ties: the first in sorted order);
+    - logistic regression: scikit-learn's, on the standardised, zero-padded series flattened;
+    - MiniRocket (``rocket``): aeon's MiniRocketClassifier (random convolution features + ridge), the
+      Rocket family of One Fits All's table; numba compiles it the first time (tens of seconds).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    (xtr, ytr), (xv, yv), (xte, yte) = (task.arrays(s) for s in ("train", "val", "test"))
+    flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
+    majority = int(np.bincount(ytr).argmax())
+    out = {"majority class": {"val": float((yv == majority).mean()), "test": float((yte == majority).mean()),
+                              "what": f"always class {task.classes[majority]!r}, the training split's most common"}}
+    logreg = LogisticRegression(max_iter=2000, random_state=seed).fit(flat(xtr), ytr)
+    out["logistic regression"] = {"val": logreg.score(flat(xv), yv), "test": logreg.score(flat(xte), yte),
+                                  "what": "scikit-learn LogisticRegression on the padded series, flattened"}
+    if rocket:
+        from aeon.classification.convolution_based import MiniRocketClassifier
+
+        model = MiniRocketClassifier(random_state=seed).fit(xtr, ytr)
+        out["MiniRocket"] = {"val": float((model.predict(xv) == yv).mean()),
+                             "test": float((model.predict(xte) == yte).mean()),
+                             "what": f"aeon MiniRocketClassifier (seed {seed}) on the padded series"}
+    return out

@@ -160,9 +160,39 @@ def read_record(path: Path) -> dict | None:
         elif not isinstance(rec.get("key"), str) or not rec["key"]:
             problem = f"a record without a plain 'key' (got {rec.get('key')!r})"
         else:
-            return rec
+            problem = shape_problem(rec)
+            if problem is None:
+                return rec
     print(f"warning: skipping {path}: {problem}; delete or fix the file (a run without a readable "
           f"record counts as not run)", file=sys.stderr)
+    return None
+
+
+_OBJECTS = ("backbone", "run_config", "hyperparameters", "label", "final", "best", "parameters")
+_LISTS = ("evals", "history", "notes")
+
+
+def shape_problem(rec: Mapping) -> str | None:
+    """What is wrong with the shape of a record read from a file, or None: the fields the tables
+    and queries read must be what ``make_record`` writes (objects, lists, numeric accuracies)."""
+    for name in _OBJECTS:
+        if rec.get(name) is not None and not isinstance(rec[name], dict):
+            return f"field {name!r} is a {type(rec[name]).__name__}, not an object"
+    for name in _LISTS:
+        if rec.get(name) is not None and not isinstance(rec[name], list):
+            return f"field {name!r} is a {type(rec[name]).__name__}, not a list"
+    metrics = [(f"{w}.{split}", m) for w in ("final", "best") for split, m in (rec.get(w) or {}).items()]
+    splits = {split for w in ("final", "best") for split in (rec.get(w) or {})}
+    for i, e in enumerate(rec.get("evals") or []):
+        if not isinstance(e, dict):
+            return f"evals[{i}] is a {type(e).__name__}, not an object"
+        metrics += [(f"evals[{i}].{split}", e[split]) for split in splits if split in e]
+    for where, m in metrics:
+        if not isinstance(m, dict):
+            return f"{where} is a {type(m).__name__}, not an object of metrics"
+        acc = m.get("accuracy")
+        if acc is not None and (isinstance(acc, bool) or not isinstance(acc, (int, float))):
+            return f"{where}.accuracy is {acc!r}, not a number"
     return None
 
 

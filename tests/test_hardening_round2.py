@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import os
 import pickle
+import re
 import socketserver
 import subprocess
 import sys
@@ -136,8 +137,6 @@ def test_folder_with_custom_code_is_refused_without_asking(tmp_path):
 
 
 def test_trust_remote_code_is_false_at_every_transformers_load():
-    import re
-
     for path in (ROOT / "fptlib").rglob("*.py"):
         text = path.read_text()
         for call in re.finditer(r"from_pretrained\(", text):
@@ -317,3 +316,25 @@ def test_results_dir_file_is_not_no_results_yet(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     code, err = run_cli(["results", "--results-dir", str(tmp_path / "file")], capsys)
     assert code == 1 and "is a file, not a folder" in err
+
+
+# ---- 6. one malformed record never crashes `results` ------------------------------------------------
+@pytest.mark.parametrize("record, words", [
+    ({"key": "w1", "backbone": "str"}, "'backbone' is a str"),
+    ({"key": "w2", "final": "oops"}, "'final' is a str"),
+    ({"key": "w3", "final": {"test": 5}}, "final.test is a int"),
+    ({"key": "w4", "final": {"test": {"accuracy": "high"}}}, "final.test.accuracy is 'high'"),
+    ({"key": "w5", "evals": [{"step": 1, "test": {"accuracy": "x"}}], "final": {"test": {"accuracy": 0.5}}},
+     "evals\\[0\\].test.accuracy"),
+])
+def test_a_malformed_record_is_skipped_naming_its_file(tmp_path, capsys, record, words):
+    import json
+
+    from fptlib import results
+    from fptlib.cli import main
+
+    (tmp_path / f"{record['key']}.json").write_text(json.dumps(record))
+    assert results.load(tmp_path) == []
+    assert main(["results", "--results-dir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert f"{record['key']}.json" in err and re.search(words, err) and "Traceback" not in err

@@ -389,3 +389,64 @@ def claim(name: str) -> PaperClaim:
     if not found:
         raise ValueError(f"unknown claim {name!r}: known claims are {[c.name for c in CLAIMS]}")
     return found[0]
+
+
+# ---- beyond the paper: One Fits All (GPT4TS) and its critics (issue #27, notebook 13) ----------------
+# Not Lu et al.'s: the numbers and claims below are One Fits All's (Zhou et al., "One Fits All: Power
+# General Time Series Analysis by Pretrained LM", NeurIPS 2023, DAMO-DI-ML/NeurIPS2023-One-Fits-All) and
+# Tan et al.'s ("Are Language Models Actually Useful for Time Series Forecasting?", NeurIPS 2024,
+# BennyTMT/LLMsForTimeSeries), each labelled as theirs. One Fits All's classification script validates on
+# the test split (--val_pattern TEST): its accuracies are selected on test.
+ONE_FITS_ALL_SOURCE = "Zhou et al. 2023 (One Fits All, NeurIPS), Table 25"
+TAN_SOURCE = "Tan et al. 2024 (NeurIPS), Are Language Models Actually Useful for Time Series Forecasting?"
+# Table 25, UEA classification accuracy (%): JapaneseVowels, and the average over their 10 UEA sets
+ONE_FITS_ALL_TABLE25 = {
+    "JapaneseVowels": {"GPT2(6)": 98.6, "TimesNet": 98.4, "Transformer": 98.7, "TCN": 98.9, "LSTNet": 98.1,
+                       "Rocket": 96.2, "XGBoost": 86.5, "DLinear": 96.2},
+    "average of 10 UEA sets": {"GPT2(6)": 74.0, "TimesNet": 73.6},
+}
+# a user's rerun of GPT2(6) over the 10 sets (the repository's issue #20), not the authors'
+ONE_FITS_ALL_REPRODUCED_AVERAGE = 71.4
+
+
+@dataclass(frozen=True)
+class AnchorClaim:
+    """A claim of One Fits All or of Tan et al. (``whose``), not FPT's, about two rows of the course's
+    ``timeseries`` run set (``experiments.RUN_SETS``): ``first`` beats (``>``) or matches (``~``, within
+    ``margin``) ``second``; ``theirs``: the numbers or finding behind it, in their words. No verdict here:
+    ``stats.verdict`` computes it from the runs (notebook 13)."""
+
+    name: str
+    whose: str
+    text: str
+    first: str
+    second: str
+    relation: str
+    theirs: str
+    margin: float = EQUAL_MARGIN
+    run_set: str = "timeseries"
+    notebook: str = "13_time_series"
+
+
+_GPT4TS, _TS_TASK = "GPT4TS: frozen, language-pretrained", "on UEA JapaneseVowels"
+TIMESERIES_CLAIMS: tuple[AnchorClaim, ...] = (
+    AnchorClaim("gpt4ts-vs-random", "One Fits All", f"The frozen language model beats its random twin {_TS_TASK}",
+                _GPT4TS, "frozen, random weights", ">",
+                "One Fits All's ablations: GPT-2's pretrained weights beat the same model randomly initialised"),
+    AnchorClaim("gpt4ts-vs-no-lm", "Tan et al. (testing One Fits All)", f"The frozen language model beats no "
+                f"language model at all {_TS_TASK}", _GPT4TS, "no language model", ">",
+                "Tan et al.: removing the language model does not make forecasting worse in most cases"),
+    AnchorClaim("gpt4ts-vs-attention", "Tan et al. (testing One Fits All)", f"The frozen language model beats one "
+                f"attention layer trained from scratch {_TS_TASK}", _GPT4TS, "one attention layer, from scratch", ">",
+                "Tan et al.: one attention layer in its place does not make forecasting worse in most cases"),
+    AnchorClaim("gpt4ts-vs-transformer", "One Fits All", f"The frozen language model matches a fully trained "
+                f"transformer {_TS_TASK}", _GPT4TS, "small transformer, fully trained", "~",
+                "One Fits All's Table 25 on JapaneseVowels: GPT2(6) 98.6 vs Transformer 98.7 (selected on test)"),
+)
+
+
+def timeseries_claim(name: str) -> AnchorClaim:
+    found = [c for c in TIMESERIES_CLAIMS if c.name == name]
+    if not found:
+        raise ValueError(f"unknown time-series claim {name!r}: known are {[c.name for c in TIMESERIES_CLAIMS]}")
+    return found[0]

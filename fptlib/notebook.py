@@ -613,6 +613,65 @@ def evidence_claims() -> report.Table:
     return report.Table(full.rows, columns=full.columns, title=full.title, notes=[note, *full.notes])
 
 
+def evidence_summary(notebook: str, *, ctx: NotebookContext | None = None):
+    """"What the evidence shows", computed: the verdict sentence of every claim ``notebook`` shows
+    (:func:`claims`: at the quick profile, the committed evidence's) and a figure of the runs
+    behind them (``viz.plot_seeds``: every seed a dot, the mean and its spread, the task's best
+    baseline, trivial or fitted, as the verdicts count it). Shows the sentences and returns the figure (None when the notebook judges
+    no claim of ``paper.CLAIMS``)."""
+    from fptlib import viz
+    ctx = _context(ctx)
+    mine = [c for c in paper.CLAIMS if c.notebook == notebook]
+    if not mine:
+        _show_markdown(f"No claim of the paper (`paper.CLAIMS`) is judged in `{notebook}`: nothing to summarise "
+                       f"over seeds here (not run here).")
+        return None
+    shown = claims(notebook, ctx=ctx)
+    lines = [f"**What the evidence shows** ({len(shown.rows)} claims, {shown.title.split('(')[-1].rstrip(')')}):", ""]
+    papers, why = "the paper's numbers", "why (computed from the records)"
+    lines += [f"* **{r['verdict']}**: {r['claim']}. Paper: {r[papers]}. {r[why]}" for r in shown.rows]
+    _show_markdown("\n".join(lines))
+    if ctx.profile == "quick":
+        profile, store, bb = files.EVIDENCE, files.committed_evidence_dir(), experiments.EVIDENCE_BACKBONE
+    else:
+        profile, store, bb = ctx.profile, experiments.store_dir(ctx.profile), ctx.backbone
+    by_key = {r["key"]: r for r in results.load(store)}
+    tables: dict[str, dict] = {}
+    groups: dict[str, list[float]] = {}
+    floors: dict[str, tuple[str, float]] = {}
+    for c in mine:
+        source = c.run_set or c.table
+        if source not in tables:
+            try:
+                tables[source] = report.cells(source, profile, by_key, bb)
+            except ValueError:           # a table this profile does not define
+                tables[source] = {}
+        for row, column in (c.first, c.second):
+            cell = tables[source].get((row, column))
+            label = f"{row} · {paper.TASK_TITLES.get(column, column)}" + (
+                f" (ran {cell.task})" if cell is not None and cell.stand_in else "") + (
+                " · lr chosen on val" if c.run_set else "")
+            if label in groups:
+                continue
+            groups[label] = [100 * v for v in cell.summary.values] if cell is not None and cell.summary else []
+            if cell is not None and cell.records:
+                cfg = cell.configs[0]
+                found = [(n, 100 * a) for n, a, _ in report.task_baselines(cfg.task, cfg.task_options, cfg.eval_limit)
+                         if a is not None]
+                if found:
+                    floors[label] = max(found, key=lambda f: f[1])
+    return viz.plot_seeds(groups, baselines=floors, title=f"{notebook}: each seed of the compared settings\n"
+                          f"(profile {profile}, backbone {bb})")
+
+
+def _show_markdown(text: str) -> None:
+    try:
+        from IPython.display import Markdown, display
+        display(Markdown(text))
+    except ImportError:          # outside Jupyter
+        print(text)
+
+
 def show_patches(config_or_task, n: int = 4, split: str = "test"):
     """Draw ``n`` images of an image task the way the model sees them: cut into patch tokens
     (thin white lines between patches), with the token count and size in the title."""

@@ -332,7 +332,7 @@ def _paper_claim(name: str, table: str, a: tuple[str, str], b: tuple[str, str], 
 def _generated() -> tuple[PaperClaim, ...]:
     out = []
     t1 = "table1"
-    for task in ("bit-xor", "listops", "mnist", "cifar10", "cifar10-lra"):
+    for task in ("bit-xor", "listops", "mnist", "cifar10", "cifar10-lra", "homology"):
         on = f"on {TASK_TITLES[task]}"
         for rival, short in (("Full transformer", "transformer"), ("Full LSTM", "lstm")):
             name = f"fpt-vs-{short}-{task}"

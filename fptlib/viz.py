@@ -268,6 +268,42 @@ def plot_vs_length(series: Mapping[str, Mapping[int, float]], title: str = "agai
     return ax.figure
 
 
+def plot_seeds(groups: Mapping[str, Sequence[float]], *, baselines: Mapping[str, tuple[str, float]] | None = None,
+               title: str = "every seed of each setting", unit: str = "test accuracy (%)") -> Figure:
+    """One row per setting: each seed a dot, the mean a vertical bar with the seeds' standard
+    deviation either side, and (``baselines``: label -> (name, value)) the row's best baseline as
+    a grey diamond. Values in percent; a setting with no values shows "not run"."""
+    labels = list(groups)
+    if not labels:
+        raise ValueError("plot_seeds needs at least one setting")
+    fig = Figure(figsize=(7.5, 0.45 * len(labels) + 1.4))
+    ax = fig.add_subplot()
+    legend = True
+    for y, label in enumerate(labels):
+        values = [float(v) for v in groups[label]]
+        if not values:
+            ax.text(0.01, y, "not run", va="center", fontsize=8, color="grey", transform=ax.get_yaxis_transform())
+            continue
+        ax.scatter(values, [y] * len(values), s=18, color="tab:blue", alpha=0.7, zorder=3)
+        mean = sum(values) / len(values)
+        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+        ax.errorbar([mean], [y], xerr=[std], fmt="|", markersize=14, color="black", capsize=3, zorder=4)
+        base = (baselines or {}).get(label)
+        if base is not None:
+            ax.scatter([base[1]], [y], marker="D", s=22, color="grey", zorder=2,
+                       label="best baseline (trivial or fitted)" if legend else None)
+            legend = False
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(unit)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))      # outside: covers no dot
+    fig.tight_layout()
+    return fig
+
+
 def as_bertviz(attn: Tensor, example: int = 0) -> list[Tensor]:
     """One example's attentions in bertviz's layout: a per-layer list of ``[1, heads, L, L]``."""
     attn = check_attentions(attn)

@@ -15,15 +15,24 @@ import json
 import sys
 from pathlib import Path
 
-from fptlib import env, experiments, files, report, results, sweeps, tasks
+from fptlib import env, experiments, files, paper, report, results, sweeps, tasks
 from fptlib.backbones.registry import default_backbone
 from fptlib.cli import positive_int
 from fptlib.experiments import PROFILES
 from fptlib.files import atomic_write
 from fptlib.train.distributed import context
-from fptlib.train.trainer import COMPILE_FLAGS
+from fptlib.train.trainer import COMPILE_FLAGS, TrainConfig
 
 PROFILE_HELP = "quick | evidence | full (default: $FPT_PROFILE, else evidence on a GPU and quick without one)"
+BACKBONE_HELP = "backbone name (python -m fptlib backbones lists them; default: the registry's rule)"
+
+
+def _paper_hp(name: str) -> str:
+    """The paper's values of one hyperparameter over its tasks, e.g. ``0.001 (homology: 0.0001)``."""
+    values = {task: hp[name] for task, hp in paper.HYPERPARAMETERS.items()}
+    common = max(set(values.values()), key=list(values.values()).count)
+    other = ", ".join(f"{task} {v:g}" for task, v in values.items() if v != common)
+    return f"{common:g}" + (f"; {other}" if other else "")
 
 
 def _parse_value(text: str):
@@ -83,25 +92,35 @@ def _config_from_args(args):
 def _add_run_flags(p):
     INITS = experiments.INITS
     p.add_argument("--task", required=True, help="task name (python -m fptlib tasks lists them)")
-    p.add_argument("--backbone", default=None, help="backbone name (default: the registry's rule)")
-    p.add_argument("--init", default=None, choices=INITS, help=" | ".join(INITS))
-    p.add_argument("--freeze", default=None, help="freeze preset, e.g. fpt, output_only, +layernorm, full")
+    p.add_argument("--backbone", default=None, help=BACKBONE_HELP)
+    p.add_argument("--init", default=None, choices=INITS,
+                   help=" | ".join(INITS) + " (default: the table row's, else pretrained)")
+    p.add_argument("--freeze", default=None,
+                   help="freeze preset, e.g. fpt, output_only, +layernorm, full (default: fpt)")
     p.add_argument("--profile", default=None, choices=PROFILES, help=PROFILE_HELP)
-    p.add_argument("--steps", type=positive_int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=positive_int, default=None)
-    p.add_argument("--grad-accum", type=positive_int, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--eval-every", type=int, default=None)
-    p.add_argument("--layers", type=int, default=None, help="keep only the first k blocks of the backbone")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="optimizer steps (default: the profile's for the task, experiments.PROFILE_SETTINGS)")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate (default: the paper's for the task: {_paper_hp('lr')})")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="examples per step (default: the profile's for the task, the paper's at full: "
+                        f"{_paper_hp('batch_size')})")
+    p.add_argument("--grad-accum", type=positive_int, default=None,
+                   help=f"micro-batches per optimizer step (default: {TrainConfig.grad_accum})")
+    p.add_argument("--seed", type=int, default=None, help=f"random seed (default: {TrainConfig.seed})")
+    p.add_argument("--eval-every", type=int, default=None,
+                   help="evaluate on validation and test every N steps (default: the profile's for the task)")
+    p.add_argument("--layers", type=int, default=None,
+                   help="keep only the first k blocks of the backbone (default: all)")
     p.add_argument("--dropout", type=float, default=None, help="dropout of the backbone and input (default 0.1)")
     p.add_argument("--in-layers", type=int, nargs="+", default=None, metavar="WIDTH",
                    help="hidden widths of an MLP input head, e.g. --in-layers 128 128 (default: one linear layer)")
     p.add_argument("--out-layers", type=int, nargs="+", default=None, metavar="WIDTH",
                    help="hidden widths of an MLP output head (default: one linear layer)")
-    p.add_argument("--option", action="append", metavar="NAME=VALUE", help="task option (repeatable)")
+    p.add_argument("--option", action="append", metavar="NAME=VALUE",
+                   help="task option, e.g. n=8 (repeatable; default: the profile's options for the task)")
     p.add_argument("--backbone-override", action="append", metavar="NAME=VALUE",
-                   help="backbone config field, e.g. n_layer=2 (random init; repeatable)")
+                   help="backbone config field, e.g. n_layer=2 (random init; repeatable; default: none)")
     _add_common(p)
 
 
@@ -215,6 +234,10 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    for flag, value, instead in (("--lr", args.lr, "--lrs LR [LR ...]"), ("--seed", args.seed, "--seeds SEED [SEED ...]")):
+        if value is not None:
+            raise ValueError(f"sweep: {flag} {value:g} would be ignored, a sweep runs every learning rate and seed "
+                             f"it is given: use {instead}")
     _threads(args.device)
     cfg = _config_from_args(args)
     lrs = tuple(args.lrs) if args.lrs else experiments.LR_GRID[cfg.profile]
@@ -226,18 +249,34 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_results(args) -> int:
+    if args.claims and not args.profile:        # verdicts need records: the committed ones by default
+        args.profile = report.evidence_profile()
+        args.backbone = args.backbone or experiments.EVIDENCE_BACKBONE
+        print(f"profile: {args.profile}, backbone {args.backbone} (the profile whose records are committed; "
+              f"--profile quick|evidence|full for another)", file=sys.stderr, flush=True)
     profile = _profile(args) if (args.claims or args.progress or args.table) else None
     store = experiments.store_dir(profile, args.results_dir) if profile else args.results_dir   # evidence: results/evidence/
     if args.claims or args.progress:
         if args.table or (args.claims and args.progress):
             raise SystemExit("results: give one of a TABLE, --claims or --progress")
         what = report.claims if args.claims else report.progress
-        print(what(profile, directory=store, backbone=args.backbone))
+        shown = what(profile, directory=store, backbone=args.backbone)
     elif args.table:
-        print(report.table(args.table, profile, directory=store, backbone=args.backbone))
+        shown = report.named_table(args.table, profile, directory=store, backbone=args.backbone)
     else:
-        print(report.table(None, directory=args.results_dir))
+        shown = report.summary(results.load(args.results_dir), wide=args.wide)
+    print(_render(shown, args))
     return 0
+
+
+def _render(shown, args) -> str:
+    """A report table as the terminal shows it (fitted to ``--width`` columns), or as markdown
+    (``--markdown``; ``--wide``: markdown with every column)."""
+    if isinstance(shown, str):
+        return shown
+    if args.wide:
+        return report.Table(shown.rows, title=shown.title, digits=shown.digits, notes=shown.notes).markdown()
+    return shown.markdown() if args.markdown else shown.text(args.width)
 
 
 def _add_pack(p) -> None:
@@ -259,8 +298,8 @@ def _pack(args):
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="FPT on Bit XOR with the default backbone; saves an attention picture")
-    p.add_argument("--backbone", default=None)
-    p.add_argument("--steps", type=positive_int, default=300)
+    p.add_argument("--backbone", default=None, help=BACKBONE_HELP)
+    p.add_argument("--steps", type=positive_int, default=300, help="optimizer steps on Bit XOR")
     p.add_argument("--out", default="fpt_demo_attention.png", help="PNG for the attention picture")
     _add_common(p)
     p.set_defaults(func=cmd_demo)
@@ -268,7 +307,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train one model on one task and store its result")
     _add_run_flags(p)
     p.add_argument("--json", action="store_true", help="print the results record as JSON")
-    p.add_argument("--checkpoint-dir", default=None, help="resumable checkpoints here (rerun to resume)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="resumable checkpoints here (rerun to resume; default: none, a rerun starts afresh)")
     p.add_argument("--no-store", action="store_true", help="do not write the record to the results store")
     p.add_argument("--extend-positions", action="store_true",
                    help="grow the backbone's positional table for inputs longer than it")
@@ -279,10 +319,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("reproduce", help="run a paper table's experiments (skips finished runs)")
     p.add_argument("table", help=f"one of: {tables}; or a run set (no paper table: the explorer's models, Table 1's bit columns with tuned learning rates): {', '.join(experiments.RUN_SETS)}")
     p.add_argument("--profile", default=None, choices=PROFILES, help=PROFILE_HELP)
-    p.add_argument("--backbone", default=None)
-    p.add_argument("--steps", type=positive_int, default=None, help="override every run's steps (a shorter smoke run)")
+    p.add_argument("--backbone", default=None, help=BACKBONE_HELP)
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="override every run's steps (a shorter smoke run; default: each run's own)")
     p.add_argument("--backbone-override", action="append", metavar="NAME=VALUE",
-                   help="backbone config field for every run, e.g. n_layer=2 (random inits; repeatable)")
+                   help="backbone config field for every run, e.g. n_layer=2 (random inits; repeatable; default: none)")
     _add_common(p)
     _add_compile(p)
     _add_pack(p)
@@ -290,8 +331,10 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("sweep", help="learning-rate sweep, validation-based selection, several seeds")
     _add_run_flags(p)
-    p.add_argument("--lrs", type=float, nargs="+", default=None, help="learning rates (default by profile)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--lrs", type=float, nargs="+", default=None, help="learning rates to sweep (default: the "
+                   "profile's grid, " + "; ".join(f"{k}: {', '.join(f'{lr:g}' for lr in v)}"
+                                                   for k, v in experiments.LR_GRID.items()) + ")")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every learning rate")
     _add_pack(p)
     p.set_defaults(func=cmd_sweep)
 
@@ -302,7 +345,15 @@ def register(subparsers) -> None:
                    help="the paper's claims with verdicts computed from the profile's records")
     p.add_argument("--progress", action="store_true",
                    help="per table and run set: runs stored and left, and the CPU-hours left (estimate)")
-    p.add_argument("--profile", default=None, choices=PROFILES, help=PROFILE_HELP)
-    p.add_argument("--backbone", default=None)
-    p.add_argument("--results-dir", default=None)
+    p.add_argument("--profile", default=None, choices=PROFILES,
+                   help=PROFILE_HELP + "; --claims: default evidence, the profile whose records are committed")
+    p.add_argument("--backbone", default=None, help="the backbone whose runs to show (default: the registry's rule; "
+                   f"--claims: {experiments.EVIDENCE_BACKBONE}, the committed evidence's)")
+    p.add_argument("--results-dir", default=None, help="results store (default: $FPT_RESULTS_DIR or <repo>/results)")
+    view = p.add_mutually_exclusive_group()
+    view.add_argument("--width", type=positive_int, default=report.TERMINAL_WIDTH,
+                      help="fit the table to a terminal this many columns wide, wrapping its cells")
+    view.add_argument("--markdown", action="store_true", help="markdown (the README's and Jupyter's form)")
+    view.add_argument("--wide", action="store_true",
+                      help="markdown with every column (data source, hardware, the claims' reasons), any width")
     p.set_defaults(func=cmd_results)

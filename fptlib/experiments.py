@@ -230,10 +230,12 @@ class RunConfig:
         d["key"] = self.key
         return d
 
-    def describe(self) -> str:
+    def describe(self, sweep: bool = False) -> str:
+        """One line: task, backbone, freeze and budget; ``sweep``: without the lr and seed a sweep varies."""
         layers = f", {self.layers} layers" if self.layers else ""
+        run = "" if sweep else f", lr {self.lr:g}"
         return (f"{self.task} | {self.backbone} ({self.init}{layers}) | freeze {self.freeze} | "
-                f"{self.steps} steps, lr {self.lr:g}, batch {self.batch_size}, seed {self.seed}")
+                f"{self.steps} steps{run}, batch {self.batch_size}" + ("" if sweep else f", seed {self.seed}"))
 
 
 # -- building configs -----------------------------------------------------------------------
@@ -961,11 +963,17 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
 
     def train_chunk(chunk):
         if len(chunk) > 1:
-            log(f"packing {len(chunk)} runs: {', '.join(c.key for c in chunk)}")
+            announced = []          # said once the pack is built: "auto" says nothing of groups it cannot pack
+
+            def announce():
+                log(f"packing {len(chunk)} runs: {', '.join(c.key for c in chunk)}")
+                announced.append(True)
+
             try:
-                outcomes = train_pack(chunk, **kw)
+                outcomes = train_pack(chunk, **kw, announce=announce)
             except PackError as err:
-                log(f"cannot pack them ({err}); training them one at a time")
+                if pack != "auto" or announced:        # the user asked for packing, or was told it packs
+                    log(f"cannot pack them ({err}); training them one at a time")
                 outcomes = None
             if outcomes is not None:
                 for c, outcome in zip(chunk, outcomes):
@@ -1042,9 +1050,10 @@ def _stored(config: RunConfig, directory, ctx) -> dict | None:
 
 def train_pack(configs, *, directory=None, progress: bool = True, device: str = "auto",
                checkpoint: bool | str | None = None, save_weights: bool | None = None,
-               compile: bool | str = "auto") -> list:
+               compile: bool | str = "auto", announce: Callable[[], object] | None = None) -> list:
     """Always train ``configs`` as one pack; per run its stored record, or its NonFiniteLossError.
-    The pack's checkpoint (``checkpoint`` as in ``train``) is ``<results>/checkpoints/pack-<hash>/``."""
+    The pack's checkpoint (``checkpoint`` as in ``train``) is ``<results>/checkpoints/pack-<hash>/``.
+    ``announce()`` is called once the pack is built (a PackError comes before it), before training."""
     models, task = [], None
     for c in configs:                       # one copy of the frozen backbone for the pack, not K
         model, task = build(c, "cpu", directory)
@@ -1054,7 +1063,10 @@ def train_pack(configs, *, directory=None, progress: bool = True, device: str = 
     name = "pack-" + hashlib.sha1(" ".join(c.key for c in configs).encode()).hexdigest()[:10]
     ckpt_dir = _checkpoint_dir(checkpoint, configs[0], name, directory)
     tcs = [train_config(c, device=str(env.pick_device(device)), progress=progress, compile=compile) for c in configs]
-    outcomes = PackedTrainer(models, task, tcs, checkpoint_dir=str(ckpt_dir) if ckpt_dir else None).fit()
+    trainer = PackedTrainer(models, task, tcs, checkpoint_dir=str(ckpt_dir) if ckpt_dir else None)
+    if announce is not None:
+        announce()
+    outcomes = trainer.fit()
     return [o if isinstance(o, Exception) else
             _finish(c, o, m, task, directory=directory, save_weights=save_weights)
             for c, m, o in zip(configs, models, outcomes)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import textwrap
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -46,6 +47,31 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
     return "\n".join([head, rule, *body])
 
 
+TERMINAL_WIDTH = 100          # the terminal `python -m fptlib results` fits by default
+COLUMN_GAP = "  "
+
+
+def _fit_widths(natural: Sequence[int], room: int) -> list[int]:
+    """Column widths that sum to at most ``room`` (each at least 4): every column keeps its natural
+    width when all fit, else the narrow ones keep theirs and the wide ones share what is left."""
+    widths = list(natural)
+    order = sorted(range(len(widths)), key=widths.__getitem__)
+    left = room
+    for done, i in enumerate(order):
+        share = max(4, left // (len(order) - done))
+        widths[i] = min(widths[i], share)
+        left -= widths[i]
+    return widths
+
+
+def _wrap_row(cells: Sequence[str], widths: Sequence[int]) -> list[str]:
+    """One table row as lines: each cell wrapped to its column's width, the columns side by side."""
+    wrapped = [textwrap.wrap(c, w, break_on_hyphens=False) or [""] for c, w in zip(cells, widths)]
+    height = max(map(len, wrapped))
+    return [COLUMN_GAP.join(col[i].ljust(w) if i < len(col) else " " * w for col, w in zip(wrapped, widths)).rstrip()
+            for i in range(height)]
+
+
 class Table:
     """A table that shows as markdown in Jupyter and as aligned text in ``print`` / nbval.
 
@@ -65,6 +91,24 @@ class Table:
         text = markdown_table(self.rows, self.columns, self.digits)
         text = f"**{self.title}**\n\n{text}" if self.title else text
         return "\n".join([text, "", *self.notes]) if self.notes else text
+
+    def text(self, width: int = TERMINAL_WIDTH) -> str:
+        """The table as plain text for a terminal of ``width`` columns: each cell wrapped
+        (``textwrap``) so that no line is longer than ``width``; the title and notes wrapped too."""
+        columns = self.columns or list(dict.fromkeys(k for row in self.rows for k in row))
+        cells = [[_fmt(row.get(c), self.digits) for c in columns] for row in self.rows]
+        widths = _fit_widths([max([*map(len, c.split()), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)],
+                             width - len(COLUMN_GAP) * (len(columns) - 1))
+        lines = [*_wrap_row(columns, widths), COLUMN_GAP.join("-" * w for w in widths)]
+        for row in cells:
+            lines += _wrap_row(row, widths)
+        out = [*textwrap.wrap(self.title.replace("**", ""), width), ""] if self.title else []
+        out += lines if self.rows else ["(no rows)"]
+        if self.notes:
+            out.append("")
+            out += [wrapped for note in self.notes
+                    for wrapped in textwrap.wrap(note.replace("**", ""), width, subsequent_indent="  ")]
+        return "\n".join(out)
 
     def _repr_markdown_(self) -> str:
         return self.markdown()
@@ -186,12 +230,12 @@ class Cell:
         return f"stand-in: {self.task}" + (f" ({data})" if data else "") + \
             f", not {paper.TASK_TITLES[self.paper_task]}"
 
-    def produced(self) -> str:
-        """What produced the numbers: backbone, freeze, lr, steps, the seeds, the data."""
+    def produced(self, data: bool = True) -> str:
+        """What produced the numbers: backbone, freeze, lr, steps, the seeds, the data (``data``)."""
         if not self.records:
             return "-"
         chosen = self.chosen()
-        text = results.provenance(chosen[0], data=True)
+        text = results.provenance(chosen[0], data=data)
         seeds = sorted({r.get("seed") for r in chosen}, key=lambda s: (s is None, s or 0))
         if len(seeds) > 1:
             text = text.replace(f"seed {chosen[0].get('seed')}", "seeds " + ", ".join(map(str, seeds)), 1)
@@ -378,18 +422,30 @@ def _size_row(cell: Cell) -> str:
     return f"{cell.row} (here: {_backbone_text(cell.records[0])}, depth standing in for size)"
 
 
-def summary(records: list[dict]) -> Table | str:
-    """Every stored record, one row each: final test accuracy and the test accuracy at the
-    best-validation evaluation (never the best test evaluation)."""
+SUMMARY_COLUMNS = ("task", "backbone (init)", "freeze", "lr", "steps", "seed", "profile", "final acc %",
+                   "acc % at best val", "key")        # the default view; ``wide``: every column
+
+
+def summary(records: list[dict], wide: bool = False) -> Table | str:
+    """Every stored record, one row each: its learning rate and seed, final test accuracy and the
+    test accuracy at the best-validation evaluation (never the best test evaluation). The columns
+    of :data:`SUMMARY_COLUMNS`; ``wide``: the data source and hardware as well."""
     if not records:
         return "No results yet: run `python -m fptlib reproduce TABLE --profile quick` or `python -m fptlib train`."
     rows = [{"task": r.get("task"), "data source": r.get("data_source"),
              "backbone (init)": f"{(r.get('backbone') or {}).get('name')} ({(r.get('backbone') or {}).get('init')})",
-             "freeze": r.get("freeze"), "steps": r.get("steps"), "seed": r.get("seed"), "profile": r.get("profile"),
-             "final acc %": as_percent(results.accuracy(r)), "acc % at best val": as_percent(_selected_test(r)),
-             "hardware": r.get("hardware"), "key": r.get("key")} for r in records]
-    notes = [f"Quick-profile records are {QUICK_NOTE}."] if any(r.get("profile") == "quick" for r in records) else []
-    return Table(rows, notes=notes)
+             "freeze": r.get("freeze"), "lr": _lr_text(r), "steps": r.get("steps"), "seed": r.get("seed"),
+             "profile": r.get("profile"), "final acc %": as_percent(results.accuracy(r)),
+             "acc % at best val": as_percent(_selected_test(r)), "hardware": r.get("hardware"),
+             "key": r.get("key")} for r in records]
+    notes = [f"Records of the quick profile are {QUICK_NOTE.removeprefix('quick profile: ')}."] \
+        if any(r.get("profile") == "quick" for r in records) else []
+    return Table(rows, columns=None if wide else SUMMARY_COLUMNS, notes=notes)
+
+
+def _lr_text(record: Mapping[str, Any]) -> str | None:
+    lr = (record.get("hyperparameters") or {}).get("lr")
+    return None if lr is None else f"{lr:g}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,10 +516,12 @@ def claims(profile: str | None = None, directory: str | os.PathLike | None = Non
     recs = records if records is not None else results.load(directory)
     by_key = {r["key"]: r for r in recs}
     cache: dict = {}
-    rows = []
+    rows, settings = [], _Settings()
     for c in paper.CLAIMS:
         v = _claim_verdict(c, profile, by_key, backbone, cache)
-        rows.append({"claim": c.text, "the paper's numbers": c.numbers(), "verdict": v.word,
+        pair = [cache.get(c.run_set or c.table, {}).get(sel) for sel in (c.first, c.second)]
+        ours = " vs ".join(settings.ours(cell) for cell in pair) if all(pair) and profile != "quick" else v.word
+        rows.append({"claim": c.text, "the paper's numbers": c.numbers(), CLAIM_OURS: ours, "verdict": v.word,
                      "why (computed from the records)": v.sentence.removeprefix(f"{c.text}: "),
                      "see": f"notebooks/{c.notebook}.ipynb" if c.notebook else "-"})
     notes = [f"Verdicts are computed by `fptlib.stats.verdict` from the {profile}-profile records: a claim "
@@ -479,8 +537,44 @@ def claims(profile: str | None = None, directory: str | os.PathLike | None = Non
              "The paper's numbers: " + "; ".join(sorted({paper.get(c.table).source for c in paper.CLAIMS})) + "."]
     if profile == "quick":
         notes.insert(0, f"**{QUICK_NOTE}: no verdicts.** Run the evidence profile for verdicts.")
-    return Table(rows, title=f"What holds up: the paper's claims on this course's records (profile `{profile}`)",
-                 notes=notes)
+    return Table(rows, columns=CLAIM_COLUMNS, notes=[*settings.notes(), *notes],
+                 title=f"What holds up: the paper's claims on this course's records (profile `{profile}`)")
+
+
+CLAIM_OURS = "ours: mean ± sd % (seeds) [setting]"
+CLAIM_COLUMNS = ("claim", "the paper's numbers", CLAIM_OURS, "verdict", "see")   # `wide`: every column
+
+
+class _Settings:
+    """The settings a claims table compares, numbered once each: a row gives a setting's numbers and
+    its number; the notes say once per setting what produced it, and once per task its data."""
+
+    def __init__(self):
+        self.produced: dict[tuple, tuple[int, dict[str, None]]] = {}     # (what, task) -> (number, its labels)
+        self.data: dict[str, None] = {}
+
+    def ours(self, cell: Cell) -> str:
+        if not cell.records:
+            return "not run"
+        produced = cell.produced(data=False) + ("" if cell.how == Cell.how else f" ({cell.how})")
+        title = paper.TASK_TITLES.get(cell.column)
+        label = f"{cell.row}, {title}" if title else f"{cell.row} / {cell.column}"
+        ref, labels = self.produced.setdefault((produced, cell.task), (len(self.produced) + 1, {}))
+        labels[label] = None            # the same runs under another name in another table: both names
+        data = next((r.get("data_source") for r in cell.records if r.get("data_source")), "?")
+        stand_in = f" (stand-in for {paper.TASK_TITLES[cell.paper_task]})" if cell.stand_in else ""
+        self.data[f"{cell.task}{stand_in}: {data}"] = None
+        s = cell.summary
+        spread = "" if s.n == 1 else f" ± {100 * s.std:.1f}"
+        return f"{100 * s.mean:.1f}{spread} ({s.n}) [{ref}]"
+
+    def notes(self) -> list[str]:
+        if not self.produced:
+            return []
+        return ["Settings: what produced 'ours' (the test accuracy at each run's best-validation evaluation, "
+                "mean ± sample std over the seeds):", "",
+                *(f"- [{ref}] {' = '.join(labels)}: {what}" for (what, _), (ref, labels) in self.produced.items()),
+                "", "Data of each task:", "", *(f"- {what}" for what in self.data), ""]
 
 
 def progress(profile: str | None = None, directory: str | os.PathLike | None = None,
@@ -514,9 +608,15 @@ def table(name: str | None = None, profile: str | None = None, directory: str | 
     """Markdown: with a table name, :func:`paper_table`; without, the :func:`summary` of every record."""
     if name is None:
         return str(summary(records if records is not None else results.load(directory)))
+    return named_table(name, profile, directory, records, backbone, **changes).markdown()
+
+
+def named_table(name: str, profile: str | None = None, directory: str | os.PathLike | None = None,
+                records: list[dict] | None = None, backbone: str | None = None, **changes: Any) -> Table:
+    """A paper table (:func:`paper_table`) or a run set (:func:`run_set_table`) by its name."""
     if experiments.canonical(name) in experiments.RUN_SETS:
-        return run_set_table(name, profile, directory, records, backbone, **changes).markdown()
-    return paper_table(name, profile, directory, records, backbone, **changes).markdown()
+        return run_set_table(name, profile, directory, records, backbone, **changes)
+    return paper_table(name, profile, directory, records, backbone, **changes)
 
 
 def run_set_table(name: str, profile: str | None = None, directory: str | os.PathLike | None = None,

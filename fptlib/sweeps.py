@@ -103,7 +103,7 @@ class SweepResult:
         return next(r for r in self.rows if r["lr"] == self.best_lr)
 
     def markdown(self) -> str:
-        lines = [f"Learning-rate sweep: {self.base.describe()} (selection on {self.select}, "
+        lines = [f"Learning-rate sweep: {self.base.describe(sweep=True)} (selection on {self.select}, "
                  f"reported: {self.report} at the best-{self.select} evaluation)", "",
                  f"| lr | {self.select} acc % (mean) | {self.report} acc % (mean +- std) | seeds |",
                  "|---|---|---|---|"]

@@ -231,8 +231,8 @@ def test_corrected_tokenization_advice_can_be_followed_from_the_cli():
 
     from fptlib.model import FPT
 
-    task = lo.ListOps(tokenization="corrected", n_train=4, n_val=2, n_test=2, min_length=10,
-                      max_length=40, cache=False)
+    task = lo.ListOps(tokenization="corrected", n_train=4, n_val=2, n_test=2, min_length=70,
+                      max_length=100, cache=False)
     with pytest.raises(ValueError) as err:
-        FPT.for_task(task, tiny_backbone("gpt2"))       # 2000 tokens > 64 positions
+        FPT.for_task(task, tiny_backbone("gpt2"))       # sequences of over 70 tokens > 64 positions
     assert "extend_positions=True" in str(err.value) and "--extend-positions" in str(err.value)

@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""The README's "What holds up" table: the output of ``python -m fptlib results --claims`` on the
-committed records, copied between two markers so that the README never states a finding by hand.
+"""The README's "What holds up" table: the output of ``python -m fptlib results --claims --markdown``
+on the committed records (one short row per claim; what produced each setting's numbers, once per
+setting, in the notes under it), copied between two markers so that the README never states a
+finding by hand.
 
     .venv/bin/python tools/claims_table.py            # check: exit 1 when the README block is stale
     .venv/bin/python tools/claims_table.py --write    # rewrite the block from the live command output
@@ -26,7 +28,7 @@ BACKBONE = experiments.EVIDENCE_BACKBONE      # the committed evidence's backbon
 
 
 def command(profile: str = PROFILE) -> list[str]:
-    return ["results", "--claims", "--profile", profile, "--backbone", BACKBONE,
+    return ["results", "--claims", "--profile", profile, "--backbone", BACKBONE, "--markdown",
             "--results-dir", str(ROOT / "results")]
 
 

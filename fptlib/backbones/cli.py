@@ -18,18 +18,19 @@ def register(sub) -> None:
 
     p = sub.add_parser("describe", help="parameter counts per group, trainable or frozen")
     p.add_argument("--backbone", default="gpt2", help="a known name or a Hugging Face id/folder")
-    p.add_argument("--init", default="pretrained", choices=INITS)
+    p.add_argument("--init", default="pretrained", choices=INITS, help=" | ".join(INITS))
     p.add_argument("--preset", default="fpt", help=f"one of {', '.join(PRESETS)} or groups "
                    "joined by '+'")
     p.add_argument("--token-dim", type=positive_int, default=48,
                    help="size of a continuous token (default 48: CIFAR-10 4x4x3 patches)")
     p.add_argument("--vocab", type=positive_int, default=None,
-                   help="discrete tokens: vocabulary size (replaces --token-dim)")
+                   help="discrete tokens: vocabulary size (replaces --token-dim; default: none, continuous tokens)")
     p.add_argument("--tokens", type=positive_int, default=64, help="sequence length (positions used)")
     p.add_argument("--classes", type=positive_int, default=10, help="logits per output token")
     p.add_argument("--output-tokens", type=positive_int, default=1, help="number of last tokens read")
-    p.add_argument("--layers", type=positive_int, default=None, help="keep only the first k blocks")
-    p.add_argument("--extend-positions", action="store_true")
+    p.add_argument("--layers", type=positive_int, default=None, help="keep only the first k blocks (default: all)")
+    p.add_argument("--extend-positions", action="store_true",
+                   help="grow the backbone's positional table for --tokens longer than it")
     p.add_argument("--in-layers", type=int, nargs="+", default=[], metavar="WIDTH",
                    help="hidden widths of an MLP input head (default: one linear layer)")
     p.add_argument("--out-layers", type=int, nargs="+", default=[], metavar="WIDTH",

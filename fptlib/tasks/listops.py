@@ -394,6 +394,12 @@ class ListOps(DatasetTask):
             return ""
         return "lra" if lra_folder(resolve_data_dir(data_dir)) else "generated"
 
+    def model_kwargs(self) -> dict:
+        """The model is sized by the longest sequence of the data (e.g. under 60 tokens for short
+        generated expressions), not by the ``max_len`` cap that only cuts longer ones."""
+        longest = max(int(split.lengths.max()) for split in self.splits().values())
+        return {**super().model_kwargs(), "max_len": longest}
+
     @classmethod
     def availability(cls, data_dir=None, **_) -> tuple[bool, str, str]:
         try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -185,8 +186,9 @@ def fit_output_only(model, task, config: TrainConfig | None = None, **overrides)
 
     t0 = time.perf_counter()
     batches, order = training_examples(task, bs, device)
-    sorted_feats = compute_features(model, tqdm(batches, desc="caching features", leave=False,
-                                                disable=not config.progress), device, amp_dtype)
+    bar = tqdm(batches, desc="caching features", total=math.ceil(len(order) / bs), unit="batch", leave=False,
+               disable=not config.progress)
+    sorted_feats = compute_features(model, bar, device, amp_dtype)
     train = Features(torch.empty_like(sorted_feats.h), torch.empty_like(sorted_feats.y))
     index = order.to(sorted_feats.h.device)
     train.h[index], train.y[index] = sorted_feats.h, sorted_feats.y     # back to index order

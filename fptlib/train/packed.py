@@ -689,7 +689,10 @@ class PackedTrainer:
                     elif loss is not None:
                         run["history"].append({"step": step, "samples": run["samples"], "loss": loss,
                                                "wall_s": time.perf_counter() - t_start, "accuracy": accuracy})
-                bar.update(step - bar.n)
+                if step < bar.total:
+                    bar.update(step - bar.n)
+                else:          # the last step: shown once, by bar.close() (an update would print it twice)
+                    bar.n = step
                 train_s += time.perf_counter() - t_train
                 alive = [p for p, i in enumerate(pack.runs) if runs[i]["stopped"] != "nan"]
                 to_eval = [p for p in alive if p not in ends] if do_eval else []

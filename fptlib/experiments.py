@@ -648,7 +648,7 @@ def _tuned_lr(profile, bb):
 # (majority class, logistic regression, MiniRocket) need no runs: ``tasks.baselines``.
 TIMESERIES_TASK = "japanese-vowels"
 TIMESERIES_LAYERS = 6          # GPT4TS: GPT-2's first 6 layers (MiniLM has 6; SmolLM2's first 6)
-TIMESERIES_SETTINGS = {"quick": dict(options={}, steps=30, batch_size=16, eval_every=15),
+TIMESERIES_SETTINGS = {"quick": dict(options={}, steps=20, batch_size=16, eval_every=10),
                        # 100 steps of 16: ~7 epochs, what a 2-core CPU shared by others allowed (issue #27)
                        "evidence": dict(options={}, steps=100, batch_size=16, eval_every=20),
                        # GPT4TS's 50 epochs of the 216 series left after the validation carve

@@ -43,7 +43,14 @@ class NetworkError(RuntimeError):
 
 
 def _flag(name: str) -> bool:
-    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes", "on")
+    """An on/off switch from the environment; any other value is an error, not "off" (a typo such
+    as FPT_OFFLINE=2 must not send a machine meant to stay offline onto the network)."""
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"${name}={os.environ[name]!r} is neither on nor off: set it to 1 (on) or 0 (off)")
 
 
 def seconds(name: str) -> float:

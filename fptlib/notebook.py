@@ -154,6 +154,11 @@ def setup(seed: int = DEFAULT_SEED, *, profile: str | None = None, results: str 
     choice is exported as ``$FPT_RESULTS_DIR`` so every writer (records, weights, checkpoints,
     the command line in ``!`` cells) uses the same store."""
     global _CURRENT
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= experiments.MAX_SEED:
+        raise ValueError(f"setup(seed={seed!r}): give a whole number 0..{experiments.MAX_SEED}, e.g. seed=0")
+    if results is not None and not (isinstance(results, (str, os.PathLike)) and str(results).strip()):
+        raise ValueError(f"setup(results={results!r}): give a folder, \"drive\" (Colab), or leave it out "
+                         f"for the default store")
     device = str(env.pick_device("auto"))
     if profile is not None:
         chosen, reason = experiments.check_profile(profile), "passed to setup()"
@@ -161,7 +166,7 @@ def setup(seed: int = DEFAULT_SEED, *, profile: str | None = None, results: str 
         chosen, reason = experiments.choose_profile(device)
     backbone, why = backbones.default_backbone()
     results_dir, results_reason, persistent = choose_results(results)
-    results_dir.mkdir(parents=True, exist_ok=True)
+    files.check_output_dir(results_dir, "setup(results=...): the results folder")
     if results is not None:
         os.environ["FPT_RESULTS_DIR"] = str(results_dir)
     colab = in_colab()

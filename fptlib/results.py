@@ -151,9 +151,11 @@ def read_record(path: Path) -> dict | None:
     (unreadable, truncated, not a JSON object, no plain string ``key``): one bad file never breaks
     the store, and a run whose record is unreadable counts as not run (and is rerun)."""
     try:
+        if not path.is_file():      # a FIFO would block the read forever
+            raise OSError(f"{path} is not a regular file")
         rec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        problem = f"unreadable or truncated JSON ({err})"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        problem = f"unreadable or truncated JSON ({err or type(err).__name__})"
     else:
         if not isinstance(rec, dict):
             problem = f"a JSON {'list' if isinstance(rec, list) else type(rec).__name__}, not a record (an object)"

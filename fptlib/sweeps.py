@@ -98,6 +98,8 @@ class SweepResult:
     select: str
     report: str
 
+    diverged: dict = dataclasses.field(default_factory=dict)   # lr -> seeds whose loss became NaN
+
     @property
     def best(self) -> dict:
         return next(r for r in self.rows if r["lr"] == self.best_lr)
@@ -172,8 +174,18 @@ def sweep_each(configs: Mapping[str, Any], lrs: Sequence[float], seeds: Sequence
     out: dict[str, Any] = {}
     diverged: dict[str, list[float]] = {}
     for label, cfg in configs.items():
-        out[label] = sweep(cfg, lrs=list(lrs), seeds=tuple(seeds), progress=progress)
-        diverged[label] = sorted(out[label].diverged)
+        remaining = list(lrs)
+        diverged[label] = []
+        while remaining:
+            try:
+                out[label] = sweep(cfg, lrs=remaining, seeds=tuple(seeds), progress=progress)
+            except NonFiniteLossError as err:       # every rate left diverged
+                bad = next((lr for lr in remaining if f"lr={lr}" in str(err)), remaining[-1])
+                diverged[label].append(bad)
+                remaining.remove(bad)
+                continue
+            diverged[label] += sorted(getattr(out[label], "diverged", {}))
+            break
         for lr in diverged[label]:
             print(f"{label}: lr {lr:g} diverged (NaN loss); never chosen")
     return out, diverged

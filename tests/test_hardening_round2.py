@@ -338,3 +338,151 @@ def test_a_malformed_record_is_skipped_naming_its_file(tmp_path, capsys, record,
     assert main(["results", "--results-dir", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert f"{record['key']}.json" in err and re.search(words, err) and "Traceback" not in err
+
+
+# ---- 8. no silent misread -------------------------------------------------------------------------
+def _cifar_folder(root: Path, pixel=7, label=3):
+    import numpy as np
+
+    from fptlib.tasks import images
+
+    folder = root / images.CIFAR_FOLDER
+    folder.mkdir(parents=True)
+    data = np.full((2, 3072), pixel, dtype=np.float64 if isinstance(pixel, float) else np.int64)
+    for name in images.CIFAR_TRAIN + ["test_batch"]:
+        (folder / name).write_bytes(pickle.dumps({"data": data, "labels": [label, 1]}))
+    return folder
+
+
+def test_run_key_follows_fpt_data_dir(tmp_path, monkeypatch):
+    from fptlib import experiments
+
+    for name in ("a", "b"):
+        _cifar_folder(tmp_path / name)
+    keys = set()
+    for name in ("a", "b"):
+        monkeypatch.setenv("FPT_DATA_DIR", str(tmp_path / name))
+        keys.add(experiments.config("cifar10", "quick", "lstm").key)
+    assert len(keys) == 2
+    monkeypatch.delenv("FPT_DATA_DIR")
+    assert "data" not in experiments.config("cifar10", "quick", "lstm").identity()   # default keys as before
+
+
+@pytest.mark.parametrize("pixel, label, words", [(300.7, 3, "'data'"), (7, 42, "'labels'"), (7, -1, "'labels'"),
+                                                 (300, 3, "'data'")])
+def test_cifar_values_out_of_range_are_refused(tmp_path, pixel, label, words):
+    from fptlib.tasks import images
+
+    folder = _cifar_folder(tmp_path, pixel, label)
+    with pytest.raises(ValueError, match=f"data_batch_1: {words}.*outside the whole numbers"):
+        images.read_cifar_batch(folder / "data_batch_1")
+
+
+def test_patch_size_zero_is_refused():
+    from fptlib import tasks
+
+    with pytest.raises(ValueError, match="patch_size"):
+        tasks.get("digits", patch_size=0)
+
+
+def test_fold_label_that_is_not_whole_is_refused():
+    from fptlib.tasks import homology
+
+    with pytest.raises(ValueError, match="fold_label 3.7 is not an integer"):
+        homology.check_record({"primary": "MKV", "fold_label": 3.7}, "here")
+    assert homology.check_record({"primary": "MKV", "fold_label": 3.0}, "here") == ("MKV", 3)
+
+
+@pytest.mark.parametrize("line, words", [("( [MAX 1 2 ] )\t1", "evaluates to 2, the target says 1"),
+                                         ("[MAX 1 2\t2", "never closed"),
+                                         ("[MAX 1 2 ] ]\t2", "unbalanced"),
+                                         ("\t2", "never closed"),
+                                         ("[MAX 1 2 ]\t²", "target '²' is not a digit")])
+def test_listops_lines_that_do_not_hold_are_refused(tmp_path, line, words):
+    from fptlib.tasks import listops
+
+    path = tmp_path / "basic_test.tsv"
+    path.write_text(f"Source\tTarget\n{line}\n")
+    with pytest.raises(ValueError, match=re.escape(words)):
+        listops.read_tsv(path)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(ValueError, match="not a file"):
+        listops.read_tsv(path)
+
+
+def test_setup_checks_its_arguments(tmp_path):
+    from fptlib import notebook
+
+    for kwargs, words in (({"results": ""}, "results=''"), ({"seed": "a"}, "seed='a'"),
+                          ({"results": str(tmp_path / "f")}, "is a file")):
+        (tmp_path / "f").write_text("x")
+        with pytest.raises(ValueError, match=re.escape(words)):
+            notebook.setup(quiet=True, matplotlib_inline=False, **kwargs)
+
+
+def test_an_offline_switch_that_is_neither_on_nor_off_is_an_error(monkeypatch):
+    from fptlib import net
+
+    monkeypatch.setenv("FPT_OFFLINE", "2")
+    with pytest.raises(ValueError, match=r"\$FPT_OFFLINE='2'"):
+        net.offline("https://example.org")
+    monkeypatch.setenv("FPT_OFFLINE", "1")
+    assert net.offline("https://example.org")
+
+
+# ---- 9. bad files: an error naming the file and the fix ---------------------------------------------
+def test_idx_files_that_do_not_hold_are_refused(tmp_path):
+    import gzip
+
+    from fptlib.tasks import images
+
+    full = gzip.compress(b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + bytes([1, 2, 3]))
+    (tmp_path / "cut.gz").write_bytes(full[:-6])
+    with pytest.raises(ValueError, match="cut.gz cannot be read.*truncated or damaged"):
+        images.read_idx(tmp_path / "cut.gz")
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    (xs, ys) = images.IDX_FILES["test"]
+    (folder / xs).write_bytes(b"\x00\x00\x08\x03" + b"".join(n.to_bytes(4, "big") for n in (2, 2, 2)) + bytes(8))
+    (folder / ys).write_bytes(b"\x00\x00\x08\x01" + (2).to_bytes(4, "big") + bytes([1, 200]))
+    with pytest.raises(ValueError, match=r"\(labels\): 1 value\(s\) outside the whole numbers 0\.\.9"):
+        images.read_idx_pair(folder, "test")
+    (folder / xs).write_bytes(b"\x00\x00\x08\x02" + b"".join(n.to_bytes(4, "big") for n in (2, 4)) + bytes(8))
+    images.read_idx_pair.cache_clear()
+    with pytest.raises(ValueError, match="expected images N x H x W"):
+        images.read_idx_pair(folder, "test")
+
+
+def test_tape_json_nested_deep_is_refused_naming_the_file(tmp_path):
+    from fptlib.tasks import homology
+
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="deep.json is JSON nested too deep"):
+        homology.read_json(path)
+
+
+def test_fifo_as_data_or_record_never_blocks(tmp_path, capsys):
+    from fptlib import results
+    from fptlib.tasks import lmdb_file
+
+    folder = tmp_path / "lmdb"
+    folder.mkdir()
+    os.mkfifo(folder / "data.mdb")
+    with pytest.raises(ValueError, match="not a regular file"):
+        lmdb_file.check(folder)
+    os.mkfifo(tmp_path / "k.json")
+    assert results.load(tmp_path) == []
+    assert "k.json" in capsys.readouterr().err
+
+
+def test_fpt_data_dir_that_is_not_a_folder_is_named(tmp_path, monkeypatch):
+    from fptlib.tasks.download import data_dir
+
+    (tmp_path / "file").write_text("x")
+    os.symlink(tmp_path / "loop", tmp_path / "loop")
+    for bad in ("file", "loop"):
+        monkeypatch.setenv("FPT_DATA_DIR", str(tmp_path / bad))
+        with pytest.raises(ValueError, match=r"\$FPT_DATA_DIR=.* is not a folder"):
+            data_dir()

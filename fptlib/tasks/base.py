@@ -51,6 +51,30 @@ def positive(name: str, value, allow_none: bool = False):
     return value
 
 
+def whole_numbers(values, low: int, high: int, what: str):
+    """``values`` (array-like) as an int64 numpy array when every value is a whole number from
+    ``low`` to ``high``; else ValueError naming ``what`` (the file and field) and the first bad value.
+    Casting alone would wrap 300 to 44 or truncate 3.7 to 3: a silently different dataset."""
+    import numpy as np
+
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{what}: not an array of numbers ({err})") from None
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{what}: holds {array.dtype} values, not numbers")
+    bad = ~np.isfinite(array) if array.dtype.kind == "f" else np.zeros(array.shape, bool)
+    bad |= (array < low) | (array > high)
+    if array.dtype.kind == "f":
+        bad |= np.nan_to_num(array) != np.round(np.nan_to_num(array))
+    if bad.any():
+        first = array.reshape(-1)[int(np.flatnonzero(bad.reshape(-1))[0])]
+        raise ValueError(f"{what}: {int(bad.sum())} value(s) outside the whole numbers {low}..{high} "
+                         f"(e.g. {first!r}): the file is damaged or not this dataset; replace it "
+                         f"(delete it to download it again)")
+    return array.astype(np.int64)
+
+
 def stream_seed(*parts) -> int:
     """A 63-bit seed derived from ``parts`` (ints and strings), stable across Python runs.
 

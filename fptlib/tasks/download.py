@@ -38,9 +38,27 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
         return Path(path).expanduser()
     env = os.environ.get("FPT_DATA_DIR")
     if env:
-        return Path(env).expanduser()
+        folder = Path(env).expanduser()
+        if os.path.lexists(folder) and not folder.is_dir():
+            raise ValueError(f"$FPT_DATA_DIR={env} is not a folder (a file, or a link that leads nowhere "
+                             f"or in a loop): set it to a folder (created if missing), or unset it for "
+                             f"the default {_default_data_dir()}")
+        return folder
+    return _default_data_dir()
+
+
+def _default_data_dir() -> Path:
     root = repo_root()
     return (root if root is not None else Path.cwd()) / "data"
+
+
+def data_dir_tag(path: str | os.PathLike | None = None) -> str:
+    """What a run key adds for the data folder: "" for the default one or a folder given as a task
+    option (the option is in the key already), ``@<folder>`` when ``$FPT_DATA_DIR`` chooses it (two
+    folders of CIFAR-10 are two runs)."""
+    if path is not None or not os.environ.get("FPT_DATA_DIR"):
+        return ""
+    return f"@{data_dir().resolve()}"
 
 
 def data_dir_explained(path=None) -> str:

@@ -19,17 +19,17 @@ Length cap (the paper: 1024 tokens): the authors' code skips sequences longer th
 """
 from __future__ import annotations
 
-import json
 import os
 import pickle
 from pathlib import Path
 
+from fptlib import files
 from fptlib.net import offline_note, reachable
 from fptlib.tasks import lmdb_file, plain_pickle
 from fptlib.tasks.base import paper_hparams
 from fptlib.tasks.dataset import DatasetTask, Split
 from fptlib.tasks.download import data_dir as resolve_data_dir
-from fptlib.tasks.download import data_dir_explained, download, extract_tar, trust_on_first_use
+from fptlib.tasks.download import data_dir_explained, data_dir_tag, download, extract_tar, trust_on_first_use
 
 URLS = {  # TAPE's bucket, over https (TAPE's README gives the same paths over http)
     "lmdb": "https://s3.amazonaws.com/songlabdata/proteindata/data_pytorch/remote_homology.tar.gz",
@@ -66,9 +66,12 @@ def check_record(record, where: str) -> tuple[str, int]:
     if not isinstance(seq, str) or not seq:
         raise ValueError(f"{where}: 'primary' must be a non-empty amino-acid string")
     try:
-        label = int(label)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: fold_label {label!r} is not an integer") from None
+        whole = not isinstance(label, (bool, str)) and int(label) == label     # 3.7 is refused, not read as 3
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole:
+        raise ValueError(f"{where}: fold_label {label!r} is not an integer")
+    label = int(label)
     if not 0 <= label < N_FOLDS:
         raise ValueError(f"{where}: fold_label {label} is outside 0..{N_FOLDS - 1}")
     return seq, label
@@ -108,12 +111,8 @@ def read_lmdb(path: str | os.PathLike) -> list[tuple[str, int]]:
 def read_json(path: str | os.PathLike) -> list[tuple[str, int]]:
     """(sequence, fold_label) pairs from one TAPE JSON split (a list of records)."""
     path = Path(path)
-    try:
-        records = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(records, list):
-        raise ValueError(f"{path}: expected a JSON list of records, found {type(records).__name__}")
+    records = files.read_json(path, "replace it with TAPE's file (delete it: fptlib downloads it again)",
+                              expect=list)
     return [check_record(r, f"{path}, record {i}") for i, r in enumerate(records)]
 
 
@@ -192,6 +191,11 @@ class RemoteHomology(DatasetTask):
                 f"folder {data_dir_explained(self.root)}. Online, fptlib downloads it there; or "
                 f"download the archive yourself and unpack it into {self.root}. There is no offline "
                 f"stand-in for protein data here.")
+
+    @classmethod
+    def data_key(cls, data_dir=None, **_) -> str:
+        """The folder $FPT_DATA_DIR names, if it does (see registry.data_key): TAPE's files are read there."""
+        return data_dir_tag(data_dir)
 
     @classmethod
     def availability(cls, data_dir=None, **_) -> tuple[bool, str, str]:

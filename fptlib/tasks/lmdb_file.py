@@ -35,6 +35,9 @@ def check(path: str | os.PathLike) -> None:
     if not file.exists():
         raise FileNotFoundError(f"LMDB data file {file} does not exist (an LMDB folder holds "
                                 f"data.mdb); fetch the data again")
+    if not file.is_file():      # a FIFO would block the read below forever
+        raise ValueError(f"{file} is not a regular file (a FIFO, socket or device): replace it with "
+                         f"the LMDB data file, or delete it and fetch the data again")
     size = file.stat().st_size
     fix = ("the copy or download was probably interrupted: delete it and fetch the data again")
     with open(file, "rb") as f:

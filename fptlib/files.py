@@ -65,6 +65,19 @@ def committed_evidence_dir() -> Path:
     return root / "results" / EVIDENCE if root is not None else PACKAGED_EVIDENCE
 
 
+NOTEBOOK_RUNS = "notebooks"    # results/notebooks/: the quick runs the committed notebook outputs show
+
+
+def notebook_runs_dir() -> Path | None:
+    """``results/notebooks/`` of the checkout: the quick-profile records (and the trained weights the
+    notebooks load) that ``tools/run_notebooks.py`` produced with the committed notebook outputs,
+    tracked by git. Under ``pytest --nbval`` the notebooks load these runs instead of training them,
+    so what nbval compares does not depend on the CPU, the thread count or the load. None in an
+    installed copy."""
+    root = repo_root()
+    return root / "results" / NOTEBOOK_RUNS if root is not None else None
+
+
 def read_manifest(folder: str | os.PathLike) -> dict[str, dict]:
     """The manifest of a store folder (run key -> how it was produced); {} when there is none."""
     path = Path(folder) / MANIFEST

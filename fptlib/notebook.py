@@ -24,11 +24,14 @@ live in ``fptlib.report``, record queries in ``fptlib.results``, run settings in
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +75,7 @@ class NotebookContext:
         """True while the notebook runs as a test (``pytest --nbval``; conftest.py sets
         ``$FPT_NOTEBOOK_CHECK``). A cell whose output nbval ignores may then shrink a costly loop,
         as the TransformerLens demos do, and says so: the committed output is the full loop's."""
-        return os.environ.get(CHECK_ENV, "") not in ("", "0")
+        return checking()
 
     def config(self, task: str, **changes) -> experiments.RunConfig:
         """``experiments.config`` for ``task`` at this profile and backbone, then ``changes``."""
@@ -115,14 +118,36 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def checking() -> bool:
+    """True while a notebook runs as a test (``$FPT_NOTEBOOK_CHECK``, set by the root conftest.py)."""
+    return os.environ.get(CHECK_ENV, "") not in ("", "0")
+
+
+CHECK_STORE_REASON = "a temporary copy of results/notebooks/, the runs the committed outputs show (a test run)"
+
+
+def _check_store(committed: Path) -> Path:
+    """A temporary copy of the notebooks' committed runs (``files.notebook_runs_dir``), removed when
+    the kernel exits: under nbval the notebooks load the very runs their committed outputs were made
+    from, and whatever a check cell trains anew never lands in the tracked folder."""
+    copy = Path(tempfile.mkdtemp(prefix="fpt-notebook-check-")) / "results"
+    shutil.copytree(committed, copy, ignore=shutil.ignore_patterns("checkpoints", ".claims", ".*.lock"))
+    atexit.register(shutil.rmtree, copy.parent, ignore_errors=True)
+    return copy
+
+
 def choose_results(results: str | os.PathLike | None = None) -> tuple[Path, str, bool]:
     """``(folder, reason, persistent)`` for ``setup(results=...)``: None is today's rule
     (``files.results_dir``: $FPT_RESULTS_DIR, else results/ of the checkout); ``"drive"`` mounts
     Google Drive (on Colab only) and uses ``MyDrive/fpt-course/results``; anything else is a folder.
     ``persistent``: the folder outlives the runtime (Drive), so long runs keep checkpoints there."""
     if results is None:
-        reason = "from $FPT_RESULTS_DIR" if os.environ.get("FPT_RESULTS_DIR") else "the default"
-        return files.results_dir(), reason, False
+        committed = files.notebook_runs_dir()
+        if os.environ.get("FPT_RESULTS_DIR"):
+            return files.results_dir(), "from $FPT_RESULTS_DIR", False
+        if checking() and committed is not None and committed.is_dir():
+            return _check_store(committed), CHECK_STORE_REASON, False
+        return files.results_dir(), "the default", False
     if str(results).lower() != "drive":
         return Path(results).expanduser().absolute(), "passed to setup()", False
     if not in_colab():
@@ -167,7 +192,7 @@ def setup(seed: int = DEFAULT_SEED, *, profile: str | None = None, results: str 
     backbone, why = backbones.default_backbone()
     results_dir, results_reason, persistent = choose_results(results)
     files.check_output_dir(results_dir, "setup(results=...): the results folder")
-    if results is not None:
+    if results is not None or results_reason == CHECK_STORE_REASON:
         os.environ["FPT_RESULTS_DIR"] = str(results_dir)
     colab = in_colab()
     if colab:

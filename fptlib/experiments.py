@@ -1164,12 +1164,18 @@ def packed_note(packed: Mapping, dropout: float) -> str:
             f"({packed['technique']}): {same}; wall and train times are the pack's")
 
 
+LOADED_WEIGHTS_LOG = "FPT_LOADED_WEIGHTS_LOG"    # a file: load_model appends each weights file it loads
+
+
 def load_model(config: RunConfig, device: str = "cpu", directory=None):
     """The trained model of a finished run (rebuilt, then its trained weights loaded), with its task.
     Raises FileNotFoundError when the run has no stored weights: ``run(config)`` first."""
     path = weights_path(config.key, store_dir(config.profile, directory))
     if not path.is_file():
         raise FileNotFoundError(f"no trained weights for run {config.key} at {path}: call experiments.run(config) first")
+    if os.environ.get(LOADED_WEIGHTS_LOG):        # tools/run_notebooks.py: which weights the notebooks need
+        with open(os.environ[LOADED_WEIGHTS_LOG], "a", encoding="utf-8") as log:
+            log.write(path.name + "\n")
     model, task = build(config, device, directory)
     state = torch.load(path, map_location=device, weights_only=True)
     missing = set(state) - {n for n, _ in model.named_parameters()}

@@ -88,3 +88,16 @@ def test_training_a_committed_notebook_run_again_lands_within_the_tolerance(tmp_
     again = experiments.run(cfg, directory=tmp_path, progress=False)
     got, want = results.accuracy(again, "test"), results.accuracy(committed, "test")
     assert abs(got - want) <= TOLERANCE, f"retrained {100 * got:.2f}% vs committed {100 * want:.2f}%"
+
+
+def test_run_notebooks_keeps_only_the_weights_a_notebook_loaded(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("run_notebooks", files.PACKAGE_DIR.parent / "tools" / "run_notebooks.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    (tmp_path / "weights").mkdir()
+    for name in ("attention-run", "full-run", "other"):
+        (tmp_path / "weights" / f"{name}.pt").write_bytes(b"x")
+    assert tool.prune_weights(tmp_path, {"attention-run.pt"}) == (1, 2)
+    assert [p.name for p in (tmp_path / "weights").iterdir()] == ["attention-run.pt"]
+    assert tool.stored(tmp_path) == set() and tool.prune_weights(tmp_path / "none", set()) == (0, 0)

@@ -16,7 +16,8 @@ compares does not depend on the CPU, the thread count or the load (training numb
 at one thread, 79.57% at two, for one Bit Memory quick run); ``tests/test_notebook_runs.py``
 retrains one of them and checks it against the committed record within a stated tolerance. A
 notebook that trained runs is executed a second time, loading them, and that execution is the one
-written: its outputs are then the ones nbval sees. Execution stops at the first failing notebook (the
+written: its outputs are then the ones nbval sees. After a run of every notebook, the trained
+weights no notebook loaded are removed from results/notebooks/weights/ (``prune_weights``). Execution stops at the first failing notebook (the
 file is left untouched; ``--keep-going`` goes on with the next) and the exit status is 1.
 
 Progress bars are ipywidgets; nbclient saves their final state in the notebook's metadata, but
@@ -135,6 +136,19 @@ def stored(store: Path) -> set[str]:
     return {p.name for p in store.glob("*.json")} if store.is_dir() else set()
 
 
+def prune_weights(store: Path, loaded: set[str]) -> tuple[int, int]:
+    """Remove the trained weights no notebook loaded (after a run of every notebook): records are
+    small and all tracked, weights are tracked only where a notebook needs them (attention of a
+    trained model), not the ~40 MB of a fully trained transformer that only reports its accuracy."""
+    folder = store / "weights"
+    if not folder.is_dir():
+        return 0, 0
+    dropped = [p for p in folder.glob("*.pt") if p.name not in loaded]
+    for p in dropped:
+        p.unlink()
+    return len(list(folder.glob("*.pt"))), len(dropped)
+
+
 def main(argv: list[str] | None = None) -> int:
     from fptlib.experiments import PROFILES
 
@@ -156,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     from fptlib.files import notebook_runs_dir
     store = notebook_runs_dir()                    # the tracked store the committed outputs come from
     os.environ["FPT_RESULTS_DIR"] = str(store)
+    from fptlib.experiments import LOADED_WEIGHTS_LOG
+    loaded_log = Path(tempfile.mkdtemp(prefix="fpt-loaded-weights-")) / "loaded.txt"
+    loaded_log.touch()
+    os.environ[LOADED_WEIGHTS_LOG] = str(loaded_log)    # experiments.load_model appends what it loads
 
     paths = find_notebooks(args.prefixes)
     if not paths:
@@ -185,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         total += wall
         print(f"{wall:7.1f} s", flush=True)
     print(f"{'total':<40} {total:7.1f} s ({total / 60:.1f} min)")
+    if not args.prefixes and not failed and not args.check:
+        kept, dropped = prune_weights(store, set(loaded_log.read_text().split()))
+        print(f"results/notebooks/weights/: kept the {kept} the notebooks load, removed {dropped} they do not")
     if failed:
         print("failed:", ", ".join(failed))
     return 1 if failed else 0

@@ -3,7 +3,8 @@
 bertviz's views load require.js, d3 and jQuery from a CDN in the browser, so without internet they
 stay blank. ``tools/setup.sh`` installs those three libraries from the npm registry into
 ``<venv>/share/fptlib/js/node_modules`` and enables this extension, which serves that folder at
-``<base_url>fptlib/js/``; :func:`fptlib.viz.bertviz_views` points the views there first and at the
+``<base_url>fptlib/js/`` behind the server's authentication (its token or login, as for notebooks);
+:func:`fptlib.viz.bertviz_views` points the views there first and at the
 CDN second, so they draw offline in JupyterLab and online anywhere (Colab included).
 
 To switch it on by hand, write ``{"ServerApp": {"jpserver_extensions": {"fptlib.jupyter_static": true}}}``
@@ -37,9 +38,24 @@ def _jupyter_server_extension_points():
     return [{"module": "fptlib.jupyter_static"}]
 
 
+def script_handler():
+    """The handler class: Jupyter's own ``AuthenticatedFileHandler`` (a request without the
+    server's token or login gets 403, as for any notebook file), limited to the three FILES."""
+    from jupyter_server.base.handlers import AuthenticatedFileHandler
+    from tornado import web
+
+    class ScriptHandler(AuthenticatedFileHandler):
+        @web.authenticated
+        def get(self, path, include_body=True):
+            if path not in FILES.values():
+                raise web.HTTPError(404)
+            return super().get(path, include_body=include_body)
+
+    return ScriptHandler
+
+
 def _load_jupyter_server_extension(serverapp) -> None:
     from jupyter_server.utils import url_path_join
-    from tornado.web import StaticFileHandler
 
     folder = js_dir()
     missing = missing_files(folder)
@@ -49,5 +65,5 @@ def _load_jupyter_server_extension(serverapp) -> None:
                               f"{folder.parent} {' '.join(NPM_PACKAGES)})")
     web_app = serverapp.web_app
     pattern = url_path_join(web_app.settings["base_url"], ROUTE, "(.*)")
-    web_app.add_handlers(".*$", [(pattern, StaticFileHandler, {"path": str(folder)})])
+    web_app.add_handlers(".*$", [(pattern, script_handler(), {"path": str(folder)})])
     serverapp.log.info(f"fptlib: serving bertviz's scripts from {folder} at {pattern}")

@@ -486,3 +486,59 @@ def test_fpt_data_dir_that_is_not_a_folder_is_named(tmp_path, monkeypatch):
         monkeypatch.setenv("FPT_DATA_DIR", str(tmp_path / bad))
         with pytest.raises(ValueError, match=r"\$FPT_DATA_DIR=.* is not a folder"):
             data_dir()
+
+
+# ---- 11. the bertviz scripts are served behind Jupyter's authentication --------------------------------
+def test_scripts_are_served_only_with_the_servers_token(tmp_path):
+    import json
+    import socket
+    import urllib.error
+    import urllib.request
+
+    pytest.importorskip("jupyter_server")
+    from fptlib import jupyter_static
+
+    js = tmp_path / "js"
+    for rel in jupyter_static.FILES.values():
+        (js / rel).parent.mkdir(parents=True, exist_ok=True)
+        (js / rel).write_text("// script")
+    (js / "requirejs" / "package.json").write_text("{}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "t0ken"
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": {"fptlib.jupyter_static": True}}}))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--allow-root"],
+        env={**os.environ, "FPT_JS_DIR": str(js), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
+             "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def status(rel, auth):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/fptlib/js/{rel}",
+                                         headers={"Authorization": f"token {token}"} if auth else {})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:    # follows a redirect to /login
+                return response.read().decode() if response.url.endswith(rel) else "login page"
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status("requirejs/require.js", True)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail("jupyter server did not start")
+                time.sleep(0.5)
+        assert status("requirejs/require.js", True) == "// script"
+        assert status("requirejs/require.js", False) == "login page"     # no token: not the file
+        assert status("requirejs/package.json", True) == 404              # only the three scripts
+    finally:
+        server.terminate()
+        server.wait(20)

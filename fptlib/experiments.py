@@ -50,7 +50,7 @@ from fptlib.backbones.registry import default_backbone, hidden_size_of, load_bac
 from fptlib.freeze import FreezeSpec
 from fptlib.model import FPT
 from fptlib.tasks.registry import data_key
-from fptlib.train.checkpoint import atomic_save, load_trained_state
+from fptlib.train.checkpoint import atomic_save, load_trained_state, load_weights
 from fptlib.train import distributed
 from fptlib.train.distributed import context
 from fptlib.train.features import fit_output_only, has_training_set
@@ -869,7 +869,7 @@ def bit_memory_backbone(config: RunConfig, directory=None):
         record = run(pre, directory=directory, save_weights=True, force=True)
     backbone = load_backbone(config.backbone, init="random", dropout=config.dropout, seed=config.seed,
                              layers=config.layers, config_overrides=dict(config.backbone_overrides) or None)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights(path)
     prefix = "backbone."
     result = backbone.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
                                       strict=False)
@@ -1177,7 +1177,7 @@ def load_model(config: RunConfig, device: str = "cpu", directory=None):
         with open(os.environ[LOADED_WEIGHTS_LOG], "a", encoding="utf-8") as log:
             log.write(path.name + "\n")
     model, task = build(config, device, directory)
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = load_weights(path, map_location=device)
     missing = set(state) - {n for n, _ in model.named_parameters()}
     if missing:
         raise ValueError(f"stored weights {path} do not fit the model of {config.key} (e.g. {sorted(missing)[:3]})")

@@ -542,3 +542,69 @@ def test_scripts_are_served_only_with_the_servers_token(tmp_path):
     finally:
         server.terminate()
         server.wait(20)
+
+
+def test_an_archive_member_outside_its_folder_is_refused_and_set_aside(tmp_path):
+    import io
+    import tarfile
+
+    from fptlib.tasks.download import extract_tar
+
+    archive = tmp_path / "data.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("../evil.txt")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    with pytest.raises(ValueError, match=r"cannot be unpacked safely.*downloads it again"):
+        extract_tar(archive, tmp_path / "into", "top")
+    assert not archive.exists() and (tmp_path / "data.tar.gz.rejected").exists()
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_a_symlinked_empty_data_folder_is_filled(tmp_path):
+    import io
+    import tarfile
+
+    from fptlib.tasks.download import extract_tar
+
+    archive = tmp_path / "data.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("top/a.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"a"))
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "into").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "into" / "top")
+    extract_tar(archive, tmp_path / "into", "top")
+    assert (tmp_path / "elsewhere" / "a.txt").read_text() == "a"
+
+
+def test_weights_files_that_do_not_hold_are_named(tmp_path):
+    import torch
+
+    from fptlib.train.checkpoint import atomic_save, load_trained_state, load_weights
+
+    atomic_save({"w": torch.zeros(64, 64)}, tmp_path / "w.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "w.pt").read_bytes()[:300])
+    with pytest.raises(ValueError, match=r"cut.pt cannot be read.*truncated"):
+        load_weights(tmp_path / "cut.pt")
+
+    torch.save({"w": Path("x")}, tmp_path / "pickled.pt")        # an object: unpickling would call a class
+    with pytest.raises(ValueError, match="refusing to load .*pickled.pt") as err:
+        load_weights(tmp_path / "pickled.pt")
+    assert "weights_only=False" not in str(err.value)
+    model = torch.nn.Linear(2, 2)
+    for state, words in (({"weight": torch.zeros(2, 2), "extra": torch.zeros(1)}, "'extra': the model has no"),
+                         ({"weight": torch.zeros(3, 2)}, "shape \\(3, 2\\)")):
+        with pytest.raises(ValueError, match=words):
+            load_trained_state(model, state, where="the checkpoint X")
+
+
+def test_a_checkpoint_with_a_string_step_is_named(tmp_path):
+    from fptlib.train import checkpoint as ckpt
+
+    saved = {k: {} for k in ckpt.REQUIRED}
+    saved.update(format=ckpt.FORMAT, step="ten")
+    ckpt.atomic_save(saved, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match="says step 'ten'"):
+        ckpt.load(tmp_path / "checkpoint.pt")

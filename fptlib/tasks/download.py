@@ -205,7 +205,7 @@ def _conflicts(source: Path, target: Path) -> list[Path]:
     """Paths under ``target`` that exist with other content than their twin under ``source``."""
     if not target.exists() and not target.is_symlink():
         return []
-    if source.is_dir() and target.is_dir() and not target.is_symlink():
+    if source.is_dir() and target.is_dir():     # a link to a folder (data kept elsewhere) is followed
         return [c for child in source.iterdir() for c in _conflicts(child, target / child.name)]
     if source.is_file() and target.is_file() and not target.is_symlink() and _same_file(source, target):
         return []
@@ -235,8 +235,15 @@ def extract_tar(archive: str | os.PathLike, into: str | os.PathLike, top: str) -
     into.mkdir(parents=True, exist_ok=True)
     target = into / top
     with tempfile.TemporaryDirectory(dir=into, prefix=".extract-") as tmp:
-        with tarfile.open(archive, "r:*") as tar:
-            tar.extractall(tmp, filter="data")
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as err:     # a member with ../, a truncated file
+            kept = Path(f"{archive}.rejected")
+            os.replace(archive, kept)       # set aside: the next run fetches a fresh copy
+            raise ValueError(f"{archive} cannot be unpacked safely ({type(err).__name__}: {err}); moved it "
+                             f"to {kept} so that the next run downloads it again (or put a good copy "
+                             f"at {archive})") from None
         source = Path(tmp) / top
         if not source.exists():
             raise ValueError(f"{archive} has no folder {top!r}; it is not the expected archive")

@@ -94,15 +94,29 @@ def trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_trained_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+def load_trained_state(model: torch.nn.Module, state: dict[str, torch.Tensor],
+                       where: str = "the saved weights") -> None:
+    """Copy ``state`` (trained parameters, and buffers as ``buffer:<name>``) into ``model``. A tensor
+    the model lacks, of another shape, or not a tensor at all is a ValueError naming ``where``."""
     params = dict(model.named_parameters())
     buffers = dict(model.named_buffers())
+    targets = {}
+    for name, value in state.items():
+        target = buffers.get(name[len("buffer:"):]) if name.startswith("buffer:") else params.get(name)
+        if target is None:
+            problem = "the model has no such tensor"
+        elif not isinstance(value, torch.Tensor):
+            problem = f"it is a {type(value).__name__}, not a tensor"
+        elif value.shape != target.shape:
+            problem = f"shape {tuple(value.shape)}, the model's is {tuple(target.shape)}"
+        else:
+            targets[name] = (target, value)
+            continue
+        raise ValueError(f"{where} do not fit this model: {name!r}: {problem}. They were written for "
+                         f"another model (or damaged): delete them to train afresh")
     with torch.no_grad():
-        for name, value in state.items():
-            if name.startswith("buffer:"):
-                buffers[name[len("buffer:"):]].copy_(value)
-            else:
-                params[name].copy_(value)
+        for target, value in targets.values():
+            target.copy_(value)
 
 
 def frozen_fingerprint(model: torch.nn.Module) -> dict[str, list[float]]:
@@ -204,7 +218,33 @@ def load(path: str | os.PathLike, required: tuple[str, ...] = REQUIRED) -> dict:
     missing = [k for k in required if k not in saved]
     if missing:
         raise ValueError(f"the checkpoint {path} lacks {missing}: it was not written by fptlib's Trainer; {fix}")
+    step = saved.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"the checkpoint {path} says step {step!r}, not a whole number of steps: {fix}")
+    if not isinstance(saved.get("trained", {}), dict):
+        raise ValueError(f"the checkpoint {path} holds no trained tensors (its 'trained' is a "
+                         f"{type(saved['trained']).__name__}): {fix}")
     return saved
+
+
+def load_weights(path: str | os.PathLike, map_location="cpu") -> dict[str, torch.Tensor]:
+    """Stored trained weights (a dict of tensors, as ``atomic_save`` writes them), read with
+    ``weights_only=True``. A truncated or damaged file, pickled objects (never unpickled here:
+    torch's advice to retry with weights_only=False would run whatever they name) or anything
+    but tensors is a ValueError naming the file and the fix."""
+    path = Path(path)
+    fix = f"delete {path} (and its record, to train the run again)"
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"refusing to load {path}: it is not plain tensors, and unpickling it could run "
+                         f"code ({str(err).splitlines()[0][:160]}); {fix}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise ValueError(f"the weights file {path} cannot be read ({str(err).splitlines()[0][:160]}); it "
+                         f"is probably truncated: {fix}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"the weights file {path} does not hold a dict of tensors: {fix}")
+    return state
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, name: str = CHECKPOINT_NAME) -> list[Path]:

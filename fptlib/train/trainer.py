@@ -352,7 +352,7 @@ class Trainer:
         ckpt.check_compatible(path, saved["identity"], _jsonable(self.identity()),
                               saved["fingerprint"], self._frozen_fingerprint())
         ckpt.check_steps(path, saved["step"], self.config.steps)
-        ckpt.load_trained_state(self.model, saved["trained"])
+        ckpt.load_trained_state(self.model, saved["trained"], where=f"the checkpoint {path}'s tensors")
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scaler.load_state_dict(saved["scaler"])
         ckpt.set_rng_state(saved["rng"])

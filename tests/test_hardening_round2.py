@@ -544,17 +544,21 @@ def test_scripts_are_served_only_with_the_servers_token(tmp_path):
         server.wait(20)
 
 
-def test_an_archive_member_outside_its_folder_is_refused_and_set_aside(tmp_path):
+def _tar(archive: Path, member: str, data: bytes) -> Path:
     import io
     import tarfile
 
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo(member)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+def test_an_archive_member_outside_its_folder_is_refused_and_set_aside(tmp_path):
     from fptlib.tasks.download import extract_tar
 
-    archive = tmp_path / "data.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo("../evil.txt")
-        info.size = 4
-        tar.addfile(info, io.BytesIO(b"evil"))
+    archive = _tar(tmp_path / "data.tar.gz", "../evil.txt", b"evil")
     with pytest.raises(ValueError, match=r"cannot be unpacked safely.*downloads it again"):
         extract_tar(archive, tmp_path / "into", "top")
     assert not archive.exists() and (tmp_path / "data.tar.gz.rejected").exists()
@@ -562,16 +566,9 @@ def test_an_archive_member_outside_its_folder_is_refused_and_set_aside(tmp_path)
 
 
 def test_a_symlinked_empty_data_folder_is_filled(tmp_path):
-    import io
-    import tarfile
-
     from fptlib.tasks.download import extract_tar
 
-    archive = tmp_path / "data.tar"
-    with tarfile.open(archive, "w") as tar:
-        info = tarfile.TarInfo("top/a.txt")
-        info.size = 1
-        tar.addfile(info, io.BytesIO(b"a"))
+    archive = _tar(tmp_path / "data.tar.gz", "top/a.txt", b"a")
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "into").mkdir()
     os.symlink(tmp_path / "elsewhere", tmp_path / "into" / "top")

@@ -21,6 +21,7 @@ from fptlib.cli import positive_int
 from fptlib.experiments import PROFILES
 from fptlib.files import atomic_write
 from fptlib.train.distributed import context
+from fptlib.train.packed import CPU_AUTO_PACK, CPU_PACK_MAX_TOKENS
 from fptlib.train.trainer import COMPILE_FLAGS, TrainConfig
 
 PROFILE_HELP = "quick | evidence | full (default: $FPT_PROFILE, else evidence on a GPU and quick without one)"
@@ -283,7 +284,9 @@ def _add_pack(p) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--pack", type=int, default=None, metavar="K",
                        help="train up to K compatible runs at once over one shared frozen backbone "
-                            "(default: automatic, by memory on CUDA, the benchmark's size on a CPU)")
+                            "(default: automatic: by memory on CUDA; on a CPU, where bench/bench_packed.py "
+                            f"measured it faster, {CPU_AUTO_PACK} runs of sequences up to {CPU_PACK_MAX_TOKENS} "
+                            "tokens, longer ones one at a time)")
     group.add_argument("--no-pack", action="store_true", help="train the runs one at a time")
 
 

@@ -1003,11 +1003,14 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
         if pack is False or pack is None or group[0].freeze == OUTPUT_ONLY:
             size = 1        # output-only runs: the feature cache (or one run's Trainer) is the fast path
         elif pack == "auto":
-            per_run = None
+            per_run = tokens = None
             if dev.type == "cuda":
                 model, task = build(group[0], "cpu", directory)
                 per_run = measure_run_bytes(model.to(dev), task, train_config(group[0], device=str(dev)))
-            size = distributed.from_main(auto_pack_size(len(group), dev, per_run_bytes=per_run), ctx)  # agreed
+            else:                   # a CPU packs only where that was measured faster: short sequences
+                tokens = tasks.get(group[0].task, **dict(group[0].task_options)).max_len
+            size = distributed.from_main(auto_pack_size(len(group), dev, per_run_bytes=per_run, tokens=tokens),
+                                         ctx)  # agreed
         else:
             size = int(pack)
         for start in range(0, len(group), size):

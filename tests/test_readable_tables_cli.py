@@ -178,3 +178,14 @@ def test_auto_packing_says_nothing_of_runs_it_cannot_pack(tmp_path):
     said.clear()
     experiments.run_many(full, pack=2, directory=tmp_path, progress=False, log=said.append, force=True)
     assert any(s.startswith("cannot pack them") for s in said), said
+
+
+def test_auto_packing_on_a_cpu_only_where_it_was_measured_faster(tmp_path):
+    limit = packed.CPU_PACK_MAX_TOKENS
+    assert packed.auto_pack_size(4, "cpu", tokens=limit) == packed.CPU_AUTO_PACK
+    assert packed.auto_pack_size(4, "cpu", tokens=limit + 1) == 1
+    for n, packs in ((limit // 2, True), (limit // 2 + 1, False)):    # Bit XOR: 2n tokens
+        said = []
+        experiments.run_many([_tiny(lr, task_options={"n": n}) for lr in (1e-3, 3e-3)], pack="auto", device="cpu",
+                             directory=tmp_path / str(n), progress=False, log=said.append)
+        assert any(s.startswith("packing 2 runs") for s in said) == packs, (n, said)

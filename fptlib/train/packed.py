@@ -85,8 +85,11 @@ RUN_SETTINGS = ("lr", "optimizer", "weight_decay", "grad_clip", "seed", "steps",
 PACK_CHECKPOINT_KEYS = ("format", "identity", "fingerprint", "runs", "step", "rng", "active", "flat", "exp_avg",
                         "exp_avg_sq", "opt_steps")
 BETAS, EPS = (0.9, 0.999), 1e-8       # torch.optim.Adam's defaults, which the Trainer uses
-# Measured by bench/bench_packed.py (bench/RESULTS.md): the pack size pack="auto" uses on a CPU.
+# Measured by bench/bench_packed.py (bench/RESULTS.md, "packing default"): on a CPU pack="auto" packs
+# CPU_AUTO_PACK runs of a task whose sequences are at most CPU_PACK_MAX_TOKENS long (Bit XOR's 10
+# tokens: packed was faster) and trains longer ones one at a time (64-token digits: not faster).
 CPU_AUTO_PACK = 4
+CPU_PACK_MAX_TOKENS = 10
 
 
 class PackError(ValueError):
@@ -806,14 +809,17 @@ def stack_batches(parts, task):
 
 
 def auto_pack_size(runs: int, device, *, per_run_bytes: int | None = None, free_bytes: int | None = None,
-                   fraction: float = 0.7) -> int:
+                   fraction: float = 0.7, tokens: int | None = None) -> int:
     """How many runs to pack: on CUDA as many as ``fraction`` of the free memory holds (one run's
     step costs ``per_run_bytes``, measured by ``measure_run_bytes``); on a CPU ``CPU_AUTO_PACK``
-    (what bench/bench_packed.py measured); 1 means do not pack."""
+    where bench/bench_packed.py measured packing faster: sequences of at most ``CPU_PACK_MAX_TOKENS``
+    (``tokens``: the task's length; longer ones: 1); 1 means do not pack."""
     device = torch.device(device)
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
     if device.type != "cuda":
+        if tokens is not None and tokens > CPU_PACK_MAX_TOKENS:
+            return 1
         return max(1, min(runs, CPU_AUTO_PACK))
     if per_run_bytes is None or per_run_bytes <= 0:
         raise ValueError("on CUDA the pack size is chosen by memory: give per_run_bytes (measure_run_bytes)")

@@ -87,6 +87,18 @@ def test_results_claims_defaults_to_the_committed_evidence_and_fits_100_columns(
     assert main(["results", "--claims", "--markdown"]) == 0
     md = capsys.readouterr().out
     assert len(re.findall(r"\(3\) \[\d+\] vs", md)) >= 10                # committed runs, not "not run here"
+    for view in (["table1", "--profile", "evidence"], ["--progress", "--profile", "evidence"]):
+        assert main(["results", *view, "--backbone", experiments.EVIDENCE_BACKBONE]) == 0
+        assert max(map(len, lines_of(capsys.readouterr().out))) <= WIDTH, view
+
+
+def test_the_readme_claims_rows_are_short():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("<!-- claims:begin -->"): readme.index("<!-- claims:end -->")]
+    rows = [l for l in lines_of(block) if l.startswith("| ") and not l.startswith("| claim |")]
+    assert len(rows) >= 10 and max(map(len, rows)) < 400          # was 494-1,049 characters a cell
+    assert block.count("validation carved from train") == 1     # each data source once, in the notes
 
 
 # -- item 4: the command line ----------------------------------------------------------------------

@@ -261,6 +261,7 @@ def config(task: str, profile: str | None = None, backbone: str | None = None, *
     kw.update(changes)
     return check_settings(RunConfig(**kw))
 
+
 MAX_SEED = 2**63 - 1        # torch.manual_seed's range
 MAX_BATCH = 1 << 16         # examples per step: far above any of the paper's (its largest: 32)
 

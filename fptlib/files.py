@@ -78,16 +78,68 @@ def notebook_runs_dir() -> Path | None:
     return root / "results" / NOTEBOOK_RUNS if root is not None else None
 
 
+# ---- user files and output folders: one reader, one check, each naming the file and the fix -----
+
+def read_json(path: str | os.PathLike, fix: str, expect: type = dict):
+    """The JSON value of file ``path``, of type ``expect``; ValueError naming the file, what is
+    wrong with it and ``fix`` otherwise (a folder, a FIFO or device, unreadable, not JSON, nesting
+    too deep, or a JSON value of another type)."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        problem = "a folder" if path.is_dir() else "not a regular file (a FIFO, socket or device)"
+    else:
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as err:
+            problem = f"unreadable ({type(err).__name__}: {err})"
+        except json.JSONDecodeError as err:
+            problem = f"not valid JSON ({err})"
+        except RecursionError:
+            problem = "JSON nested too deep to read"
+        else:
+            if isinstance(value, expect):
+                return value
+            problem = f"a JSON {type(value).__name__}, not a JSON {expect.__name__}"
+    raise ValueError(f"{path} is {problem}: {fix}")
+
+
+def check_output_dir(folder: str | os.PathLike, what: str) -> Path:
+    """Make sure files can be written in ``folder`` (created if missing) before anything is
+    computed for it; ValueError naming ``what`` (e.g. "--results-dir"), the folder and the fix."""
+    folder = Path(folder)
+    fix = f"give {what} a folder you can write to"
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{what} {folder} is a file, not a folder: {fix}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"{what} {folder} cannot be written to ({err.strerror or err}): {fix}") from None
+    return folder
+
+
+def check_output_file(path: str | os.PathLike, what: str) -> Path:
+    """Make sure ``path`` can be written (atomically: a new file in its folder) before anything is
+    computed for it; ValueError naming ``what``, the path and the fix."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder: give a file name, e.g. {what} {path / 'out.png'}")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{what} {path} is not a regular file (a FIFO or device): give a file name")
+    check_output_dir(path.parent, f"the folder of {what}")
+    return path
+
+
+MANIFEST_FIX = "restore it with git (git checkout -- {name}) or delete it to start a new manifest"
+
+
 def read_manifest(folder: str | os.PathLike) -> dict[str, dict]:
     """The manifest of a store folder (run key -> how it was produced); {} when there is none."""
     path = Path(folder) / MANIFEST
-    if not path.is_file():
+    if not path.exists():
         return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}): restore it with git "
-                         f"(git checkout -- {path.name}) or delete it to start a new manifest") from None
+    return read_json(path, MANIFEST_FIX.format(name=path.name))
 
 
 def add_to_manifest(folder: str | os.PathLike, key: str, entry: Mapping) -> Path:

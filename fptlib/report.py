@@ -506,18 +506,19 @@ def evidence_profile() -> str:
 
 
 def claims(profile: str | None = None, directory: str | os.PathLike | None = None,
-           records: list[dict] | None = None, backbone: str | None = None) -> Table:
+           records: list[dict] | None = None, backbone: str | None = None, notebook: str | None = None) -> Table:
     """Every claim of the paper the course tests (``paper.CLAIMS``): the paper's numbers, and the
     verdict computed from the stored records of ``profile`` (``stats.verdict``: e.g. "FPT higher",
     "FPT lower", "equal within 2 points", "not shown equal", "no clear difference", "both at or below
     a baseline", "a side collapsed to a constant output", "not run here") with what produced them. A quick profile
-    never gives a verdict: its runs check that the code runs."""
+    never gives a verdict: its runs check that the code runs. ``notebook`` (e.g. "08_pretraining"):
+    only the claims that notebook shows, and the notes describe only their settings."""
     profile = experiments.check_profile(profile or experiments.choose_profile()[0])
     recs = records if records is not None else results.load(directory)
     by_key = {r["key"]: r for r in recs}
     cache: dict = {}
     rows, settings = [], _Settings()
-    for c in paper.CLAIMS:
+    for c in (c for c in paper.CLAIMS if notebook is None or c.notebook == notebook):
         v = _claim_verdict(c, profile, by_key, backbone, cache)
         pair = [cache.get(c.run_set or c.table, {}).get(sel) for sel in (c.first, c.second)]
         ours = " vs ".join(settings.ours(cell) for cell in pair) if all(pair) and profile != "quick" else v.word

@@ -56,6 +56,20 @@ def test_claims_rows_are_short_and_each_setting_is_described_once(seeded):
     assert "why (computed from the records)" in report.Table(table.rows).markdown()
 
 
+def test_a_notebooks_claims_describe_only_their_own_settings(seeded):
+    rows = by_row(seeded(seeds=(0, 1, 2)))
+    recs = [record(c, 0.7) for c in rows["frozen random transformer"]] + \
+           [record(c, 0.4) for c in rows["frozen random LSTM"]]
+    every = report.claims("full", records=recs, backbone="minilm")
+    mine = report.claims("full", records=recs, backbone="minilm", notebook=ARCH.notebook)
+    assert {r["claim"] for r in mine.rows} == {c.text for c in paper.CLAIMS if c.notebook == ARCH.notebook}
+    assert claim_row(mine, ARCH)[report.CLAIM_OURS].endswith("[2]")          # numbered within the notebook
+    first = next(n for n in mine.notes if n.startswith("- [1] "))
+    assert first.startswith("- [1] frozen random transformer, CIFAR-10: minilm (random)")
+    # in the whole table the same runs also carry the other claims' names for them
+    assert " = frozen random transformer, CIFAR-10" in next(n for n in every.notes if "minilm (random), freeze fpt" in n)
+
+
 def test_results_lists_lr_and_seed_fits_100_columns_and_has_a_wide_view(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FPT_RESULTS_DIR", str(tmp_path))
     from fptlib import results

@@ -773,7 +773,8 @@ TRAINED_ALL, LSTM_COST, OUTPUT_ONLY_COST, EVAL_OVERHEAD = 1.5, 0.4, 0.3, 0.25
 # prints the estimate for the runs a table still lacks before it starts. Run the tables in EVIDENCE_ORDER (issue #12's ranking) so that a shorter budget
 # gives the most-needed first.
 EVIDENCE_ORDER = ("init", "compute", "table1", "tuned_lr", "architecture", "ladder", "layernorm", "more_than_fpt",
-                  "depth", "lr_critique", "backbones", "model_size", "attention")
+                  "depth", "lr_critique", "backbones", "model_size", "attention",
+                  "timeseries")   # beyond the paper (issue #27): last
 
 
 def estimate(name: str, profile: str = "evidence", backbone: str = "minilm") -> float:

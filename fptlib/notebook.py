@@ -626,18 +626,17 @@ def claims(notebook: str, *, ctx: NotebookContext | None = None) -> report.Table
         raise ValueError(f"no claim of the paper is shown in notebook {notebook!r}: "
                          f"known: {sorted({c.notebook for c in paper.CLAIMS})}")
     if ctx.profile == "quick":          # quick runs give no verdict: the committed evidence does
-        full = evidence_claims()
-    else:
-        full = report.claims(ctx.profile, directory=experiments.store_dir(ctx.profile), backbone=ctx.backbone)
-    kept = [r for r in full.rows if r.get("see") == f"notebooks/{notebook}.ipynb"]
-    return report.Table(kept, columns=full.columns, title=full.title, notes=full.notes)
+        return evidence_claims(notebook)
+    return report.claims(ctx.profile, directory=experiments.store_dir(ctx.profile), backbone=ctx.backbone,
+                         notebook=notebook)
 
 
-def evidence_claims() -> report.Table:
+def evidence_claims(notebook: str | None = None) -> report.Table:
     """``report.claims`` on the committed evidence (``results/evidence/``, backbone
-    ``experiments.EVIDENCE_BACKBONE``): what notebook 00, the README and quick-profile notebooks show."""
+    ``experiments.EVIDENCE_BACKBONE``): what notebook 00, the README and quick-profile notebooks show;
+    ``notebook``: only the claims that notebook shows, with the notes of their settings."""
     full = report.claims(files.EVIDENCE, directory=files.committed_evidence_dir(),
-                         backbone=experiments.EVIDENCE_BACKBONE)
+                         backbone=experiments.EVIDENCE_BACKBONE, notebook=notebook)
     note = (f"Verdicts from the committed evidence records (results/evidence/, `python -m fptlib reproduce "
             f"TABLE --profile evidence`, {experiments.EVIDENCE_BACKBONE} on a 2-core CPU), read here, not trained.")
     return report.Table(full.rows, columns=full.columns, title=full.title, notes=[note, *full.notes])

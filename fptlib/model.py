@@ -226,7 +226,8 @@ class FrozenPretrainedTransformer(nn.Module):
             stats += [tokens.min(), tokens.max()]
         if mask is not None:
             real = mask != 0
-            stats += [(real[:, 1:] & ~real[:, :-1]).any().long(), real.long().sum(dim=1).min()]
+            stats += [(real[:, 1:] & ~real[:, :-1]).any().long(), real.long().sum(dim=1).min(),
+                      ((mask != 0) & (mask != 1)).any().long()]
         if not stats:
             return
         values = torch.stack(stats).tolist()           # the one host read
@@ -240,7 +241,11 @@ class FrozenPretrainedTransformer(nn.Module):
                                  f"(ids 0..{self.vocab_size - 1}): build the model with the task's "
                                  f"vocab_size, or check the tokenizer")
         if mask is not None:
-            left_padded, shortest = values
+            left_padded, shortest, not_binary = values
+            if not_binary:
+                raise ValueError("attention_mask holds values other than 0 and 1 (e.g. 2, 0.5 or -1): it marks "
+                                 "each position real (1) or padding (0); build it as (lengths > position) or "
+                                 "a bool tensor")
             if left_padded:
                 raise ValueError("attention_mask has a real token (1) after padding (0): the model reads "
                                  "the last real token(s) and assumes right padding; put the padding at "

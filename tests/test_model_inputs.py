@@ -43,3 +43,16 @@ def test_a_left_padded_mask_is_refused():
     model(x.flip(1), attention_mask=torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]))   # right padding is fine
     with pytest.raises(ValueError, match="fewer than 1 real tokens"):
         model(x, attention_mask=torch.tensor([[0, 0, 0, 0, 0], [1, 1, 1, 1, 1]]))
+
+
+@pytest.mark.parametrize("value", [2, 0.5, -1])
+def test_a_mask_that_is_not_zeros_and_ones_is_refused(value):
+    """A mask of 2s used to read as real tokens and 0.5 / -1 gave raw index errors (issue #26 item 8)."""
+    model = FPT(tiny_backbone("gpt2"), vocab_size=12, output_dim=2, pad_id=0)
+    x = torch.tensor([[1, 2, 3, 4, 5], [1, 2, 3, 4, 5]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.float)
+    model(x, attention_mask=mask)                                 # 0/1 floats are fine
+    mask[0, 2] = value
+    with pytest.raises(ValueError, match="other than 0 and 1"):
+        model(x, attention_mask=mask)
+    model(x, attention_mask=mask != 0)                          # a bool mask is fine

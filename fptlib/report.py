@@ -669,3 +669,47 @@ def task_table() -> Table:
                      "data it would use now": short_paths(info["source"]),
                      "how to get it": short_paths(info["how"]) or "-"})
     return Table(rows, title="Tasks and their data on this machine")
+
+
+# ---- beyond the paper: One Fits All's and Tan et al.'s claims on the time-series run set ----------
+
+TIMESERIES_WHERE = "MiniLM (not GPT-2), UEA JapaneseVowels, 100 steps of 16, 3 seeds, CPU"
+
+
+def timeseries_claims(directory: str | os.PathLike | None = None, records: list[dict] | None = None,
+                      baselines: Mapping[str, Mapping[str, Any]] | None = None,
+                      where: str = TIMESERIES_WHERE) -> Table:
+    """The verdicts of ``paper.TIMESERIES_CLAIMS`` (One Fits All's and Tan et al.'s, not FPT's) on the
+    evidence runs of the ``timeseries`` run set in ``directory`` (or ``records``): each row's lr and
+    evaluation chosen on validation (``sweeps.select_each``), judged by ``stats.verdict`` against the
+    majority class and the fitted logistic regression (``tasks.timeseries.classical``, computed here
+    unless ``baselines`` are given), and, to show which way the sides go where that fitted floor stops
+    the rule, against the majority class only."""
+    if records is None:
+        keys = {c.key for c in experiments.table("timeseries", "evidence", experiments.EVIDENCE_BACKBONE)}
+        records = [r for r in results.load(directory) if r.get("key") in keys]
+    if baselines is None:
+        from fptlib.tasks.timeseries import classical
+        baselines = classical(tasks.get(experiments.TIMESERIES_TASK), rocket=False)
+    floors = [("majority class", baselines["majority class"]["test"]),
+              ("logistic regression", baselines["logistic regression"]["test"], True)]
+    ours = sweeps.select_each(records)
+    rows = []
+    for c in paper.TIMESERIES_CLAIMS:
+        sides = [ours.get((row, experiments.TIMESERIES_TASK)) for row in (c.first, c.second)]
+        claim = stats.Claim(c.text, c.first, c.second, c.relation, paper=c.theirs, margin=c.margin)
+        first, second = (s and s[1] for s in sides)
+        v = stats.verdict(claim, first, second, where=where, baselines=floors)
+        w = stats.verdict(claim, first, second, where=where, baselines=floors[:1])
+        rows.append({"claim (whose)": f"{c.text} ({c.whose})", "their finding": c.theirs,
+                     "ours: mean ± sd % (seeds)": " vs ".join(s[1].text() if s else "not run" for s in sides),
+                     "verdict": v.word, "against the majority class only": w.word,
+                     "see": f"notebooks/{c.notebook}.ipynb"})
+    return Table(rows, title="Beyond the paper: One Fits All's and Tan et al.'s claims on this course's records "
+                             "(profile `evidence`)", notes=[
+        f"Runs: {where}; each row's lr and evaluation chosen on validation. Baselines (ours, fitted on the "
+        f"training split): majority class {100 * baselines['majority class']['test']:.1f}%, logistic "
+        f"regression {100 * baselines['logistic regression']['test']:.1f}% (test). The verdict is the course's "
+        f"rule (`fptlib.stats.verdict`), which gives none where both sides are at or below a baseline, the "
+        f"fitted one included; the next column applies it with the majority class only.",
+        "Their findings are quoted as theirs: " + paper.ONE_FITS_ALL_SOURCE + "."])

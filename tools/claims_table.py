@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """The README's "What holds up" table: the output of ``python -m fptlib results --claims --markdown``
 on the committed records (one short row per claim; what produced each setting's numbers, once per
-setting, in the notes under it), copied between two markers so that the README never states a
+setting, in the notes under it), then One Fits All's and Tan et al.'s claims on the time-series run
+set (``report.timeseries_claims``), copied between two markers so that the README never states a
 finding by hand.
 
     .venv/bin/python tools/claims_table.py            # check: exit 1 when the README block is stale
@@ -20,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from fptlib.cli import main as fptlib_main  # noqa: E402
 from fptlib import experiments  # noqa: E402
-from fptlib.report import evidence_profile  # noqa: E402
+from fptlib.files import committed_evidence_dir  # noqa: E402
+from fptlib.report import evidence_profile, timeseries_claims  # noqa: E402
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
 PROFILE = evidence_profile()      # the profile whose records are committed
@@ -40,8 +42,11 @@ def live(profile: str = PROFILE) -> str:
     if rc:
         raise SystemExit(f"`python -m fptlib {' '.join(command(profile)[:-2])}` failed (exit {rc})")
     shown = " ".join(command(profile)[:-2])
-    return (f"{BEGIN}\nProduced by `python -m fptlib {shown}` on the committed records "
-            f"(regenerate: `python tools/claims_table.py --write`):\n\n{out.getvalue().strip()}\n{END}")
+    beyond = timeseries_claims(committed_evidence_dir()).markdown()     # One Fits All's and Tan et al.'s
+    return (f"{BEGIN}\nProduced by `python -m fptlib {shown}` on the committed records, and for the claims "
+            f"beyond the paper by `fptlib.report.timeseries_claims()` (notebook 13) "
+            f"(regenerate: `python tools/claims_table.py --write`):\n\n{out.getvalue().strip()}\n\n"
+            f"{beyond.strip()}\n{END}")
 
 
 def current(readme: Path = ROOT / "README.md") -> str:

@@ -226,7 +226,8 @@ class Cell:
         """Which task and data really ran: the paper's task, or the stand-in that replaced it."""
         data = next((r.get("data_source") for r in self.records if r.get("data_source")), None)
         if not self.stand_in:
-            return "the paper's task" + (f" ({data})" if data else "")
+            whose = "the paper's task" if self.paper_task or self.task in paper.TASK_TITLES else "a task beyond the paper"
+            return whose + (f" ({data})" if data else "")
         return f"stand-in: {self.task}" + (f" ({data})" if data else "") + \
             f", not {paper.TASK_TITLES[self.paper_task]}"
 

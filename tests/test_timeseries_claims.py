@@ -47,3 +47,11 @@ def test_the_readme_block_holds_the_anchor_claims():
     block = text[text.index("<!-- claims:begin -->"): text.index("<!-- claims:end -->")]
     assert "One Fits All's and Tan et al.'s claims" in block
     assert all(c.text in block for c in paper.TIMESERIES_CLAIMS)
+
+
+def test_the_time_series_table_does_not_call_its_task_the_papers():
+    from fptlib import experiments
+    table = report.run_set_table("timeseries", "evidence", directory=files.committed_evidence_dir(),
+                                 backbone=experiments.EVIDENCE_BACKBONE)
+    ran = {r.get("ran on") for r in table.rows if r.get("seeds")}
+    assert ran and all(str(x).startswith("a task beyond the paper") for x in ran)

@@ -432,7 +432,7 @@ _GPT4TS, _TS_TASK = "GPT4TS: frozen, language-pretrained", "on UEA JapaneseVowel
 TIMESERIES_CLAIMS: tuple[AnchorClaim, ...] = (
     AnchorClaim("gpt4ts-vs-random", "One Fits All", f"The frozen language model beats its random twin {_TS_TASK}",
                 _GPT4TS, "frozen, random weights", ">",
-                "One Fits All's ablations: GPT-2's pretrained weights beat the same model randomly initialised"),
+                "One Fits All's ablations: the language-pretrained weights beat the same model randomly initialised"),
     AnchorClaim("gpt4ts-vs-no-lm", "Tan et al. (testing One Fits All)", f"The frozen language model beats no "
                 f"language model at all {_TS_TASK}", _GPT4TS, "no language model", ">",
                 "Tan et al.: removing the language model does not make forecasting worse in most cases"),

@@ -320,7 +320,7 @@ def register(subparsers) -> None:
 
     tables = ", ".join(experiments.names())
     p = subparsers.add_parser("reproduce", help="run a paper table's experiments (skips finished runs)")
-    p.add_argument("table", help=f"one of: {tables}; or a run set (no paper table: the explorer's models, Table 1's bit columns with tuned learning rates): {', '.join(experiments.RUN_SETS)}")
+    p.add_argument("table", help=f"one of: {tables}; or a run set (no paper table: the explorer's models, Table 1's bit columns with tuned learning rates, the time series, one epoch of the image stand-in): {', '.join(experiments.RUN_SETS)}")
     p.add_argument("--profile", default=None, choices=PROFILES, help=PROFILE_HELP)
     p.add_argument("--backbone", default=None, help=BACKBONE_HELP)
     p.add_argument("--steps", type=positive_int, default=None,

@@ -639,6 +639,34 @@ def _tuned_lr(profile, bb):
             for c in _table1(profile, bb) + more if c.column in TUNED_COLUMNS for lr in tuned_lrs(c.row, profile)]
 
 
+# The image stand-in trained for one epoch in the paper's token count (issue #24, item 6): the evidence
+# profile's CIFAR-10 column runs Fashion-MNIST for 600 steps of 16 (about a sixth of an epoch) in 8x8
+# patches (16 tokens); here 3,440 steps of 16 (one epoch of the 55,000 training images) in 4x4 patches of
+# the 32x32 image: 64 tokens, as the paper's CIFAR-10. FPT (= "language"), its rivals of Table 1 and the
+# initialisations; rows in the order they run (the language-vs-random pair first). ``target`` (a label):
+# the evaluations give the steps to reach it beside the final accuracy. What it costs: ~0.6 s a step for
+# FPT on one thread of this CPU when quiet, about 40 minutes a run.
+IMAGE_EPOCH = dict(task_options={"image_size": 32, "patch_size": 4}, steps=3440, eval_every=344, eval_limit=1000)
+IMAGE_EPOCH_ROWS = (("language", "pretrained", "fpt"), ("random", "random", "fpt"),
+                    ("Full transformer", "random", "full"), ("Full LSTM", "random", "full"),
+                    ("statistics only", "statistics", "fpt"))
+
+
+def _image_epoch(profile, bb):
+    base = dataclasses.replace(_base("cifar10", profile, bb, **IMAGE_EPOCH), target=TARGETS["cifar10"])
+    out = []
+    for row, init, preset in IMAGE_EPOCH_ROWS:
+        cfg = dataclasses.replace(base, init=init, freeze=preset)
+        if row == "Full transformer":
+            cfg = dataclasses.replace(cfg, layers=FULL_TRANSFORMER_LAYERS["cifar10"])
+        if row == "Full LSTM":
+            cfg = _lstm(base, freeze="full")
+        out.append(_label(cfg, "image_epoch", row, "cifar10"))
+        if row == "language":        # the same run is Table 1's FPT row
+            out.append(_label(cfg, "image_epoch", "FPT", "cifar10"))
+    return out
+
+
 # Beyond the paper (issue #27): One Fits All's (GPT4TS) time-series classification on UEA JapaneseVowels
 # (aeon's wheel; ``tasks.timeseries``: its patches, its flatten-LayerNorm-linear head) and Tan et al.'s
 # ablations (NeurIPS 2024): the language model frozen (GPT4TS: layer norms and positions trained, its
@@ -684,10 +712,11 @@ TABLES: dict[str, Callable[[str, str], list[RunConfig]]] = {name: _with_seeds(de
     "backbones": _backbones, "depth": _depth, "lr_critique": _lr_critique,
 }.items()}
 # run sets that are no table of the paper, which ``reproduce`` runs like one (the explorer's models;
-# Table 1's bit columns with tuned learning rates)
+# Table 1's bit columns with tuned learning rates; the time series; one epoch of the image stand-in)
 RUN_SETS: dict[str, Callable[[str, str], list[RunConfig]]] = {"attention": _with_seeds(_attention),
                                                                  "tuned_lr": _with_seeds(_tuned_lr),
-                                                                 "timeseries": _with_seeds(_timeseries)}
+                                                                 "timeseries": _with_seeds(_timeseries),
+                                                                 "image_epoch": _with_seeds(_image_epoch)}
 # what a table leaves out at a profile, and why: (table, row or column label) -> reason
 NOT_RUN: dict[str, dict[tuple[str, str], str]] = {
     **{p: {("init", "ViT"): "the ImageNet ViT-B/16 weights are a download (google/vit-base-patch16-224); "
@@ -721,7 +750,7 @@ def not_run(name: str, profile: str) -> dict[str, str]:
 
 ALIASES = {"table2": "init", "lstm-vs-transformer": "architecture", "steps": "compute",
            "param-groups": "ladder", "more-than-fpt": "more_than_fpt", "model-size": "model_size",
-           "lr-critique": "lr_critique", "tuned-lr": "tuned_lr"}
+           "lr-critique": "lr_critique", "tuned-lr": "tuned_lr", "image-epoch": "image_epoch"}
 
 
 def names(run_sets: bool = False) -> list[str]:
@@ -774,7 +803,8 @@ TRAINED_ALL, LSTM_COST, OUTPUT_ONLY_COST, EVAL_OVERHEAD = 1.5, 0.4, 0.3, 0.25
 # gives the most-needed first.
 EVIDENCE_ORDER = ("init", "compute", "table1", "tuned_lr", "architecture", "ladder", "layernorm", "more_than_fpt",
                   "depth", "lr_critique", "backbones", "model_size", "attention",
-                  "timeseries")   # beyond the paper (issue #27): last
+                  "timeseries",   # beyond the paper (issue #27)
+                  "image_epoch")  # one epoch of the image stand-in at 64 tokens (issue #24): ~0.7 CPU-hours a run
 
 
 def estimate(name: str, profile: str = "evidence", backbone: str = "minilm") -> float:
@@ -897,7 +927,7 @@ def run(config: RunConfig, *, directory=None, force: bool = False, progress: boo
         compile: bool | str = "auto") -> dict:
     """Train ``config`` (or return its stored record) and return the results record.
 
-    ``checkpoint`` (default: on for the full profile) keeps a resumable checkpoint under
+    ``checkpoint`` (default: on for the full profile and runs estimated over 10 minutes) keeps a resumable checkpoint under
     ``<results>/checkpoints/<key>/``: rerunning after an interruption continues where it stopped.
     ``compile``: the Trainer's torch.compile setting (a speed choice, not part of the run's key).
     """
@@ -1091,7 +1121,7 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
           compile: bool | str = "auto"):
     """Always train; return (record, model). Stores the record (and small trained weights).
     ``checkpoint``: True for ``<results>/checkpoints/<key>/``, a folder name, or False / None
-    (None: on for the full profile only). ``save_weights``: keep the trained parameters next to
+    (None: on for the full profile and for runs estimated over ``CHECKPOINT_AFTER_SECONDS``). ``save_weights``: keep the trained parameters next to
     the record (None: when there are at most MAX_SAVED_TRAINED of them).
     Output-only runs of dataset tasks train on cached frozen features (:func:`uses_feature_cache`;
     augmentation and dropout before the output layer off, as the record's notes say)."""
@@ -1118,10 +1148,15 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     return record, model
 
 
+# a run estimated longer than this on this machine (``_run_seconds``) keeps a checkpoint by default
+CHECKPOINT_AFTER_SECONDS = 600
+
+
 def _checkpoint_dir(checkpoint, config: RunConfig, name: str, directory) -> Path | None:
-    """``checkpoint``: True for ``<results>/checkpoints/<name>/``, a folder, False, or None (full profile only)."""
+    """``checkpoint``: True for ``<results>/checkpoints/<name>/``, a folder, False, or None (the full
+    profile, and any run estimated longer than ``CHECKPOINT_AFTER_SECONDS``: an interrupted one resumes)."""
     if checkpoint is None:
-        checkpoint = config.profile == "full"
+        checkpoint = config.profile == "full" or _run_seconds(config) > CHECKPOINT_AFTER_SECONDS
     if isinstance(checkpoint, (str, Path)):
         return Path(checkpoint)
     return results.results_dir(store_dir(config.profile, directory)) / "checkpoints" / name if checkpoint else None

@@ -174,3 +174,30 @@ def test_a_pretraining_run_stored_without_weights_by_another_table_is_trained_ag
     path.unlink()
     experiments.run(pre, directory=tmp_path, force=True)                # save_weights=None: kept anyway
     assert path.is_file()
+
+
+def test_the_image_epoch_run_set_trains_one_epoch_of_the_stand_in_in_64_tokens():
+    """Issue #24 item 6: the image stand-in trained for at least one epoch, 4x4 patches of 32x32 (64 tokens)."""
+    from fptlib import tasks
+    runs = experiments.table("image_epoch", "evidence", backbone="minilm")
+    assert {c.column for c in runs} == {"cifar10"} and {c.task for c in runs} == {"fashion-mnist"}
+    assert {c.seed for c in runs} == {0, 1, 2}
+    c = runs[0]
+    options = dict(c.task_options)
+    assert (options["image_size"] // options["patch_size"]) ** 2 == 64
+    train_images = 55_000       # Fashion-MNIST's 60,000 less the 5,000 carved for validation
+    assert c.steps * c.batch_size >= train_images
+    by_row = {r.row: r for r in runs}
+    assert by_row["FPT"].key == by_row["language"].key          # Table 1's FPT is the language run
+    assert by_row["Full LSTM"].backbone == "lstm" and by_row["Full transformer"].layers == 3
+    assert all(r.target == experiments.TARGETS["cifar10"] for r in runs if r.backbone != "lstm")
+    assert tasks.get(c.task, **options).info()["max_len"] == 64
+
+
+def test_a_long_run_keeps_a_checkpoint_by_default_and_a_short_one_does_not(tmp_path):
+    """Nothing a user trained is lost: a run estimated over CHECKPOINT_AFTER_SECONDS resumes."""
+    long = experiments.table("image_epoch", "evidence", backbone="minilm")[0]
+    short = experiments.config("bit-xor", "evidence", "minilm")
+    assert experiments._checkpoint_dir(None, long, long.key, tmp_path) is not None
+    assert experiments._checkpoint_dir(None, short, short.key, tmp_path) is None
+    assert experiments._checkpoint_dir(False, long, long.key, tmp_path) is None

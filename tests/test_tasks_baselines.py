@@ -1,6 +1,7 @@
 """Trivial baselines are computed from each split's data."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -118,3 +119,22 @@ def test_a_broken_cache_file_is_fitted_again_and_rewritten(tmp_path, monkeypatch
     base = pixel_logistic_regression(Fixed(labels), n_train=300)
     assert base.accuracy > 0.9
     assert json.loads((tmp_path / "cache" / "pixel-logreg.json").read_text())
+
+
+def test_the_logistic_regression_is_the_same_whatever_the_blas_thread_count():
+    """nbval compares the fitted baseline's number: it must not move with the machine's threads. The
+    fit runs on one BLAS thread whatever the caller set, to a tolerance where the predictions settle."""
+    import threadpoolctl
+    from fptlib.tasks import baselines as b
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 40))
+    y = (x[:, :3] @ np.array([1.0, -2.0, 0.5]) + 0.8 * rng.normal(size=600) > 0).astype(int)
+    seen = []
+    for threads in (1, 2):
+        with threadpoolctl.threadpool_limits(limits=threads):
+            clf, stopped = b.fit_logistic_regression(x, y)
+            inside = threadpoolctl.threadpool_info()
+        seen.append((clf.coef_.copy(), clf.predict(x), stopped))
+        assert all(p["num_threads"] == threads for p in inside if p["user_api"] == "blas")   # restored after
+    assert np.array_equal(seen[0][1], seen[1][1]) and np.allclose(seen[0][0], seen[1][0], atol=1e-9)
+    assert not seen[0][2] and clf.tol == b.LOGREG_TOL and clf.n_iter_[0] < b.LOGREG_ITERATIONS

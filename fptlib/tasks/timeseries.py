@@ -205,18 +205,19 @@ def classical(task: TimeSeriesTask, rocket: bool = True, seed: int = 0) -> dict[
     {name: {"val": accuracy, "test": accuracy, "what": words}} (fractions).
 
     - majority class: the training split's most common class (ties: the first in sorted order);
-    - logistic regression: scikit-learn's, on the standardised, zero-padded series flattened;
+    - logistic regression: scikit-learn's, on the standardised, zero-padded series flattened
+      (``baselines.fit_logistic_regression``: a tight tolerance on one thread);
     - MiniRocket (``rocket``): aeon's MiniRocketClassifier (random convolution features + ridge), the
       Rocket family of One Fits All's table; numba compiles it the first time (tens of seconds).
     """
-    from sklearn.linear_model import LogisticRegression
+    from fptlib.tasks.baselines import fit_logistic_regression
 
     (xtr, ytr), (xv, yv), (xte, yte) = (task.arrays(s) for s in ("train", "val", "test"))
     flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
     majority = int(np.bincount(ytr).argmax())
     out = {"majority class": {"val": float((yv == majority).mean()), "test": float((yte == majority).mean()),
                               "what": f"always class {task.classes[majority]!r}, the training split's most common"}}
-    logreg = LogisticRegression(max_iter=2000, random_state=seed).fit(flat(xtr), ytr)
+    logreg, _ = fit_logistic_regression(flat(xtr).astype(np.float64), ytr, seed)    # the same on any machine
     out["logistic regression"] = {"val": logreg.score(flat(xv), yv), "test": logreg.score(flat(xte), yte),
                                   "what": "scikit-learn LogisticRegression on the padded series, flattened"}
     if rocket:

@@ -312,13 +312,18 @@ _TABLE1_NAMES = {"FPT": "FPT", "Full transformer": "a fully trained transformer"
                  "Full LSTM": "a fully trained LSTM"}
 
 
+# what a claim judged on a run set's records adds to its sentence
+RUN_SET_WORDS = {"tuned_lr": ", each with its learning rate chosen on validation",
+                 "image_epoch": ", trained one epoch on 64-token images"}
+
+
 def _paper_claim(name: str, table: str, a: tuple[str, str], b: tuple[str, str], names: tuple[str, str],
                  where: str, notebook: str, run_set: str = "", margin: float = EQUAL_MARGIN) -> PaperClaim:
     """A claim in the paper's direction: ``a`` beats ``b`` (or the reverse), or they match within
     ``margin``, as the paper's two numbers say; ``names``: the two settings in words."""
     t = get(table)
     gap = t.value(*a) - t.value(*b)
-    tuned = ", each with its learning rate chosen on validation" if run_set else ""
+    tuned = RUN_SET_WORDS.get(run_set, "")
     if abs(gap) <= 100 * margin:
         size = "" if margin == EQUAL_MARGIN else f" (within {100 * margin:g} points)"
         return PaperClaim(name, f"{names[0][0].upper()}{names[0][1:]} matches {names[1]}{size} {where}{tuned}",
@@ -365,6 +370,16 @@ def _generated() -> tuple[PaperClaim, ...]:
                                                                   "training the output layer only" if before == "output only"
                                                                   else f"stopping at {before.strip('+ ')}"),
                                     f"({init_}, {TASK_TITLES[task]})", "10_parameters"))
+    # the image stand-in trained one epoch at the paper's 64 tokens (issue #24, item 6): Table 1's rivals
+    # and the initialisations again, on the ``image_epoch`` run set
+    for rival, short in (("Full transformer", "transformer"), ("Full LSTM", "lstm")):
+        out.append(_paper_claim(f"fpt-vs-{short}-cifar10-epoch", t1, ("FPT", "cifar10"), (rival, "cifar10"),
+                                ("FPT", _TABLE1_NAMES[rival]), "on CIFAR-10", "05_images", run_set="image_epoch"))
+    for i, j in ((0, 1), (2, 1), (0, 2)):
+        (ra, na), (rb, nb) = init[i], init[j]
+        out.append(_paper_claim(f"init-{ra}-vs-{rb}-cifar10-epoch".replace(" ", "-").lower(), "init", (ra, "cifar10"),
+                                (rb, "cifar10"), (na, nb), "(frozen, on CIFAR-10)", "05_images",
+                                run_set="image_epoch"))
     for rows, name, names in ((("1 layer", "pretrained"), ("1 layer", "random")),
                               "depth-1", ("one pretrained layer", "one random layer")), \
             ((("6 layers", "pretrained"), ("6 layers", "random")), "depth-6", ("the six-layer pretrained stack", "the six-layer random one")), \

@@ -631,6 +631,10 @@ def run_set_table(name: str, profile: str | None = None, directory: str | os.Pat
     table_cells = list(cells(name, profile, recs, backbone, **changes).values())
     any_sweep = any(c.sweep for c in table_cells)
     rows = [_cell_row(c, any_sweep, steps_trained=True) for c in table_cells]
+    for cell, row in zip(table_cells, rows):     # a run set with a target: steps to reach it beside accuracy
+        target = cell.configs[0].target if cell.configs else None
+        if target is not None:
+            row[f"steps to {100 * target:g}% (mean ± sd)"] = _ours(cell, steps_unit=True)
     rows += baseline_rows(table_cells)
     notes = ["'this run': test accuracy at each run's best-validation evaluation, mean ± sample std over the "
              "seeds. The paper reports no table for these runs."]

@@ -201,3 +201,19 @@ def test_a_long_run_keeps_a_checkpoint_by_default_and_a_short_one_does_not(tmp_p
     assert experiments._checkpoint_dir(None, long, long.key, tmp_path) is not None
     assert experiments._checkpoint_dir(None, short, short.key, tmp_path) is None
     assert experiments._checkpoint_dir(False, long, long.key, tmp_path) is None
+
+
+def test_the_image_epoch_table_gives_steps_to_60_percent_beside_the_accuracy():
+    from fptlib import report
+    runs = [c for c in experiments.table("image_epoch", "evidence", backbone="minilm") if c.row in ("language", "random")]
+    first = {"language": 344, "random": 1032}       # the first evaluation at or above 60% validation accuracy
+
+    def record(c):
+        evals = [{"step": s, "val": {"accuracy": 0.7 if s >= first[c.row] else 0.5},
+                  "test": {"accuracy": 0.69 if s >= first[c.row] else 0.5}} for s in range(344, 3441, 344)]
+        return {"key": c.key, "seed": c.seed, "steps": c.steps, "hyperparameters": {"lr": c.lr}, "evals": evals}
+    table = report.run_set_table("image_epoch", "evidence", records=[record(c) for c in runs], backbone="minilm")
+    rows = {r["setting"]: r for r in table.rows}
+    assert rows["language"]["steps to 60% (mean ± sd)"].startswith("344") and rows["random"][
+        "steps to 60% (mean ± sd)"].startswith("1032")
+    assert rows["language"]["this run (%)"] == "69.0 ± 0.0" and rows["Full LSTM"]["this run (%)"] == "not run"

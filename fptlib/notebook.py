@@ -25,24 +25,21 @@ live in ``fptlib.report``, record queries in ``fptlib.results``, run settings in
 from __future__ import annotations
 
 import atexit
-import dataclasses
-import json
 import os
-import random
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
-import numpy as np
 import torch
 
 from fptlib import backbones, env, experiments, files, paper, report, results, tasks
+from fptlib.experiments.cost import (  # noqa: F401  (before training: what will run and how long it takes)
+    REPEAT_EVAL_S, WARMUP_LR, WARMUP_SKIP, WARMUP_STEPS, Plan, Warmup, _labelled, duration, measure, plan, run_kind,
+)
 from fptlib.report import as_percent
-from fptlib.train import Trainer, TrainConfig
 
 DEFAULT_SEED = 0
 CHECK_ENV = "FPT_NOTEBOOK_CHECK"    # set (to 1) while a notebook runs as a test: conftest.py
@@ -299,180 +296,6 @@ def plot_runs(runs: Mapping[str, Mapping[str, Any]], *, split: str | None = None
     split = split or results.eval_split(first) or "val"
     return plot_curves(dict(runs), key=split, ax=ax, title=title, target=target, logx=logx,
                        ylabel=f"{split} accuracy (%)", percent=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# before training: what will run and how long it should take
-
-
-WARMUP_STEPS = 6          # optimizer steps of a warm-up; the first WARMUP_SKIP are not timed
-WARMUP_SKIP = 2           # (allocation, kernel selection, caches)
-REPEAT_EVAL_S = 5.0       # an evaluation shorter than this is timed a second time (the first warms up)
-WARMUP_LR = 1e-4          # speed does not depend on it; a sweep's largest rate could diverge in a warm-up
-_WARMUPS: dict[str, "Warmup"] = {}   # measured once per kind of run and device, for this kernel
-
-
-@dataclass(frozen=True)
-class Warmup:
-    """Seconds per optimizer step and per evaluation (all eval splits), measured on ``device``."""
-    step_s: float
-    eval_s: float
-    steps_timed: int
-    device: str
-
-    def estimate(self, config) -> float:
-        """Seconds ``config`` should take: its steps at the measured rate plus its evaluations
-        (one every ``eval_every`` steps and one at the end). An upper bound when the run stops at a
-        target accuracy; output-only runs of dataset tasks (feature cache) usually take less."""
-        evals = (config.steps - 1) // config.eval_every + 1 if config.eval_every else 1
-        return config.steps * self.step_s + evals * self.eval_s
-
-
-def run_kind(config, device: str | None = None) -> str:
-    """What fixes a run's speed: everything in its identity but seed, learning rate, steps, init
-    (same architecture) and when it evaluates or stops; plus the device."""
-    ident = config.identity(exclude=("seed", "lr", "steps", "init", "eval_every", "target_accuracy"))
-    return json.dumps([ident, device or str(env.pick_device("auto"))], sort_keys=True, default=str)
-
-
-def measure(config, device: str | None = None, steps: int = WARMUP_STEPS) -> Warmup:
-    """Time a few training steps and one evaluation of ``config``'s model, task and batch on the
-    device (a randomly initialised backbone of the same architecture: nothing pretrained is loaded
-    and no pretraining run is started). Remembered per :func:`run_kind` for this kernel."""
-    device = device or str(env.pick_device("auto"))
-    kind = run_kind(config, device)
-    if kind in _WARMUPS and _WARMUPS[kind].steps_timed >= steps - WARMUP_SKIP:
-        return _WARMUPS[kind]
-    if steps <= WARMUP_SKIP:
-        raise ValueError(f"a warm-up needs more than {WARMUP_SKIP} steps, got {steps}")
-    probe = dataclasses.replace(config, init="random", steps=steps)
-    saved = random.getstate(), np.random.get_state()       # the notebook's random state is left as it was
-    gpus = list(range(torch.cuda.device_count())) if device.startswith("cuda") else []
-    with torch.random.fork_rng(devices=gpus):
-        model, task = experiments.build(probe, "cpu")
-        trainer = Trainer(model, task, TrainConfig(
-            steps=steps, lr=WARMUP_LR, batch_size=config.batch_size, grad_accum=config.grad_accum, eval_every=0,
-            eval_splits=(), eval_limit=config.eval_limit, seed=config.seed, device=device, log_every=1,
-            progress=False, compile=False))
-        history = trainer.fit().history
-        walls = {h["step"]: h["wall_s"] for h in history}
-        step_s = (walls[steps] - walls[WARMUP_SKIP]) / (steps - WARMUP_SKIP)
-        eval_s = _time_evaluations(trainer, task, config.eval_limit)
-        if eval_s < REPEAT_EVAL_S:          # the first pass also warms up (eval mode, batch sizes)
-            eval_s = _time_evaluations(trainer, task, config.eval_limit)
-    random.setstate(saved[0])
-    np.random.set_state(saved[1])
-    warm = Warmup(step_s=step_s, eval_s=eval_s, steps_timed=steps - WARMUP_SKIP, device=device)
-    _WARMUPS[kind] = warm
-    return warm
-
-
-def _time_evaluations(trainer, task, limit) -> float:
-    """Seconds one evaluation of every split takes (what the run does at each evaluation)."""
-    t0 = time.perf_counter()
-    for split in task.eval_splits:
-        trainer.evaluate(split, limit=limit)
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize(trainer.device)
-    return time.perf_counter() - t0
-
-
-def duration(seconds: float) -> str:
-    """``42 s``, ``3.5 min``, ``2.1 h``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-@dataclass
-class Plan:
-    """What :func:`plan` found: the runs in the store, those to train and their estimates."""
-    stored: dict[str, Any]
-    to_train: dict[str, Any]
-    seconds: dict[str, float]
-    warmups: dict[str, Warmup]
-    device: str
-    failed: dict[str, str] = field(default_factory=dict)   # label -> why its warm-up failed
-    LIST_STORED = 8        # more stored runs than this are named on one line
-    LONG_S = 3600          # above this total, the plan says how to shorten it or keep it safe
-
-    @property
-    def total_s(self) -> float:
-        return sum(self.seconds.values())
-
-    def text(self) -> str:
-        n = len(self.stored) + len(self.to_train)
-        lines = [f"plan: {n} run{'s' if n != 1 else ''}: {len(self.stored)} in the results store "
-                 f"(loaded, not trained), {len(self.to_train)} to train on {self.device}"]
-        if len(self.stored) <= self.LIST_STORED:
-            lines += [f"  stored   {label}: {cfg.describe()}" for label, cfg in self.stored.items()]
-        else:
-            lines.append(f"  stored   {', '.join(self.stored)}")
-        for label, cfg in self.to_train.items():
-            w = self.warmups.get(label)
-            resume = " (resumes from its checkpoint)" if _has_checkpoint(cfg) else ""
-            lines.append(f"  to train {label}: {cfg.describe()}{resume}")
-            if w is None:
-                lines.append(f"           no estimate: the warm-up failed ({self.failed[label]})")
-                continue
-            lines.append(f"           ~{duration(self.seconds[label])}: {cfg.steps} steps x {w.step_s:.3g} s "
-                         f"+ evaluations of {w.eval_s:.3g} s each (warm-up of {w.steps_timed} steps)")
-        if self.seconds:
-            some = f" for the {len(self.seconds)} runs measured" if len(self.seconds) < len(self.to_train) else ""
-            lines.append(f"estimate: about {duration(self.total_s)} in all{some} on {self.device}, from measured "
-                         f"warm-ups (at most this when a run stops at its target accuracy)")
-        if self.total_s > self.LONG_S:
-            lines.append("this is long: a smaller profile in setup(profile=...) runs shorter versions, and "
-                         "setup(results=\"drive\") on Colab keeps finished runs and checkpoints if the runtime ends")
-        return "\n".join(lines)
-
-
-def _has_checkpoint(config) -> bool:
-    return (files.results_dir(experiments.store_dir(config.profile)) / "checkpoints" / config.key
-            / "checkpoint.pt").exists()
-
-
-def _labelled(configs) -> dict[str, Any]:
-    if isinstance(configs, Mapping):
-        return dict(configs)
-    if hasattr(configs, "key") and hasattr(configs, "steps"):
-        configs = [configs]
-    out: dict[str, Any] = {}
-    for c in configs:        # a table: its seeds and learning rates share (row, column)
-        label = f"{c.row}, {c.column} (lr {c.lr:g}, seed {c.seed})" if getattr(c, "row", "") else c.key
-        out[label if label not in out else f"{label} {c.key}"] = c
-    return out
-
-
-def plan(configs: Mapping[str, Any] | Iterable[Any], *, device: str | None = None, quiet: bool = False) -> Plan:
-    """Say what is about to be trained before a long cell: which runs the results store already
-    holds and, for the others, an estimate of how long they take on this device from a short
-    measured warm-up (a few steps of the same model, task and batch; once per kind of run).
-    ``configs``: ``{label: RunConfig}``, a list of them (a table) or one. Prints unless ``quiet``."""
-    device = device or str(env.pick_device("auto"))
-    labelled = {}
-    for label, cfg in _labelled(configs).items():
-        if cfg.init == "bit-memory":        # trained first, by experiments.run, when not stored
-            labelled.setdefault(f"Bit Memory pretraining for {label}", experiments.pretraining_config(cfg))
-        labelled[label] = cfg
-    stored, to_train, seconds, warmups, failed = {}, {}, {}, {}, {}
-    for label, cfg in labelled.items():
-        if results.get(cfg.key, experiments.store_dir(cfg.profile)) is not None:   # evidence: results/evidence/
-            stored[label] = cfg
-            continue
-        to_train[label] = cfg
-        try:
-            warmups[label] = measure(cfg, device)
-        except Exception as err:      # an estimate is advice: the run itself reports its own errors
-            failed[label] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:200]
-            continue
-        seconds[label] = warmups[label].estimate(cfg)
-    p = Plan(stored, to_train, seconds, warmups, device, failed)
-    if not quiet:
-        print(p.text(), flush=True)
-    return p
 
 
 # ---------------------------------------------------------------------------------------------

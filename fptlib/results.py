@@ -17,8 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from fptlib import env
+import hashlib
+
+from fptlib import env, files
 from fptlib.files import MANIFEST, atomic_write_text, results_dir
+from fptlib.train.checkpoint import CHECKPOINT_NAME
 
 FORMAT = 1
 
@@ -103,6 +106,63 @@ def save(record: dict, directory: str | os.PathLike | None = None) -> Path:
         raise ValueError(f"a record needs a plain 'key' to be stored (got {key!r}): pass key=... to make_record")
     path = results_dir(directory) / f"{key}.json"
     return atomic_write_text(path, json.dumps(record, indent=1, sort_keys=False, default=_json_default) + "\n")
+
+
+# -- where every file of a run lives ----------------------------------------------------------
+# <store>/<key>.json (the record), <store>/weights/<key>.pt (small trained weights),
+# <store>/checkpoints/<key>/ (a run's checkpoint; <key>/cached/ for a run on cached frozen features),
+# <store>/checkpoints/pack-<hash>/ (a pack's, with PACK_RUNS naming its runs). <store>: store_dir.
+CHECKPOINTS = "checkpoints"
+CACHED = "cached"              # the sub-folder of an output-only run trained on cached features
+PACK_RUNS = "runs.json"        # in a pack's checkpoint folder: the keys of its runs
+
+
+def store_dir(profile: str, directory: str | os.PathLike | None = None) -> Path | None:
+    """Where a profile's records live: the evidence profile in the tracked ``<results>/evidence/``
+    (``files.evidence_dir``), the others in the results store itself (``directory``)."""
+    return files.evidence_dir(directory) if profile == files.EVIDENCE else directory
+
+
+def weights_path(key: str, directory: str | os.PathLike | None = None) -> Path:
+    """The trained weights kept beside run ``key``'s record."""
+    return results_dir(directory) / "weights" / f"{key}.pt"
+
+
+def checkpoint_dir(key: str, directory: str | os.PathLike | None = None, *, cached: bool = False) -> Path:
+    """Run ``key``'s checkpoint folder (``cached``: the one of its output layer on cached features)."""
+    folder = results_dir(directory) / CHECKPOINTS / key
+    return folder / CACHED if cached else folder
+
+
+def pack_name(keys: Sequence[str]) -> str:
+    """The name of the pack of runs ``keys`` (in order): ``pack-<hash>``."""
+    return "pack-" + hashlib.sha1(" ".join(keys).encode()).hexdigest()[:10]
+
+
+def pack_checkpoint_dir(keys: Sequence[str], directory: str | os.PathLike | None = None) -> Path:
+    """The checkpoint folder of the pack of runs ``keys``; :func:`note_pack` names its runs there."""
+    return results_dir(directory) / CHECKPOINTS / pack_name(keys)
+
+
+def note_pack(folder: str | os.PathLike, keys: Sequence[str]) -> None:
+    """Write which runs a pack's checkpoint folder holds (read by :func:`checkpoint_of`)."""
+    atomic_write_text(Path(folder) / PACK_RUNS, json.dumps(list(keys)) + "\n")
+
+
+def checkpoint_of(key: str, directory: str | os.PathLike | None = None) -> Path | None:
+    """The checkpoint file run ``key`` would resume from, alone, on cached features or in a pack
+    (any pack whose folder names it); None when there is none."""
+    for folder in (checkpoint_dir(key, directory), checkpoint_dir(key, directory, cached=True)):
+        if (folder / CHECKPOINT_NAME).is_file():
+            return folder / CHECKPOINT_NAME
+    for runs in sorted((results_dir(directory) / CHECKPOINTS).glob(f"pack-*/{PACK_RUNS}")):
+        try:
+            held = json.loads(runs.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(held, list) and key in held and (runs.parent / CHECKPOINT_NAME).is_file():
+            return runs.parent / CHECKPOINT_NAME
+    return None
 
 
 DIVERGED = "diverged"    # <results>/diverged/<key>.json: runs whose loss became NaN (not records)

@@ -62,7 +62,7 @@ def test_run_trains_once_then_reuses_the_record_and_reloads_the_model(tmp_path, 
 
     def no_training(*a, **k):
         raise AssertionError("run() trained although the store had the record")
-    monkeypatch.setattr(experiments, "train", no_training)
+    monkeypatch.setattr(experiments.single, "train", no_training)
     assert experiments.run(cfg, directory=tmp_path)["created_at"] == rec["created_at"]
 
     model, task = experiments.load_model(cfg, directory=tmp_path)
@@ -73,10 +73,11 @@ def test_run_trains_once_then_reuses_the_record_and_reloads_the_model(tmp_path, 
 
 
 def test_bit_memory_pretrained_init_trains_then_freezes_the_backbone(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiments, "MAX_SAVED_TRAINED", 0)    # pretraining weights are kept regardless
+    monkeypatch.setattr(experiments.single, "MAX_SAVED_TRAINED", 0)    # pretraining weights are kept regardless
     cfg = tiny_config(init="bit-memory", steps=2, eval_every=0)
     pre = experiments.pretraining_config(cfg)
     assert pre.task == "bit-memory" and pre.freeze == "full" and pre.init == "random"
+    experiments.ensure_pretraining(cfg, directory=tmp_path)       # build() never trains: the prerequisite first
     model, _ = experiments.build(cfg, directory=tmp_path)
     assert model.backbone.init == "bit-memory"
     stored = torch.load(experiments.weights_path(pre.key, tmp_path), weights_only=True)
@@ -163,12 +164,13 @@ def test_a_pretraining_run_stored_without_weights_by_another_table_is_trained_ag
     """Table 1's fully trained Bit Memory transformer is the same run as the init table's Bit Memory
     pretraining: stored by Table 1 without its weights (too large), it must be retrained with them,
     not refused; and from now on such a run keeps its weights whatever table trains it."""
-    monkeypatch.setattr(experiments, "MAX_SAVED_TRAINED", 0)
+    monkeypatch.setattr(experiments.single, "MAX_SAVED_TRAINED", 0)
     cfg = tiny_config(init="bit-memory", steps=2, eval_every=0)
     pre = experiments.pretraining_config(cfg)
     experiments.run(pre, directory=tmp_path, save_weights=False)       # as Table 1 stored it before
     path = experiments.weights_path(pre.key, tmp_path)
     assert not path.is_file()
+    experiments.ensure_pretraining(cfg, directory=tmp_path)        # build() never trains: the prerequisite first
     model, _ = experiments.build(cfg, directory=tmp_path)
     assert path.is_file() and model.backbone.init == "bit-memory"
     path.unlink()
@@ -217,3 +219,47 @@ def test_the_image_epoch_table_gives_steps_to_60_percent_beside_the_accuracy():
     assert rows["language"]["steps to 60% (mean ± sd)"].startswith("344") and rows["random"][
         "steps to 60% (mean ± sd)"].startswith("1032")
     assert rows["language"]["this run (%)"] == "69.0 ± 0.0" and rows["Full LSTM"]["this run (%)"] == "not run"
+
+
+def test_build_never_trains_a_missing_pretraining_it_names_the_fix(tmp_path, monkeypatch):
+    """build() of a bit-memory init without its pretraining run stored refuses, naming
+    experiments.ensure_pretraining; nothing is trained or stored."""
+    def no_training(*a, **k):
+        raise AssertionError("build() trained")
+    monkeypatch.setattr(experiments.single, "train", no_training)
+    cfg = tiny_config(init="bit-memory", steps=2, eval_every=0)
+    with pytest.raises(experiments.PretrainingMissing, match="ensure_pretraining"):
+        experiments.build(cfg, directory=tmp_path)
+    assert results.load(tmp_path) == []
+    assert experiments.ensure_pretraining(tiny_config(), directory=tmp_path) is None     # no prerequisite
+
+
+def test_results_knows_where_every_checkpoint_of_a_run_lives(tmp_path):
+    """A run's checkpoint alone, on cached features (<key>/cached) or in a pack (any pack folder
+    naming it): results.checkpoint_of finds each; the notebooks' plan asks it."""
+    from fptlib.train.checkpoint import CHECKPOINT_NAME
+    assert results.checkpoint_of("k1", tmp_path) is None
+    alone = results.checkpoint_dir("k1", tmp_path)
+    cached = results.checkpoint_dir("k2", tmp_path, cached=True)
+    pack = results.pack_checkpoint_dir(["k3", "k4"], tmp_path)
+    for folder in (alone, cached, pack):
+        folder.mkdir(parents=True)
+        (folder / CHECKPOINT_NAME).write_bytes(b"x")
+    results.note_pack(pack, ["k3", "k4"])
+    assert results.checkpoint_of("k1", tmp_path) == alone / CHECKPOINT_NAME
+    assert results.checkpoint_of("k2", tmp_path) == cached / CHECKPOINT_NAME and cached.parent.name == "k2"
+    assert results.checkpoint_of("k4", tmp_path) == pack / CHECKPOINT_NAME and pack.name.startswith("pack-")
+    assert results.checkpoint_of("k5", tmp_path) is None
+    assert results.store_dir("evidence", tmp_path) == tmp_path / "evidence" and results.store_dir("quick", tmp_path) == tmp_path
+
+
+def test_same_run_is_one_rule_for_every_grouping():
+    base = experiments.config("bit-xor", "quick", "minilm")
+    other_lr = experiments.dataclasses.replace(base, lr=base.lr * 3, seed=base.seed + 1)
+    assert experiments.same_run(base, "setting") == experiments.same_run(other_lr, "setting")
+    assert experiments.same_run(base, "resume") != experiments.same_run(other_lr, "resume")
+    longer = experiments.dataclasses.replace(base, steps=base.steps * 2, eval_every=7)
+    assert experiments.same_run(base, "resume") == experiments.same_run(longer, "resume")
+    assert experiments.pack_group(base) == experiments.pack_group(other_lr)      # pretrained, fpt: seeds share
+    assert experiments.run_kind(base, "cpu") == experiments.run_kind(experiments.dataclasses.replace(
+        base, init="random", seed=3), "cpu")

@@ -174,7 +174,7 @@ def fake_run(calls):
 
 def test_reproduce_evidence_writes_the_tracked_folder_and_manifest_and_resumes(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(experiments, "run_many", fake_run_many(fake_run(calls)))
+    monkeypatch.setattr(experiments.many, "run_many", fake_run_many(fake_run(calls)))
     logs = []
     records = experiments.reproduce("architecture", "evidence", backbone="minilm", directory=tmp_path, log=logs.append)
     configs = experiments.table("architecture", "evidence", "minilm")
@@ -213,10 +213,10 @@ def test_a_stop_in_the_middle_of_a_group_keeps_the_manifest_entries_of_the_finis
             raise KeyboardInterrupt                 # the stop, during the group's third run
         return save(cfg, directory=directory), None
 
-    monkeypatch.setattr(experiments, "train", train)
+    monkeypatch.setattr(experiments.single, "train", train)
     group = experiments.table("architecture", "evidence", "minilm")[:3]     # one setting's three seeds
     assert len(experiments.compatible_groups(group)) == 1
-    monkeypatch.setattr(experiments, "table", lambda *a, **k: group)
+    monkeypatch.setattr(experiments.catalogue, "table", lambda *a, **k: group)
     with pytest.raises(KeyboardInterrupt):
         experiments.reproduce("architecture", "evidence", backbone="minilm", directory=tmp_path,
                               log=lambda _: None, pack=False)
@@ -333,7 +333,7 @@ def test_the_bit_memory_pretraining_a_run_needs_gets_its_manifest_entry(tmp_path
         if cfg.init == "bit-memory":          # as bit_memory_backbone does: the pretraining is a stored run
             fake(experiments.pretraining_config(cfg), directory=directory)
         return fake(cfg, directory=directory)
-    monkeypatch.setattr(experiments, "run_many", fake_run_many(run))
+    monkeypatch.setattr(experiments.many, "run_many", fake_run_many(run))
     experiments.reproduce("init", "evidence", backbone="minilm", directory=tmp_path, log=lambda _: None)
     folder = files.evidence_dir(tmp_path)
     manifest = files.read_manifest(folder)

@@ -97,7 +97,7 @@ def test_every_full_profile_config_builds_and_takes_two_steps(tmp_path, monkeypa
     monkeypatch.setenv("FPT_DATA_DIR", str(tmp_path / "data"))
     write_fixtures(tmp_path / "data")
     pretraining = experiments.pretraining_config
-    monkeypatch.setattr(experiments, "pretraining_config", lambda cfg: tiny(pretraining(cfg)))
+    monkeypatch.setattr(experiments.catalogue, "pretraining_config", lambda cfg: tiny(pretraining(cfg)))
 
     every, runs = full_configs()
     assert {c.profile for c in every} == {"full"} and len(runs) > 50

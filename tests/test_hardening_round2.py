@@ -164,8 +164,8 @@ def test_sweep_records_a_diverged_rate_and_prints_its_table(tmp_path, monkeypatc
     trained = []
     real_train = experiments.train
     real_pack = experiments.train_pack
-    monkeypatch.setattr(experiments, "train", lambda c, **kw: (trained.append(c.lr), real_train(c, **kw))[1])
-    monkeypatch.setattr(experiments, "train_pack",
+    monkeypatch.setattr(experiments.single, "train", lambda c, **kw: (trained.append(c.lr), real_train(c, **kw))[1])
+    monkeypatch.setattr(experiments.many, "train_pack",
                         lambda cs, **kw: (trained.extend(c.lr for c in cs), real_pack(cs, **kw))[1])
     assert main(args) == 0
     assert sorted(trained) == [1e-3, 1e30]
@@ -207,7 +207,7 @@ def no_training(monkeypatch):
     def build(*args, **kwargs):
         raise AssertionError("a model was built: the problem was not found before training")
 
-    monkeypatch.setattr(experiments, "build", build)
+    monkeypatch.setattr(experiments.models, "build", build)
 
 
 RUN = ["train", "--task", "bit-xor", *TINY, "--option", "n=3", "--steps", "2", "--no-progress"]

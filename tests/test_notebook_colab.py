@@ -22,7 +22,7 @@ def quiet_env(monkeypatch, tmp_path):
     monkeypatch.delenv("FPT_PROFILE", raising=False)
     monkeypatch.setenv("FPT_RESULTS_DIR", str(tmp_path / "local-results"))
     monkeypatch.setattr(nb, "_CURRENT", None)
-    monkeypatch.setattr(nb, "_WARMUPS", {})
+    monkeypatch.setattr(experiments.cost, "WARMUPS", {})
     import fptlib.backbones as bb
     monkeypatch.setattr(bb, "default_backbone", lambda *a, **k: ("minilm", "test rule"))
 
@@ -91,7 +91,7 @@ def test_plan_lists_stored_runs_and_estimates_from_one_measured_warmup(quiet_env
                                                                        capsys):
     builds = []
     real_build = experiments.build
-    monkeypatch.setattr(experiments, "build", lambda cfg, *a, **k: builds.append(cfg) or real_build(cfg, *a, **k))
+    monkeypatch.setattr(experiments.models, "build", lambda cfg, *a, **k: builds.append(cfg) or real_build(cfg, *a, **k))
     short, long = tiny_config(steps=10, eval_every=5), tiny_config(steps=1000, eval_every=5, seed=1, lr=1e-4)
     p = nb.plan({"short": short, "long": long})
     assert len(builds) == 1 and builds[0].init == "random" and builds[0].steps == nb.WARMUP_STEPS
@@ -230,7 +230,7 @@ def test_saved_notebook_bars_show_their_final_text():
 def test_a_failed_warmup_leaves_the_plan_without_that_estimate(quiet_env, monkeypatch, capsys):
     def broken(cfg, *a, **k):
         raise OSError("no config for this backbone offline")
-    monkeypatch.setattr(experiments, "build", broken)
+    monkeypatch.setattr(experiments.models, "build", broken)
     p = nb.plan({"x": tiny_config()})
     assert p.failed == {"x": "OSError: no config for this backbone offline"} and p.seconds == {}
     out = capsys.readouterr().out
@@ -238,7 +238,7 @@ def test_a_failed_warmup_leaves_the_plan_without_that_estimate(quiet_env, monkey
 
 
 def test_plan_includes_the_bit_memory_pretraining_a_run_needs(quiet_env, monkeypatch):
-    monkeypatch.setattr(nb, "measure", lambda cfg, device=None: nb.Warmup(0.5, 1.0, 4, "cpu"))
+    monkeypatch.setattr(experiments.cost, "measure", lambda cfg, device=None: nb.Warmup(0.5, 1.0, 4, "cpu"))
     cfg = tiny_config(init="bit-memory", steps=10, eval_every=0)
     p = nb.plan({"bm": cfg}, quiet=True)
     assert list(p.to_train) == ["Bit Memory pretraining for bm", "bm"]

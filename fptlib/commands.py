@@ -230,7 +230,7 @@ def cmd_reproduce(args) -> int:
             print(f"  {row} / {column}: lr {lr:g}, test {summary.text()}")
     print()
     store = experiments.store_dir(profile, args.results_dir)      # evidence: results/evidence/
-    print(report.table(args.table, profile, directory=store, backbone=args.backbone, **changes))
+    print(report.table_markdown(args.table, profile, directory=store, backbone=args.backbone, **changes))
     return 0
 
 
@@ -340,7 +340,10 @@ def register(subparsers) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every learning rate")
     _add_pack(p)
     p.set_defaults(func=cmd_sweep)
+    _register_results(subparsers, tables)
 
+
+def _register_results(subparsers, tables: str) -> None:
     p = subparsers.add_parser("results", help="stored results as markdown, beside the paper's numbers")
     p.add_argument("table", nargs="?", default=None, help=f"a paper table ({tables}) or a run set "
                    f"({', '.join(experiments.RUN_SETS)}); none: every record")

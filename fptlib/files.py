@@ -218,3 +218,18 @@ def short_paths(text: str) -> str:
         if prefix and prefix in text:
             text = text.replace(prefix, name)
     return text
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A folder relative to the repository (or home) when possible, so printed output is stable."""
+    path = Path(path).resolve()
+    root = repo_root()
+    if root is not None:
+        try:
+            return str(path.relative_to(root)) + "/"
+        except ValueError:
+            pass
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)

@@ -33,6 +33,36 @@ INPUT_INIT_GAIN = 1.41
 HEADS = ("last", "flatten")    # read the last k tokens (the paper) | GELU, flatten all, LayerNorm, linear (GPT4TS)
 
 
+def _check_arguments(backbone, output_dim, token_dim, vocab_size, output_tokens, max_len,
+                     in_layer_sizes, out_layer_sizes, head) -> None:
+    """FPT's arguments, each checked before anything is built; the error names the fix."""
+    if not isinstance(backbone, Backbone):
+        raise TypeError(f"backbone must be an fptlib Backbone (see fptlib.load_backbone), "
+                        f"not {type(backbone).__name__}")
+    if (token_dim is None) == (vocab_size is None):
+        raise ValueError("give exactly one of token_dim (continuous inputs, linear input "
+                         "layer) and vocab_size (discrete inputs, embedding table)")
+    for label, value in (("output_dim", output_dim), ("output_tokens", output_tokens),
+                         ("token_dim", token_dim), ("vocab_size", vocab_size),
+                         ("max_len", max_len)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    for label, sizes in (("in_layer_sizes", in_layer_sizes), ("out_layer_sizes", out_layer_sizes)):
+        if not all(isinstance(v, int) and v >= 1 for v in sizes):
+            raise ValueError(f"{label} must be positive integers (hidden widths), got {sizes!r}")
+    if vocab_size is not None and in_layer_sizes:
+        raise ValueError("in_layer_sizes needs continuous tokens (token_dim): discrete tokens "
+                         "go through an embedding table, as in the authors' code")
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; known: {', '.join(HEADS)}")
+    if head == "flatten" and (max_len is None or output_tokens != 1 or out_layer_sizes):
+        raise ValueError("head='flatten' (GPT4TS's) reads every token: it needs max_len (the fixed number "
+                         "of tokens), output_tokens=1 and no out_layer_sizes")
+    if max_len is not None and output_tokens > max_len:
+        raise ValueError(f"output_tokens={output_tokens} cannot exceed the sequence length "
+                         f"max_len={max_len}: the output layer reads the last k tokens")
+
+
 class FrozenPretrainedTransformer(nn.Module):
     """FPT around any ``Backbone``.
 
@@ -51,33 +81,9 @@ class FrozenPretrainedTransformer(nn.Module):
                  pad_id: int | None = None, in_layer_sizes: Sequence[int] = (),
                  out_layer_sizes: Sequence[int] = (), head: str = "last") -> None:
         super().__init__()
-        if not isinstance(backbone, Backbone):
-            raise TypeError(f"backbone must be an fptlib Backbone (see fptlib.load_backbone), "
-                            f"not {type(backbone).__name__}")
-        if (token_dim is None) == (vocab_size is None):
-            raise ValueError("give exactly one of token_dim (continuous inputs, linear input "
-                             "layer) and vocab_size (discrete inputs, embedding table)")
-        for label, value in (("output_dim", output_dim), ("output_tokens", output_tokens),
-                             ("token_dim", token_dim), ("vocab_size", vocab_size),
-                             ("max_len", max_len)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{label} must be a positive integer, got {value!r}")
         in_layer_sizes, out_layer_sizes = tuple(in_layer_sizes), tuple(out_layer_sizes)
-        for label, sizes in (("in_layer_sizes", in_layer_sizes), ("out_layer_sizes", out_layer_sizes)):
-            if not all(isinstance(v, int) and v >= 1 for v in sizes):
-                raise ValueError(f"{label} must be positive integers (hidden widths), got {sizes!r}")
-        if vocab_size is not None and in_layer_sizes:
-            raise ValueError("in_layer_sizes needs continuous tokens (token_dim): discrete tokens "
-                             "go through an embedding table, as in the authors' code")
-        if head not in HEADS:
-            raise ValueError(f"unknown head {head!r}; known: {', '.join(HEADS)}")
-        if head == "flatten" and (max_len is None or output_tokens != 1 or out_layer_sizes):
-            raise ValueError("head='flatten' (GPT4TS's) reads every token: it needs max_len (the fixed number "
-                             "of tokens), output_tokens=1 and no out_layer_sizes")
-        if max_len is not None and output_tokens > max_len:
-            raise ValueError(f"output_tokens={output_tokens} cannot exceed the sequence length "
-                             f"max_len={max_len}: the output layer reads the last k tokens")
-
+        _check_arguments(backbone, output_dim, token_dim, vocab_size, output_tokens, max_len,
+                         in_layer_sizes, out_layer_sizes, head)
         self.backbone = backbone
         self.token_dim, self.vocab_size, self.pad_id = token_dim, vocab_size, pad_id
         self.output_tokens, self.output_dim = output_tokens, output_dim

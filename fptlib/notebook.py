@@ -14,13 +14,15 @@ puts the results store (records, trained weights, checkpoints: everything a run 
 which model and profile produced the numbers below. ``ctx.config(task, ...)`` is
 ``experiments.config`` at that profile and backbone.
 
-Before training, :func:`plan` prints what is about to run, which runs the store already holds,
-and how long the rest should take on this device, from a short measured warm-up of each kind of
-run (:func:`run` and :func:`run_many` call it).
+Before training, ``plan`` (``experiments.cost``, the one cost model) prints what is about to run,
+which runs the store already holds, and how long the rest should take on this device, from a short
+measured warm-up of each kind of run (:func:`run_or_load` and :func:`run_labelled` call it). The
+helpers take ``ctx=``; without it they use ``NotebookContext.current``, the last ``setup()``'s.
 
-The rest displays: learning curves, image patches, and which runs were loaded or trained. Tables
-live in ``fptlib.report``, record queries in ``fptlib.results``, run settings in
-``fptlib.experiments``.
+Tables live in ``fptlib.report``, plots (learning curves, image patches) in ``fptlib.viz``, record
+queries in ``fptlib.results``, run settings in ``fptlib.experiments``; the names the notebooks
+import from here (``plot_runs``, ``show_patches``, ``baselines_table``, ``run``, ``claims``, ...)
+are kept.
 """
 from __future__ import annotations
 
@@ -31,15 +33,15 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
-import torch
-
-from fptlib import backbones, env, experiments, files, paper, report, results, tasks
+from fptlib import backbones, env, experiments, files, paper, report, results
 from fptlib.experiments.cost import (  # noqa: F401  (before training: what will run and how long it takes)
     REPEAT_EVAL_S, WARMUP_LR, WARMUP_SKIP, WARMUP_STEPS, Plan, Warmup, _labelled, duration, measure, plan, run_kind,
 )
-from fptlib.report import as_percent
+from fptlib.report import baselines_table, evidence_claims  # noqa: F401  (notebook.X, as the notebooks call them)
+from fptlib.report import subset_configs as _subset_configs  # noqa: F401  (tests call notebook._subset_configs)
+from fptlib.viz import _series, plot_curves, plot_runs, show_patches  # noqa: F401  (the notebooks' plots)
 
 DEFAULT_SEED = 0
 CHECK_ENV = "FPT_NOTEBOOK_CHECK"    # set (to 1) while a notebook runs as a test: conftest.py
@@ -49,7 +51,11 @@ DRIVE_RESULTS = DRIVE_MOUNT / "MyDrive" / "fpt-course" / "results"
 
 @dataclass
 class NotebookContext:
-    """What ``setup()`` chose. Notebooks read these fields instead of deciding again."""
+    """What ``setup()`` chose. Notebooks read these fields instead of deciding again.
+    ``NotebookContext.current`` is the last ``setup()``'s: the helpers below (``run``, ``run_table``,
+    ``show_table``, ``claims``, ...) use it when no ``ctx=`` is passed."""
+
+    current: ClassVar[NotebookContext | None] = None
 
     profile: str
     device: str
@@ -87,28 +93,10 @@ class NotebookContext:
             f"             another: setup(profile={others}) in the first cell",
             f"device     : {self.device}",
             f"backbone   : {self.backbone} ({self.backbone_reason})",
-            f"results    : {_display_path(self.results_dir)} ({self.results_reason})",
+            f"results    : {files.display_path(self.results_dir)} ({self.results_reason})",
             f"seed       : {self.seed}",
         ]
         return "\n".join(lines)
-
-
-def _display_path(path: Path) -> str:
-    """A path relative to the repository (or home) when possible, so printed output is stable."""
-    path = Path(path).resolve()
-    root = files.repo_root()
-    if root is not None:
-        try:
-            return str(path.relative_to(root)) + "/"
-        except ValueError:
-            pass
-    try:
-        return "~/" + str(path.relative_to(Path.home()))
-    except ValueError:
-        return str(path)
-
-
-_CURRENT: NotebookContext | None = None      # the last setup(): run() reads its checkpoint choice
 
 
 def in_colab() -> bool:
@@ -175,7 +163,6 @@ def setup(seed: int = DEFAULT_SEED, *, profile: str | None = None, results: str 
     interrupted by a disconnect resumes when its cell runs again); a path uses that folder. The
     choice is exported as ``$FPT_RESULTS_DIR`` so every writer (records, weights, checkpoints,
     the command line in ``!`` cells) uses the same store."""
-    global _CURRENT
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= experiments.MAX_SEED:
         raise ValueError(f"setup(seed={seed!r}): give a whole number 0..{experiments.MAX_SEED}, e.g. seed=0")
     if results is not None and not (isinstance(results, (str, os.PathLike)) and str(results).strip()):
@@ -201,7 +188,7 @@ def setup(seed: int = DEFAULT_SEED, *, profile: str | None = None, results: str 
         notes=[f"profile {reason}"], profile_reason=reason, results_reason=results_reason,
         checkpoint=True if persistent else None,
     )
-    _CURRENT = ctx
+    NotebookContext.current = ctx
     if matplotlib_inline:
         _quiet_matplotlib()
     if not quiet:
@@ -221,95 +208,18 @@ def _quiet_matplotlib() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# learning curves
-
-
-def _series(history: Any, key: str) -> tuple[list[float], list[float]]:
-    """``(steps, values)`` of ``key`` from a run in any of the shapes the library gives:
-
-    * a results record (a dict with ``evals``): ``key`` names an evaluation split (``"val"``,
-      ``"test"``) whose accuracy is taken, or ``"loss"`` / ``"accuracy"`` of the training history;
-    * a list of dicts with ``step`` (a trainer history or evals; nested ``{"accuracy": ...}``
-      values are read through);
-    * a dict of lists with ``step``; an object with ``.history`` (a TrainResult).
-    """
-    if isinstance(history, Mapping) and ("evals" in history or "history" in history) \
-            and not isinstance(history.get("step"), list):
-        evals = history.get("evals") or []
-        if any(key in e for e in evals):
-            history = evals
-        else:
-            history = history.get("history") or []
-    elif hasattr(history, "history") and not isinstance(history, Mapping):
-        evals = getattr(history, "evals", None) or []
-        history = evals if any(key in e for e in evals) else history.history
-    if isinstance(history, Mapping):
-        steps = list(history.get("step", []))
-        vals = list(history.get(key, []))
-        pairs = [(s, v) for s, v in zip(steps, vals) if v is not None]
-    else:
-        pairs = [(h.get("step"), h.get(key)) for h in history if h.get(key) is not None]
-    pairs = [(s, v["accuracy"] if isinstance(v, Mapping) else v) for s, v in pairs]
-    return [float(s) for s, _ in pairs], [float(v) for _, v in pairs]
-
-
-def plot_curves(histories: Mapping[str, Any], key: str = "val_acc", *, ax=None,
-                title: str | None = None, ylabel: str | None = None, percent: bool | None = None,
-                target: float | None = None, logx: bool = False):
-    """One line per labelled history, ``key`` against step. Returns the axes.
-
-    ``percent``: show accuracies in percent (default: when ``key`` looks like an accuracy).
-    ``target``: a dashed horizontal line (e.g. the accuracy a convergence count aims at).
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots()
-    if percent is None:
-        percent = "acc" in key
-    drawn = 0
-    for label, hist in histories.items():
-        steps, vals = _series(hist, key)
-        if not steps:
-            continue
-        if percent:
-            vals = [as_percent(v) for v in vals]
-        ax.plot(steps, vals, marker="o" if len(steps) < 12 else None, ms=3, label=label)
-        drawn += 1
-    if target is not None:
-        ax.axhline(as_percent(target) if percent else target, ls="--", c="grey", lw=1)
-    ax.set_xlabel("gradient step")
-    ax.set_ylabel(ylabel or (key + (" (%)" if percent else "")))
-    if logx:
-        ax.set_xscale("log")
-    if title:
-        ax.set_title(title)
-    if drawn:
-        ax.legend(fontsize=8)
-    return ax
-
-
-def plot_runs(runs: Mapping[str, Mapping[str, Any]], *, split: str | None = None, target: float | None = None,
-              title: str | None = None, ax=None, logx: bool = False):
-    """Evaluation accuracy against step, one line per labelled run (records from :func:`run`)."""
-    first = next(iter(runs.values()), {})
-    split = split or results.eval_split(first) or "val"
-    return plot_curves(dict(runs), key=split, ax=ax, title=title, target=target, logx=logx,
-                       ylabel=f"{split} accuracy (%)", percent=True)
-
-
-# ---------------------------------------------------------------------------------------------
 # runs: train or load, and say which
 
 
-def _checkpoint():
-    return _CURRENT.checkpoint if _CURRENT is not None else None
+def _checkpoint(ctx: NotebookContext | None):
+    ctx = ctx or NotebookContext.current
+    return ctx.checkpoint if ctx is not None else None
 
 
-def run(config, *, progress: bool = True, quiet: bool = False) -> dict:
+def run_or_load(config, *, progress: bool = True, quiet: bool = False, ctx: NotebookContext | None = None) -> dict:
     """``experiments.run(config)`` that says whether the run was loaded from the results store or
-    trained now (with :func:`plan`'s estimate first). Returns the results record (with ``history``
-    and ``evals``)."""
+    trained now (with :func:`plan`'s estimate first; a ``bit-memory`` init's pretraining first).
+    Returns the results record (with ``history`` and ``evals``)."""
     done = results.get(config.key, experiments.store_dir(config.profile))
     if done is not None:
         if not quiet:
@@ -317,10 +227,11 @@ def run(config, *, progress: bool = True, quiet: bool = False) -> dict:
         return done
     if not quiet:
         plan({"training": config})
-    return experiments.run(config, progress=progress, checkpoint=_checkpoint())
+    return experiments.run(config, progress=progress, checkpoint=_checkpoint(ctx))
 
 
-def run_many(configs: Mapping[str, Any], *, progress: bool = True) -> dict[str, dict]:
+def run_labelled(configs: Mapping[str, Any], *, progress: bool = True,
+                 ctx: NotebookContext | None = None) -> dict[str, dict]:
     """``{label: record}`` for ``{label: RunConfig}``, training only what the store lacks, after
     printing the :func:`plan` (what is stored, what will train and how long it should take). The
     runs train as ``reproduce`` trains them (``experiments.run_many``): the seeds and learning rates
@@ -329,9 +240,12 @@ def run_many(configs: Mapping[str, Any], *, progress: bool = True) -> dict[str, 
     for label, cfg in configs.items():
         if label in todo:
             print(f"training {label}: {cfg.describe()}", flush=True)
-    records = experiments.run_many(list(configs.values()), progress=progress, checkpoint=_checkpoint())
+    records = experiments.run_many(list(configs.values()), progress=progress, checkpoint=_checkpoint(ctx))
     by_key = {r["key"]: r for r in records}
     return {label: by_key[cfg.key] for label, cfg in configs.items()}
+
+
+run, run_many = run_or_load, run_labelled      # the names the notebooks call
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,27 +253,10 @@ def run_many(configs: Mapping[str, Any], *, progress: bool = True) -> dict[str, 
 
 
 def _context(ctx: NotebookContext | None) -> NotebookContext:
-    ctx = ctx or _CURRENT
+    ctx = ctx or NotebookContext.current
     if ctx is None:
         raise RuntimeError("no notebook context: call fptlib.notebook.setup() first (the notebook's first code cell)")
     return ctx
-
-
-def _subset(configs: list, name: str, rows, columns) -> tuple[set | None, set | None]:
-    """``rows``/``columns`` as sets, each checked against the labels of the table's ``configs``."""
-    out = []
-    for given, field_name in ((rows, "row"), (columns, "column")):
-        if given is None:
-            out.append(None)
-            continue
-        given = {given} if isinstance(given, str) else set(given)
-        known = {getattr(c, field_name) for c in configs}
-        unknown = given - known
-        if unknown:
-            raise ValueError(f"table {name!r} has no {field_name} {sorted(unknown)} at this profile: "
-                             f"its {field_name}s are {sorted(known)}")
-        out.append(given)
-    return out[0], out[1]
 
 
 def table_configs(name: str, *, rows=None, columns=None, ctx: NotebookContext | None = None) -> list:
@@ -367,14 +264,7 @@ def table_configs(name: str, *, rows=None, columns=None, ctx: NotebookContext | 
     reproduce NAME`` runs at this profile, or only those of the named ``rows`` / ``columns`` (the
     paper's labels; a subset of the same definitions, never new configurations)."""
     ctx = _context(ctx)
-    return _subset_configs(name, ctx.profile, ctx.backbone, rows, columns)
-
-
-def _subset_configs(name: str, profile: str, backbone: str, rows, columns) -> list:
-    configs = experiments.table(name, profile, backbone)
-    keep_rows, keep_columns = _subset(configs, name, rows, columns)
-    return [c for c in configs
-            if (keep_rows is None or c.row in keep_rows) and (keep_columns is None or c.column in keep_columns)]
+    return report.subset_configs(name, ctx.profile, ctx.backbone, rows, columns)
 
 
 def run_table(name: str, *, rows=None, columns=None, ctx: NotebookContext | None = None,
@@ -384,7 +274,7 @@ def run_table(name: str, *, rows=None, columns=None, ctx: NotebookContext | None
     configs = table_configs(name, rows=rows, columns=columns, ctx=ctx)
     if not configs:
         raise ValueError(f"table {name!r} has no configurations at this profile for rows={rows}, columns={columns}")
-    return run_many(_labelled(configs), progress=progress)
+    return run_labelled(_labelled(configs), progress=progress, ctx=ctx)
 
 
 def show_table(name: str, *, rows=None, columns=None, ctx: NotebookContext | None = None) -> report.Table:
@@ -392,7 +282,7 @@ def show_table(name: str, *, rows=None, columns=None, ctx: NotebookContext | Non
     paper's numbers, what really ran and the trivial baselines. With ``rows`` / ``columns``, only
     those cells (and their tasks' baselines), and the table says which subset it shows."""
     ctx = _context(ctx)
-    return _paper_table(name, ctx.profile, ctx.backbone, rows, columns)
+    return report.table_subset(name, ctx.profile, ctx.backbone, rows, columns)
 
 
 def show_evidence(name: str, *, rows=None, columns=None, ctx: NotebookContext | None = None) -> report.Table | str:
@@ -402,67 +292,25 @@ def show_evidence(name: str, *, rows=None, columns=None, ctx: NotebookContext | 
     ctx = _context(ctx)
     if ctx.profile == files.EVIDENCE and ctx.backbone == experiments.EVIDENCE_BACKBONE:
         return "This notebook runs at the evidence profile: the table above is the evidence."
-    table = _paper_table(name, files.EVIDENCE, experiments.EVIDENCE_BACKBONE, rows, columns,
-                         store=files.committed_evidence_dir())
-    runs = [r for r in table.rows if not str(r.get("setting", "")).startswith("trivial baseline")]
-    done = sum(1 for r in runs if r.get("seeds"))
-    return report.Table(table.rows, columns=table.columns, title="Committed evidence: " + table.title, notes=[
-        f"Read from the committed records in results/evidence/ ({done} of {len(runs)} cells run), made by `python -m fptlib reproduce {experiments.canonical(name)} --profile evidence` on a 2-core "
-        f"CPU with {experiments.EVIDENCE_BACKBONE}; nothing is trained by this cell.", *table.notes])
+    return report.evidence_table(name, rows, columns)
 
 
-def _paper_table(name: str, profile: str, backbone: str, rows, columns, store=None) -> report.Table:
-    configs = _subset_configs(name, profile, backbone, rows, columns)
-    store = store or experiments.store_dir(profile)     # evidence: the tracked results/evidence/
-    render = report.run_set_table if experiments.canonical(name) in experiments.RUN_SETS else report.paper_table
-    if rows is None and columns is None:
-        return render(name, profile, directory=store, backbone=backbone)
-    keys = {c.key for c in configs}
-    records = [r for r in results.load(store) if r.get("key") in keys]
-    full = render(name, profile, records=records, backbone=backbone)
-    shown = {(c.row, paper.TASK_TITLES.get(c.column, c.column)) for c in configs}
-    kept = [r for r in full.rows if (r.get("setting"), r.get("column")) in shown
-            or str(r.get("setting", "")).startswith("trivial baseline")]
-    named = (("rows", rows), ("columns", columns))
-    which = "; ".join(f"{what} {', '.join(repr(x) for x in ([v] if isinstance(v, str) else v))}"   # quoted: labels hold commas
-                      for what, v in named if v is not None)
-    note = (f"Shown here: only {which} of this table (profile `{profile}`), a subset of the same definitions "
-            f"as `python -m fptlib reproduce {experiments.canonical(name)} --profile {profile}`, which runs every cell.")
-    return report.Table(kept, columns=full.columns, title=full.title, notes=[note, *full.notes])
-
-
-def baselines_table(config) -> report.Table:
-    """The trivial baselines (chance, majority class of the split, the copy baseline, a pixel logistic
-    regression: ``tasks.baselines``) of a run's task, for a run that is in no paper table here."""
-    found = report.task_baselines(config.task, config.task_options, config.eval_limit)
-    return report.Table([{"trivial baseline": name, "accuracy (%)": as_percent(acc) if acc is not None else "-",
-                          "how": how} for name, acc, how in found], title=f"Trivial baselines: {config.task}")
-
-
-def claims(notebook: str, *, ctx: NotebookContext | None = None) -> report.Table:
+def notebook_claims(notebook: str, *, ctx: NotebookContext | None = None) -> report.Table:
     """The rows of ``report.claims(ctx.profile)`` for the paper's claims that ``notebook`` (e.g.
     ``"08_pretraining"``) shows: the verdict computed from the stored records. At the quick profile,
     whose runs only check that the code runs, the verdicts of the committed evidence
-    (:func:`evidence_claims`)."""
+    (``report.evidence_claims``)."""
     ctx = _context(ctx)
     if not any(c.notebook == notebook for c in paper.CLAIMS):
         raise ValueError(f"no claim of the paper is shown in notebook {notebook!r}: "
                          f"known: {sorted({c.notebook for c in paper.CLAIMS})}")
     if ctx.profile == "quick":          # quick runs give no verdict: the committed evidence does
-        return evidence_claims(notebook)
+        return report.evidence_claims(notebook)
     return report.claims(ctx.profile, directory=experiments.store_dir(ctx.profile), backbone=ctx.backbone,
                          notebook=notebook)
 
 
-def evidence_claims(notebook: str | None = None) -> report.Table:
-    """``report.claims`` on the committed evidence (``results/evidence/``, backbone
-    ``experiments.EVIDENCE_BACKBONE``): what notebook 00, the README and quick-profile notebooks show;
-    ``notebook``: only the claims that notebook shows, with the notes of their settings."""
-    full = report.claims(files.EVIDENCE, directory=files.committed_evidence_dir(),
-                         backbone=experiments.EVIDENCE_BACKBONE, notebook=notebook)
-    note = (f"Verdicts from the committed evidence records (results/evidence/, `python -m fptlib reproduce "
-            f"TABLE --profile evidence`, {experiments.EVIDENCE_BACKBONE} on a 2-core CPU), read here, not trained.")
-    return report.Table(full.rows, columns=full.columns, title=full.title, notes=[note, *full.notes])
+claims = notebook_claims       # the name the notebooks call; ``report.claims`` is every claim's table
 
 
 def evidence_summary(notebook: str, *, ctx: NotebookContext | None = None):
@@ -478,7 +326,7 @@ def evidence_summary(notebook: str, *, ctx: NotebookContext | None = None):
         _show_markdown(f"No claim of the paper (`paper.CLAIMS`) is judged in `{notebook}`: nothing to summarise "
                        f"over seeds here (not run here).")
         return None
-    shown = claims(notebook, ctx=ctx)
+    shown = notebook_claims(notebook, ctx=ctx)
     lines = [f"**What the evidence shows** ({len(shown.rows)} claims, {shown.title.split('(')[-1].rstrip(')')}):", ""]
     papers, why = "the paper's numbers", "why (computed from the records)"
     lines += [f"* **{r['verdict']}**: {r['claim']}. Paper: {r[papers]}. {r[why]}" for r in shown.rows]
@@ -487,31 +335,7 @@ def evidence_summary(notebook: str, *, ctx: NotebookContext | None = None):
         profile, store, bb = files.EVIDENCE, files.committed_evidence_dir(), experiments.EVIDENCE_BACKBONE
     else:
         profile, store, bb = ctx.profile, experiments.store_dir(ctx.profile), ctx.backbone
-    by_key = {r["key"]: r for r in results.load(store)}
-    tables: dict[str, dict] = {}
-    groups: dict[str, list[float]] = {}
-    floors: dict[str, tuple[str, float]] = {}
-    for c in mine:
-        source = c.run_set or c.table
-        if source not in tables:
-            try:
-                tables[source] = report.cells(source, profile, by_key, bb)
-            except ValueError:           # a table this profile does not define
-                tables[source] = {}
-        for row, column in (c.first, c.second):
-            cell = tables[source].get((row, column))
-            label = f"{row} · {paper.TASK_TITLES.get(column, column)}" + (
-                f" (ran {cell.task})" if cell is not None and cell.stand_in else "") + (
-                " · lr chosen on val" if c.run_set else "")
-            if label in groups:
-                continue
-            groups[label] = [100 * v for v in cell.summary.values] if cell is not None and cell.summary else []
-            if cell is not None and cell.records:
-                cfg = cell.configs[0]
-                found = [(n, 100 * a) for n, a, _ in report.task_baselines(cfg.task, cfg.task_options, cfg.eval_limit)
-                         if a is not None]
-                if found:
-                    floors[label] = max(found, key=lambda f: f[1])
+    groups, floors = report.claim_seeds(mine, profile, store, bb)
     return viz.plot_seeds(groups, baselines=floors, title=f"{notebook}: each seed of the compared settings\n"
                           f"(profile {profile}, backbone {bb})")
 
@@ -522,35 +346,3 @@ def _show_markdown(text: str) -> None:
         display(Markdown(text))
     except ImportError:          # outside Jupyter
         print(text)
-
-
-def show_patches(config_or_task, n: int = 4, split: str = "test"):
-    """Draw ``n`` images of an image task the way the model sees them: cut into patch tokens
-    (thin white lines between patches), with the token count and size in the title."""
-    import matplotlib.pyplot as plt
-
-    task = config_or_task
-    if not hasattr(task, "eval_batches"):
-        task = tasks.get(config_or_task.task, **dict(config_or_task.task_options))
-    batch = next(task.eval_batches(split, n, "cpu"))
-    x = batch.x.float()                                       # [n, tokens, p*p*c]
-    p = int(getattr(task, "patch"))
-    side = int(round(x.shape[1] ** 0.5))
-    channels = x.shape[2] // (p * p)
-    x = x.reshape(x.shape[0], side, side, p, p, channels)     # b h w p1 p2 c (the einops layout)
-    gap = 1 if p > 1 else 0
-    size = side * (p + gap)
-    fig, axes = plt.subplots(1, x.shape[0], figsize=(2.2 * x.shape[0], 2.6), squeeze=False)
-    for ax, img, y in zip(axes[0], x, batch.y):
-        canvas = torch.ones(size, size, channels)
-        lo, hi = img.min(), img.max()
-        img = (img - lo) / (hi - lo + 1e-8)
-        for i in range(side):
-            for j in range(side):
-                canvas[i * (p + gap):i * (p + gap) + p, j * (p + gap):j * (p + gap) + p] = img[i, j]
-        ax.imshow(canvas.squeeze(-1).numpy(), cmap="gray" if channels == 1 else None)
-        ax.set_title(f"label {int(y)}", fontsize=9)
-        ax.axis("off")
-    fig.suptitle(f"{task.name}: {side * side} tokens of {p}x{p}x{channels} = {x.shape[3] * x.shape[4] * channels} values",
-                 fontsize=10)
-    return fig

@@ -1,6 +1,7 @@
-"""Pictures of attention: heatmaps per head, grids over layers and heads, partner and self shares, ablations.
+"""Pictures of attention: heatmaps per head, grids over layers and heads, partner and self shares, ablations;
+and the notebooks' learning curves (``plot_curves``, ``plot_runs``) and image patches (``show_patches``).
 
-Every function here is pure: it takes tensors, builds a new ``matplotlib.figure.Figure`` (not
+Every attention function here is pure: it takes tensors, builds a new ``matplotlib.figure.Figure`` (not
 through pyplot, so nothing accumulates in global state and a notebook shows each figure exactly
 once, as the cell's value) and returns it. The explorer widgets and the tests call the same
 functions.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from matplotlib.axes import Axes
@@ -21,8 +23,10 @@ from matplotlib.collections import PatchCollection
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
+from . import results
 from .attention import check_attentions
 from .jupyter_static import FILES, ROUTE
+from .report.render import as_percent
 
 CMAP = "viridis"
 MAX_TICKS = 40          # above this many tokens, label every k-th one so labels stay readable
@@ -389,3 +393,114 @@ def bertviz_views(attn: Tensor, tokens: Sequence[str], example: int = 0):
     views = (head_view(per_layer, tokens, html_action="return", prettify_tokens=False),
              model_view(per_layer, tokens, html_action="return", prettify_tokens=False))
     return tuple(HTML(offline_bertviz(view.data)) for view in views)
+
+
+# ---------------------------------------------------------------------------------------------
+# learning curves and image patches (the notebooks' plots; through pyplot, as they were drawn)
+
+
+def _series(history: Any, key: str) -> tuple[list[float], list[float]]:
+    """``(steps, values)`` of ``key`` from a run in any of the shapes the library gives:
+
+    * a results record (a dict with ``evals``): ``key`` names an evaluation split (``"val"``,
+      ``"test"``) whose accuracy is taken, or ``"loss"`` / ``"accuracy"`` of the training history;
+    * a list of dicts with ``step`` (a trainer history or evals; nested ``{"accuracy": ...}``
+      values are read through);
+    * a dict of lists with ``step``; an object with ``.history`` (a TrainResult).
+    """
+    if isinstance(history, Mapping) and ("evals" in history or "history" in history) \
+            and not isinstance(history.get("step"), list):
+        evals = history.get("evals") or []
+        if any(key in e for e in evals):
+            history = evals
+        else:
+            history = history.get("history") or []
+    elif hasattr(history, "history") and not isinstance(history, Mapping):
+        evals = getattr(history, "evals", None) or []
+        history = evals if any(key in e for e in evals) else history.history
+    if isinstance(history, Mapping):
+        steps = list(history.get("step", []))
+        vals = list(history.get(key, []))
+        pairs = [(s, v) for s, v in zip(steps, vals) if v is not None]
+    else:
+        pairs = [(h.get("step"), h.get(key)) for h in history if h.get(key) is not None]
+    pairs = [(s, v["accuracy"] if isinstance(v, Mapping) else v) for s, v in pairs]
+    return [float(s) for s, _ in pairs], [float(v) for _, v in pairs]
+
+
+def plot_curves(histories: Mapping[str, Any], key: str = "val_acc", *, ax=None,
+                title: str | None = None, ylabel: str | None = None, percent: bool | None = None,
+                target: float | None = None, logx: bool = False):
+    """One line per labelled history, ``key`` against step. Returns the axes.
+
+    ``percent``: show accuracies in percent (default: when ``key`` looks like an accuracy).
+    ``target``: a dashed horizontal line (e.g. the accuracy a convergence count aims at).
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots()
+    if percent is None:
+        percent = "acc" in key
+    drawn = 0
+    for label, hist in histories.items():
+        steps, vals = _series(hist, key)
+        if not steps:
+            continue
+        if percent:
+            vals = [as_percent(v) for v in vals]
+        ax.plot(steps, vals, marker="o" if len(steps) < 12 else None, ms=3, label=label)
+        drawn += 1
+    if target is not None:
+        ax.axhline(as_percent(target) if percent else target, ls="--", c="grey", lw=1)
+    ax.set_xlabel("gradient step")
+    ax.set_ylabel(ylabel or (key + (" (%)" if percent else "")))
+    if logx:
+        ax.set_xscale("log")
+    if title:
+        ax.set_title(title)
+    if drawn:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def plot_runs(runs: Mapping[str, Mapping[str, Any]], *, split: str | None = None, target: float | None = None,
+              title: str | None = None, ax=None, logx: bool = False):
+    """Evaluation accuracy against step, one line per labelled run (records from ``notebook.run``)."""
+    first = next(iter(runs.values()), {})
+    split = split or results.eval_split(first) or "val"
+    return plot_curves(dict(runs), key=split, ax=ax, title=title, target=target, logx=logx,
+                       ylabel=f"{split} accuracy (%)", percent=True)
+
+
+def show_patches(config_or_task, n: int = 4, split: str = "test"):
+    """Draw ``n`` images of an image task the way the model sees them: cut into patch tokens
+    (thin white lines between patches), with the token count and size in the title."""
+    import matplotlib.pyplot as plt
+
+    task = config_or_task
+    if not hasattr(task, "eval_batches"):
+        from fptlib import tasks
+        task = tasks.get(config_or_task.task, **dict(config_or_task.task_options))
+    batch = next(task.eval_batches(split, n, "cpu"))
+    x = batch.x.float()                                       # [n, tokens, p*p*c]
+    p = int(getattr(task, "patch"))
+    side = int(round(x.shape[1] ** 0.5))
+    channels = x.shape[2] // (p * p)
+    x = x.reshape(x.shape[0], side, side, p, p, channels)     # b h w p1 p2 c (the einops layout)
+    gap = 1 if p > 1 else 0
+    size = side * (p + gap)
+    fig, axes = plt.subplots(1, x.shape[0], figsize=(2.2 * x.shape[0], 2.6), squeeze=False)
+    for ax, img, y in zip(axes[0], x, batch.y):
+        canvas = torch.ones(size, size, channels)
+        lo, hi = img.min(), img.max()
+        img = (img - lo) / (hi - lo + 1e-8)
+        for i in range(side):
+            for j in range(side):
+                canvas[i * (p + gap):i * (p + gap) + p, j * (p + gap):j * (p + gap) + p] = img[i, j]
+        ax.imshow(canvas.squeeze(-1).numpy(), cmap="gray" if channels == 1 else None)
+        ax.set_title(f"label {int(y)}", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"{task.name}: {side * side} tokens of {p}x{p}x{channels} = {x.shape[3] * x.shape[4] * channels} values",
+                 fontsize=10)
+    return fig

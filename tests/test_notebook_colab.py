@@ -21,7 +21,7 @@ def quiet_env(monkeypatch, tmp_path):
     monkeypatch.setenv("FPT_DEVICE", "cpu")
     monkeypatch.delenv("FPT_PROFILE", raising=False)
     monkeypatch.setenv("FPT_RESULTS_DIR", str(tmp_path / "local-results"))
-    monkeypatch.setattr(nb, "_CURRENT", None)
+    monkeypatch.setattr(nb.NotebookContext, "current", None)
     monkeypatch.setattr(experiments.cost, "WARMUPS", {})
     import fptlib.backbones as bb
     monkeypatch.setattr(bb, "default_backbone", lambda *a, **k: ("minilm", "test rule"))

@@ -6,7 +6,7 @@ import json
 from fptlib.tasks.registry import available
 
 
-def run(args) -> int:
+def cmd_tasks(args) -> int:
     status = available(data_dir=args.data_dir)
     if args.json:
         print(json.dumps(status, indent=2))
@@ -26,4 +26,4 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--data-dir", default=None,
                         help="data folder (default: $FPT_DATA_DIR, else <repo>/data)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=cmd_tasks)

@@ -1,130 +1,19 @@
-"""Tables for a reader: every "ours beside the paper's" table, the results summary and what this
-machine has, all drawn by ONE renderer (:class:`Table`, markdown in Jupyter and in ``print``).
-
-The layer above ``experiments``: it reads configurations (which runs make a paper table) and
-records (``fptlib.results``), and never trains.
-"""
+"""Ours beside the paper's: the cells of a paper table or run set (the runs of each (row, column),
+the lr chosen on validation, the trivial baselines), the tables drawn from them, the results
+summary, a profile's progress, and what this machine has (backbones, task data)."""
 from __future__ import annotations
 
 import functools
 import math
 import os
-import textwrap
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from fptlib import experiments, paper, results, stats, sweeps, tasks
+from fptlib import experiments, files, paper, results, stats, sweeps, tasks
 from fptlib.backbones import KNOWN, hub_reachable, pretrained_available
 from fptlib.files import short_paths
 from fptlib.tasks import baselines as trivial
-
-
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
-                   digits: int = 1) -> str:
-    """A markdown table of ``rows`` (dicts); ``columns`` picks and orders the keys."""
-    if not rows:
-        return "(no rows)"
-    if columns is None:
-        columns = []
-        for row in rows:
-            columns += [k for k in row if k not in columns]
-    head = "| " + " | ".join(columns) + " |"
-    rule = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(_fmt(row.get(c), digits) for c in columns) + " |" for row in rows]
-    return "\n".join([head, rule, *body])
-
-
-TERMINAL_WIDTH = 100          # the terminal `python -m fptlib results` fits by default
-COLUMN_GAP = "  "
-
-
-def _fit_widths(natural: Sequence[int], room: int) -> list[int]:
-    """Column widths that sum to at most ``room`` (each at least 4): every column keeps its natural
-    width when all fit, else the narrow ones keep theirs and the wide ones share what is left."""
-    widths = list(natural)
-    order = sorted(range(len(widths)), key=widths.__getitem__)
-    left = room
-    for done, i in enumerate(order):
-        share = max(4, left // (len(order) - done))
-        widths[i] = min(widths[i], share)
-        left -= widths[i]
-    return widths
-
-
-def _wrap_row(cells: Sequence[str], widths: Sequence[int]) -> list[str]:
-    """One table row as lines: each cell wrapped to its column's width, the columns side by side."""
-    wrapped = [textwrap.wrap(c, w, break_on_hyphens=False) or [""] for c, w in zip(cells, widths)]
-    height = max(map(len, wrapped))
-    return [COLUMN_GAP.join(col[i].ljust(w) if i < len(col) else " " * w for col, w in zip(wrapped, widths)).rstrip()
-            for i in range(height)]
-
-
-class Table:
-    """A table that shows as markdown in Jupyter and as aligned text in ``print`` / nbval.
-
-    Its ``text/plain`` form is the same markdown, so nbval compares something readable.
-    ``notes``: lines printed under the table (sources, captions).
-    """
-
-    def __init__(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
-                 title: str | None = None, digits: int = 1, notes: Sequence[str] = ()):
-        self.rows = [dict(r) for r in rows]
-        self.columns = list(columns) if columns else None
-        self.title = title
-        self.digits = digits
-        self.notes = list(notes)
-
-    def markdown(self) -> str:
-        text = markdown_table(self.rows, self.columns, self.digits)
-        text = f"**{self.title}**\n\n{text}" if self.title else text
-        return "\n".join([text, "", *self.notes]) if self.notes else text
-
-    def text(self, width: int = TERMINAL_WIDTH) -> str:
-        """The table as plain text for a terminal of ``width`` columns: each cell wrapped
-        (``textwrap``) so that no line is longer than ``width``; the title and notes wrapped too."""
-        columns = self.columns or list(dict.fromkeys(k for row in self.rows for k in row))
-        cells = [[_fmt(row.get(c), self.digits) for c in columns] for row in self.rows]
-        widths = _fit_widths([max([*map(len, c.split()), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)],
-                             width - len(COLUMN_GAP) * (len(columns) - 1))
-        lines = [*_wrap_row(columns, widths), COLUMN_GAP.join("-" * w for w in widths)]
-        for row in cells:
-            lines += _wrap_row(row, widths)
-        out = [*textwrap.wrap(self.title.replace("**", ""), width), ""] if self.title else []
-        out += lines if self.rows else ["(no rows)"]
-        if self.notes:
-            out.append("")
-            out += [wrapped for note in self.notes
-                    for wrapped in textwrap.wrap(note.replace("**", ""), width, subsequent_indent="  ")]
-        return "\n".join(out)
-
-    def _repr_markdown_(self) -> str:
-        return self.markdown()
-
-    def __repr__(self) -> str:
-        return self.markdown()
-
-    __str__ = __repr__
-
-
-def as_percent(x: float | None) -> float | None:
-    """Accuracy as a percentage (the paper's unit); fractions in [0, 1] are scaled by 100."""
-    if x is None:
-        return None
-    x = float(x)
-    return x * 100.0 if x <= 1.0 else x
+from fptlib.report.render import Table, as_percent
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,136 +338,6 @@ def _lr_text(record: Mapping[str, Any]) -> str | None:
     return None if lr is None else f"{lr:g}"
 
 
-# ---------------------------------------------------------------------------------------------
-# the paper's claims, with verdicts computed from the records
-
-
-def _claim_verdict(c: paper.PaperClaim, profile: str, by_key: Mapping[str, Mapping],
-                   backbone: str | None, cache: dict) -> stats.Verdict:
-    first, second = c.labels()
-    claim = stats.Claim(c.text, first, second, c.relation, paper=c.numbers(), margin=c.margin)
-    if profile == "quick":
-        return stats.Verdict(claim, "not run here", f"{c.text}: not run here: {QUICK_NOTE}.")
-    source = c.run_set or c.table          # a run set: the verdict on its runs, the paper's numbers from c.table
-    if source not in cache:
-        cache[source] = cells(source, profile, by_key, backbone)
-    table_cells = cache[source]
-    a, b = table_cells.get(c.first), table_cells.get(c.second)
-    if a is None or b is None:
-        what = f"run set {source}" if c.run_set else f"{source} table"
-        return stats.Verdict(claim, "not run here", f"{c.text}: not run here: the {profile} profile's "
-                             f"{what} has no {'setting ' + str(c.first if a is None else c.second)}.")
-    other = sorted({(r.get("backbone") or {}).get("family") or "?" for cell in (a, b) for r in cell.records}
-                   - {c.backbone}) if c.backbone else []
-    if other:
-        return stats.Verdict(claim, "not run here", f"{c.text}: not run here: the claim is about {c.backbone} "
-                             f"(its model sizes); the {profile} profile ran {', '.join(other)} "
-                             f"({', '.join(ran_with([a, b]))}), whose rows compare depth, not size.")
-    partial = [(label, lrs) for label, cell in ((first, a), (second, b)) if cell.records and (lrs := cell.unswept())]
-    if partial:
-        return stats.Verdict(claim, "not run here", f"{c.text}: not run here: the learning-rate sweep is incomplete ("
-                             + "; ".join(f"{label}: lr {', '.join(f'{lr:g}' for lr in lrs)} not run yet"
-                                         for label, lrs in partial) + ").")
-    where = "; ".join(f"{label}: {cell.produced()}" + (f" [{cell.ran_on()}]" if cell.stand_in else "")
-                      + ("" if cell.how == Cell.how else f" [{cell.how}]")
-                      for label, cell in ((first, a), (second, b)) if cell.records)
-    v = stats.verdict(claim, a.summary, b.summary, where=where, baselines=_baselines(a) if a.records else ())
-    edges = [f"{label} {cell.lr:g} of {', '.join(f'{lr:g}' for lr in cell.grid())}"
-             for label, cell in ((first, a), (second, b)) if cell.at_grid_edge()]
-    if not edges:
-        return v
-    return dataclasses.replace(v, word=f"{v.word} (lr at the grid's edge)", sentence=(
-        f"{v.sentence} Learning rate chosen at the edge of its grid ({'; '.join(edges)}): a rate outside "
-        f"the grid may do better, so this comparison is not settled by the sweep."))
-
-
-def _baselines(cell: Cell) -> tuple[tuple[str, float, bool], ...]:
-    """Every baseline of a cell's task as (name, accuracy, fitted): trivial (chance, majority class,
-    copying) and fitted (pixel logistic regression, ``trivial.FITTED``)."""
-    cfg = cell.configs[0]
-    return tuple((name, acc, name in trivial.FITTED)
-                 for name, acc, _ in task_baselines(cfg.task, cfg.task_options, cfg.eval_limit) if acc is not None)
-
-
-def evidence_profile() -> str:
-    """The profile whose records the course commits and its claims table shows (README, notebook
-    00): ``evidence`` (``quick`` on a checkout that predates that profile)."""
-    return "evidence" if "evidence" in experiments.PROFILES else "quick"
-
-
-def claims(profile: str | None = None, directory: str | os.PathLike | None = None,
-           records: list[dict] | None = None, backbone: str | None = None, notebook: str | None = None) -> Table:
-    """Every claim of the paper the course tests (``paper.CLAIMS``): the paper's numbers, and the
-    verdict computed from the stored records of ``profile`` (``stats.verdict``: e.g. "FPT higher",
-    "FPT lower", "equal within 2 points", "not shown equal", "no clear difference", "both at or below
-    a baseline", "a side collapsed to a constant output", "not run here") with what produced them. A quick profile
-    never gives a verdict: its runs check that the code runs. ``notebook`` (e.g. "08_pretraining"):
-    only the claims that notebook shows, and the notes describe only their settings."""
-    profile = experiments.check_profile(profile or experiments.choose_profile()[0])
-    recs = records if records is not None else results.load(directory)
-    by_key = {r["key"]: r for r in recs}
-    cache: dict = {}
-    rows, settings = [], _Settings()
-    for c in (c for c in paper.CLAIMS if notebook is None or c.notebook == notebook):
-        v = _claim_verdict(c, profile, by_key, backbone, cache)
-        pair = [cache.get(c.run_set or c.table, {}).get(sel) for sel in (c.first, c.second)]
-        ours = " vs ".join(settings.ours(cell) for cell in pair) if all(pair) and profile != "quick" else v.word
-        rows.append({"claim": c.text, "the paper's numbers": c.numbers(), CLAIM_OURS: ours, "verdict": v.word,
-                     "why (computed from the records)": v.sentence.removeprefix(f"{c.text}: "),
-                     "see": f"notebooks/{c.notebook}.ipynb" if c.notebook else "-"})
-    notes = [f"Verdicts are computed by `fptlib.stats.verdict` from the {profile}-profile records: a claim "
-             f"needs at least {stats.MIN_SEEDS} seeds per setting, each run scored by its test accuracy at its "
-             f"best-validation evaluation. The 95% Welch t interval of the difference of the means decides "
-             f"(higher, lower, or no clear difference when it spans zero), each side's spread at least its test "
-             f"set's binomial sampling error; a 'matches' claim is equal only when the whole interval lies within "
-             f"its margin, else not shown equal. A side at or below a baseline (chance, majority class of the "
-             f"training split, copying, or a fitted pixel logistic regression) is named, both there give no "
-             f"verdict; a side with the same accuracy on every seed at a trivial baseline collapsed to a constant "
-             f"output. (lr at the grid's edge): the learning rate validation chose is the smallest or largest "
-             f"of its grid.",
-             "The paper's numbers: " + "; ".join(sorted({paper.get(c.table).source for c in paper.CLAIMS})) + "."]
-    if profile == "quick":
-        notes.insert(0, f"**{QUICK_NOTE}: no verdicts.** Run the evidence profile for verdicts.")
-    return Table(rows, columns=CLAIM_COLUMNS, notes=[*settings.notes(), *notes],
-                 title=f"What holds up: the paper's claims on this course's records (profile `{profile}`)")
-
-
-CLAIM_OURS = "ours: mean ± sd % (seeds) [setting]"
-CLAIM_COLUMNS = ("claim", "the paper's numbers", CLAIM_OURS, "verdict", "see")   # `wide`: every column
-
-
-class _Settings:
-    """The settings a claims table compares, numbered once each: a row gives a setting's numbers and
-    its number; the notes say once per setting what produced it, and once per task its data."""
-
-    def __init__(self):
-        self.produced: dict[tuple, tuple[int, dict[str, None]]] = {}     # (what, task) -> (number, its labels)
-        self.data: dict[str, None] = {}
-
-    def ours(self, cell: Cell) -> str:
-        if not cell.records:
-            return "not run"
-        produced = cell.produced(data=False) + ("" if cell.how == Cell.how else f" ({cell.how})")
-        title = paper.TASK_TITLES.get(cell.column)
-        label = f"{cell.row}, {title}" if title else f"{cell.row} / {cell.column}"
-        ref, labels = self.produced.setdefault((produced, cell.task), (len(self.produced) + 1, {}))
-        labels[label] = None            # the same runs under another name in another table: both names
-        data = next((r.get("data_source") for r in cell.records if r.get("data_source")), "?")
-        stand_in = f" (stand-in for {paper.TASK_TITLES[cell.paper_task]})" if cell.stand_in else ""
-        self.data[f"{cell.task}{stand_in}: {data}"] = None
-        s = cell.summary
-        spread = "" if s.n == 1 else f" ± {100 * s.std:.1f}"
-        return f"{100 * s.mean:.1f}{spread} ({s.n}) [{ref}]"
-
-    def notes(self) -> list[str]:
-        if not self.produced:
-            return []
-        return ["Settings: what produced 'ours' (the test accuracy at each run's best-validation evaluation, "
-                "mean ± sample std over the seeds):", "",
-                *(f"- [{ref}] {' = '.join(labels)}: {what}" for (what, _), (ref, labels) in self.produced.items()),
-                "", "Data of each task:", "", *(f"- {what}" for what in self.data), ""]
-
-
 def progress(profile: str | None = None, directory: str | os.PathLike | None = None,
              backbone: str | None = None) -> Table:
     """How far a profile's tables and run sets are in a store: per table (``experiments.EVIDENCE_ORDER``,
@@ -605,12 +364,15 @@ def progress(profile: str | None = None, directory: str | os.PathLike | None = N
         "promise; `python -m fptlib reproduce TABLE --profile " + profile + "` trains what is left (resumable)."])
 
 
-def table(name: str | None = None, profile: str | None = None, directory: str | os.PathLike | None = None,
-          records: list[dict] | None = None, backbone: str | None = None, **changes: Any) -> str:
+def table_markdown(name: str | None = None, profile: str | None = None, directory: str | os.PathLike | None = None,
+                   records: list[dict] | None = None, backbone: str | None = None, **changes: Any) -> str:
     """Markdown: with a table name, :func:`paper_table`; without, the :func:`summary` of every record."""
     if name is None:
         return str(summary(records if records is not None else results.load(directory)))
     return named_table(name, profile, directory, records, backbone, **changes).markdown()
+
+
+table = table_markdown      # the name before; ``experiments.table`` lists a table's configurations
 
 
 def named_table(name: str, profile: str | None = None, directory: str | os.PathLike | None = None,
@@ -676,45 +438,74 @@ def task_table() -> Table:
     return Table(rows, title="Tasks and their data on this machine")
 
 
-# ---- beyond the paper: One Fits All's and Tan et al.'s claims on the time-series run set ----------
+# ---------------------------------------------------------------------------------------------
+# a named subset of a table's rows or columns (the notebooks show a table cell by cell)
 
-TIMESERIES_WHERE = "MiniLM (not GPT-2), UEA JapaneseVowels, 100 steps of 16, 3 seeds, CPU"
+
+def _subset(configs: list, name: str, rows, columns) -> tuple[set | None, set | None]:
+    """``rows``/``columns`` as sets, each checked against the labels of the table's ``configs``."""
+    out = []
+    for given, field_name in ((rows, "row"), (columns, "column")):
+        if given is None:
+            out.append(None)
+            continue
+        given = {given} if isinstance(given, str) else set(given)
+        known = {getattr(c, field_name) for c in configs}
+        unknown = given - known
+        if unknown:
+            raise ValueError(f"table {name!r} has no {field_name} {sorted(unknown)} at this profile: "
+                             f"its {field_name}s are {sorted(known)}")
+        out.append(given)
+    return out[0], out[1]
 
 
-def timeseries_claims(directory: str | os.PathLike | None = None, records: list[dict] | None = None,
-                      baselines: Mapping[str, Mapping[str, Any]] | None = None,
-                      where: str = TIMESERIES_WHERE) -> Table:
-    """The verdicts of ``paper.TIMESERIES_CLAIMS`` (One Fits All's and Tan et al.'s, not FPT's) on the
-    evidence runs of the ``timeseries`` run set in ``directory`` (or ``records``): each row's lr and
-    evaluation chosen on validation (``sweeps.select_each``), judged by ``stats.verdict`` against the
-    majority class and the fitted logistic regression (``tasks.timeseries.classical``, computed here
-    unless ``baselines`` are given), and, to show which way the sides go where that fitted floor stops
-    the rule, against the majority class only."""
-    if records is None:
-        keys = {c.key for c in experiments.table("timeseries", "evidence", experiments.EVIDENCE_BACKBONE)}
-        records = [r for r in results.load(directory) if r.get("key") in keys]
-    if baselines is None:
-        from fptlib.tasks.timeseries import classical
-        baselines = classical(tasks.get(experiments.TIMESERIES_TASK), rocket=False)
-    floors = [("majority class", baselines["majority class"]["test"]),
-              ("logistic regression", baselines["logistic regression"]["test"], True)]
-    ours = sweeps.select_each(records)
-    rows = []
-    for c in paper.TIMESERIES_CLAIMS:
-        sides = [ours.get((row, experiments.TIMESERIES_TASK)) for row in (c.first, c.second)]
-        claim = stats.Claim(c.text, c.first, c.second, c.relation, paper=c.theirs, margin=c.margin)
-        first, second = (s and s[1] for s in sides)
-        v = stats.verdict(claim, first, second, where=where, baselines=floors)
-        w = stats.verdict(claim, first, second, where=where, baselines=floors[:1])
-        rows.append({"claim (whose)": f"{c.text} ({c.whose})", "their finding": c.theirs,
-                     "ours: mean ± sd % (seeds)": " vs ".join(s[1].text() if s else "not run" for s in sides),
-                     "verdict": v.word, "against the majority class only": w.word,
-                     "see": f"notebooks/{c.notebook}.ipynb"})
-    return Table(rows, title="Beyond the paper: One Fits All's and Tan et al.'s claims on this course's records "
-                             "(profile `evidence`)", notes=[
-        f"Runs: {where}; each row's lr and evaluation chosen on validation. Baselines (ours, fitted on the "
-        f"training split): majority class {100 * baselines['majority class']['test']:.1f}%, logistic "
-        f"regression {100 * baselines['logistic regression']['test']:.1f}% (test). The verdict is the course's "
-        f"rule (`fptlib.stats.verdict`), which gives none where both sides are at or below a baseline, the "
-        f"fitted one included; the next column applies it with the majority class only.",
-        "Their findings are quoted as theirs: " + paper.ONE_FITS_ALL_SOURCE + "."])
+def subset_configs(name: str, profile: str, backbone: str, rows=None, columns=None) -> list:
+    """``experiments.table(name, profile, backbone)``, or only the configurations of the named
+    ``rows`` / ``columns`` (the paper's labels; a subset of the same definitions, never new ones)."""
+    configs = experiments.table(name, profile, backbone)
+    keep_rows, keep_columns = _subset(configs, name, rows, columns)
+    return [c for c in configs
+            if (keep_rows is None or c.row in keep_rows) and (keep_columns is None or c.column in keep_columns)]
+
+
+def table_subset(name: str, profile: str, backbone: str, rows=None, columns=None, store=None) -> Table:
+    """:func:`named_table` of ``name`` from the records in ``store`` (default: the profile's), or
+    only the cells of the named ``rows`` / ``columns`` (with their tasks' baselines), saying so."""
+    configs = subset_configs(name, profile, backbone, rows, columns)
+    store = store or experiments.store_dir(profile)     # evidence: the tracked results/evidence/
+    render = run_set_table if experiments.canonical(name) in experiments.RUN_SETS else paper_table
+    if rows is None and columns is None:
+        return render(name, profile, directory=store, backbone=backbone)
+    keys = {c.key for c in configs}
+    records = [r for r in results.load(store) if r.get("key") in keys]
+    full = render(name, profile, records=records, backbone=backbone)
+    shown = {(c.row, paper.TASK_TITLES.get(c.column, c.column)) for c in configs}
+    kept = [r for r in full.rows if (r.get("setting"), r.get("column")) in shown
+            or str(r.get("setting", "")).startswith("trivial baseline")]
+    named = (("rows", rows), ("columns", columns))
+    which = "; ".join(f"{what} {', '.join(repr(x) for x in ([v] if isinstance(v, str) else v))}"   # quoted: labels hold commas
+                      for what, v in named if v is not None)
+    note = (f"Shown here: only {which} of this table (profile `{profile}`), a subset of the same definitions "
+            f"as `python -m fptlib reproduce {experiments.canonical(name)} --profile {profile}`, which runs every cell.")
+    return Table(kept, columns=full.columns, title=full.title, notes=[note, *full.notes])
+
+
+def baselines_table(config) -> Table:
+    """The trivial baselines (chance, majority class of the split, the copy baseline, a pixel logistic
+    regression: ``tasks.baselines``) of a run's task, for a run that is in no paper table here."""
+    found = task_baselines(config.task, config.task_options, config.eval_limit)
+    return Table([{"trivial baseline": name, "accuracy (%)": as_percent(acc) if acc is not None else "-",
+                   "how": how} for name, acc, how in found], title=f"Trivial baselines: {config.task}")
+
+
+def evidence_table(name: str, rows=None, columns=None) -> Table:
+    """:func:`table_subset` at the evidence profile from the committed records (``results/evidence/``,
+    backbone ``experiments.EVIDENCE_BACKBONE``): read, never trained; it says how many cells ran."""
+    table = table_subset(name, files.EVIDENCE, experiments.EVIDENCE_BACKBONE, rows, columns,
+                         store=files.committed_evidence_dir())
+    runs = [r for r in table.rows if not str(r.get("setting", "")).startswith("trivial baseline")]
+    done = sum(1 for r in runs if r.get("seeds"))
+    return Table(table.rows, columns=table.columns, title="Committed evidence: " + table.title, notes=[
+        f"Read from the committed records in results/evidence/ ({done} of {len(runs)} cells run), made by "
+        f"`python -m fptlib reproduce {experiments.canonical(name)} --profile evidence` on a 2-core "
+        f"CPU with {experiments.EVIDENCE_BACKBONE}; nothing is trained by this cell.", *table.notes])

@@ -91,6 +91,12 @@ class DatasetTask(Task):
             mask = (torch.arange(width, device=x.device)[None, :] < lengths[:, None]).long()
         return Batch(self.prepare(x, train, generator), data.y[idx].long(), mask)
 
+    def batch_of(self, split: str, idx: Tensor, device) -> Batch:
+        """Examples ``idx`` (CPU indices) of ``split`` as one batch on ``device``, un-augmented (as
+        evaluated), padded to the longest of them: what a cache of frozen features reads."""
+        data, host = self.split(split, device), self.splits()[split]
+        return self._batch(data, idx.to(data.y.device), False, None, self._width(host, idx))
+
     @staticmethod
     def _width(host: Split, idx: Tensor) -> int | None:
         """The longest of examples ``idx`` (CPU indices) of the CPU split ``host``; None if unpadded."""

@@ -268,7 +268,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 
     def __init__(self, step: int, checkpoint: Path | None):
         self.step, self.checkpoint = step, checkpoint
-        where = f"; checkpoint {checkpoint}" if checkpoint else "; no checkpoint kept"
+        where = (f"; checkpoint {checkpoint}: the same call (the same checkpoint folder) resumes from step {step}"
+                 if checkpoint else "; no checkpoint kept: the same call starts afresh")
         super().__init__(f"interrupted at step {step}{where}")
 
 

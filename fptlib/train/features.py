@@ -148,7 +148,7 @@ class CachedTask:
 def has_training_set(task) -> bool:
     """Whether ``task`` trains on a finite training set (a dataset task) that can be cached, as
     opposed to drawing fresh examples at every step (the bit tasks)."""
-    return hasattr(task, "splits") and hasattr(task, "_batch")
+    return hasattr(task, "splits") and hasattr(task, "batch_of")
 
 
 def training_examples(task, batch_size: int, device):
@@ -158,14 +158,14 @@ def training_examples(task, batch_size: int, device):
         raise ValueError(f"task {getattr(task, 'name', task)!r} draws fresh examples at every step, so "
                          f"there is no training set to cache; train it output-only with the ordinary "
                          f"Trainer (freeze='output_only')")
-    data, host = task.split("train", device), task.splits()["train"]
+    host = task.splits()["train"]
     order = torch.arange(len(host))
     if host.lengths is not None:    # similar lengths together: each batch padded to its longest only
         order = torch.argsort(host.lengths, stable=True)
 
     def batches():
         for idx in order.split(batch_size):
-            yield task._batch(data, idx.to(data.y.device), False, None, task._width(host, idx))
+            yield task.batch_of("train", idx, device)
     return batches(), order
 
 

@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Mapping
 
 from fptlib import backbones, env, experiments, files, paper, report, results
 from fptlib.experiments.cost import (  # noqa: F401  (before training: what will run and how long it takes)
-    REPEAT_EVAL_S, WARMUP_LR, WARMUP_SKIP, WARMUP_STEPS, Plan, Warmup, _labelled, duration, measure, plan, run_kind,
+    REPEAT_EVAL_S, WARMUP_LR, WARMUP_SKIP, WARMUP_STEPS, Plan, Warmup, labelled, duration, measure, plan, run_kind,
 )
 from fptlib.report import baselines_table, evidence_claims  # noqa: F401  (notebook.X, as the notebooks call them)
 from fptlib.report import subset_configs as _subset_configs  # noqa: F401  (tests call notebook._subset_configs)
@@ -274,7 +274,7 @@ def run_table(name: str, *, rows=None, columns=None, ctx: NotebookContext | None
     configs = table_configs(name, rows=rows, columns=columns, ctx=ctx)
     if not configs:
         raise ValueError(f"table {name!r} has no configurations at this profile for rows={rows}, columns={columns}")
-    return run_labelled(_labelled(configs), progress=progress, ctx=ctx)
+    return run_labelled(labelled(configs), progress=progress, ctx=ctx)
 
 
 def show_table(name: str, *, rows=None, columns=None, ctx: NotebookContext | None = None) -> report.Table:

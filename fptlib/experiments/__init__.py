@@ -39,15 +39,18 @@ from fptlib.experiments.catalogue import (  # noqa: F401
 )
 from fptlib.experiments.cost import (  # noqa: F401
     EVAL_OVERHEAD, EVIDENCE_ORDER, LSTM_COST, OUTPUT_ONLY_COST, STEP_SECONDS, TRAINED_ALL, Plan, Warmup,
-    _run_seconds, duration, estimate, measure, plan, run_kind, seconds_for, trains_blocks,
+    duration, estimate, labelled, measure, plan, run_kind, run_seconds, seconds_for, trains_blocks,
 )
 from fptlib.experiments.models import (  # noqa: F401
     LOADED_WEIGHTS_LOG, PretrainingMissing, bit_memory_backbone, build, load_model,
 )
 from fptlib.experiments.single import (  # noqa: F401
-    CHECKPOINT_AFTER_SECONDS, FRESH_DATA_NOTE, MAX_SAVED_TRAINED, OUTPUT_ONLY, _checkpoint_dir, _stored_record,
+    CHECKPOINT_AFTER_SECONDS, FRESH_DATA_NOTE, MAX_SAVED_TRAINED, OUTPUT_ONLY, checkpoint_folder, store_record,
     ensure_pretraining, packed_note, run, train, train_config, uses_feature_cache,
 )
 from fptlib.experiments.many import (  # noqa: F401
     _add_to_manifest, _stored, compatible_groups, manifest_entry, pack_group, reproduce, run_many, train_pack,
 )
+
+# the names before (tests and notes use them)
+_run_seconds, _checkpoint_dir = run_seconds, checkpoint_folder

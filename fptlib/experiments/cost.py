@@ -38,7 +38,8 @@ TRAINED_ALL, LSTM_COST, OUTPUT_ONLY_COST, EVAL_OVERHEAD = 1.5, 0.4, 0.3, 0.25
 EVIDENCE_ORDER = ("init", "compute", "table1", "tuned_lr", "architecture", "ladder", "layernorm", "more_than_fpt",
                   "depth", "lr_critique", "backbones", "model_size", "attention",
                   "timeseries",   # beyond the paper (issue #27)
-                  "image_epoch")  # one epoch of the image stand-in at 64 tokens (issue #24)
+                  "image_epoch",  # one epoch of the image stand-in at 64 tokens (issue #24)
+                  "second_backbone")  # the language-vs-random claims on SmolLM2 (issue #24)
 
 
 def estimate(name: str, profile: str = "evidence", backbone: str = "minilm") -> float:
@@ -55,7 +56,7 @@ def seconds_for(configs: Iterable[RunConfig], skip: Callable[[RunConfig], bool] 
         if c.init == "bit-memory":
             pre = catalogue.pretraining_config(c)
             todo[pre.key] = pre
-    return sum(_run_seconds(c) for c in todo.values() if not skip(c))
+    return sum(run_seconds(c) for c in todo.values() if not skip(c))
 
 
 def trains_blocks(c: RunConfig) -> bool:
@@ -64,7 +65,7 @@ def trains_blocks(c: RunConfig) -> bool:
     return bool(FreezeSpec.parse(c.freeze).trained & {"attention", "feedforward"})
 
 
-def _run_seconds(c: RunConfig) -> float:
+def run_seconds(c: RunConfig) -> float:
     per_step = STEP_SECONDS.get(c.task, max(STEP_SECONDS.values())) * c.batch_size / 16
     if c.backbone == "lstm":
         per_step *= LSTM_COST
@@ -212,7 +213,7 @@ def _has_checkpoint(config) -> bool:
     return results.checkpoint_of(config.key, store_dir(config.profile)) is not None
 
 
-def _labelled(configs) -> dict[str, Any]:
+def labelled(configs) -> dict[str, Any]:
     if isinstance(configs, Mapping):
         return dict(configs)
     if hasattr(configs, "key") and hasattr(configs, "steps"):
@@ -230,13 +231,13 @@ def plan(configs: Mapping[str, Any] | Iterable[Any], *, device: str | None = Non
     measured warm-up (a few steps of the same model, task and batch; once per kind of run).
     ``configs``: ``{label: RunConfig}``, a list of them (a table) or one. Prints unless ``quiet``."""
     device = device or str(env.pick_device("auto"))
-    labelled = {}
-    for label, cfg in _labelled(configs).items():
+    runs = {}
+    for label, cfg in labelled(configs).items():
         if cfg.init == "bit-memory":        # trained first (experiments.ensure_pretraining) when not stored
-            labelled.setdefault(f"Bit Memory pretraining for {label}", catalogue.pretraining_config(cfg))
-        labelled[label] = cfg
+            runs.setdefault(f"Bit Memory pretraining for {label}", catalogue.pretraining_config(cfg))
+        runs[label] = cfg
     stored, to_train, seconds, warmups, failed = {}, {}, {}, {}, {}
-    for label, cfg in labelled.items():
+    for label, cfg in runs.items():
         if results.get(cfg.key, store_dir(cfg.profile)) is not None:   # evidence: results/evidence/
             stored[label] = cfg
             continue

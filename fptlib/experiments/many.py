@@ -9,9 +9,9 @@ from typing import Callable, Mapping
 from fptlib import env, files, results, tasks
 from fptlib.backbones import BackboneUnavailable
 from fptlib.experiments import catalogue, models, single
-from fptlib.experiments.cost import _run_seconds
+from fptlib.experiments.cost import run_seconds
 from fptlib.experiments.settings import GROUP_VARIES, RunConfig, check_outputs, same_run, store_dir
-from fptlib.experiments.single import OUTPUT_ONLY, _checkpoint_dir, _stored_record, train_config
+from fptlib.experiments.single import OUTPUT_ONLY, checkpoint_folder, store_record, train_config
 from fptlib.train import distributed
 from fptlib.train.distributed import context
 from fptlib.train.packed import PackedTrainer, PackError, auto_pack_size, measure_run_bytes, share_frozen
@@ -55,7 +55,7 @@ def train_pack(configs, *, directory=None, progress: bool = True, device: str = 
             share_frozen(built[0], model)
         built.append(model)
     keys = [c.key for c in configs]
-    ckpt_dir = _checkpoint_dir(checkpoint, configs[0], results.pack_name(keys), directory)
+    ckpt_dir = checkpoint_folder(checkpoint, configs[0], results.pack_name(keys), directory)
     if ckpt_dir is not None and context().is_main:
         results.note_pack(ckpt_dir, keys)
     tcs = [train_config(c, device=str(env.pick_device(device)), progress=progress, compile=compile) for c in configs]
@@ -64,7 +64,7 @@ def train_pack(configs, *, directory=None, progress: bool = True, device: str = 
         announce()
     outcomes = trainer.fit()
     return [o if isinstance(o, Exception) else
-            _stored_record(c, o, m, task, directory=directory, save_weights=save_weights)
+            store_record(c, o, m, task, directory=directory, save_weights=save_weights)
             for c, m, o in zip(configs, built, outcomes)]
 
 
@@ -253,7 +253,7 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
     stored = {c.key for g in groups for c in g if results.get(c.key, folder) is not None}
     if profile == files.EVIDENCE:
         left = [c for g in groups for c in g if c.key not in stored]
-        log(f"{len(left)} runs not stored yet: about {sum(map(_run_seconds, left)) / 3600:.1f} CPU-hours on a "
+        log(f"{len(left)} runs not stored yet: about {sum(map(run_seconds, left)) / 3600:.1f} CPU-hours on a "
             f"2-core CPU like the one that measured experiments.STEP_SECONDS (one process per core)")
     by_key: dict[str, dict] = {}
 

@@ -11,7 +11,7 @@ import torch
 
 from fptlib import env, results
 from fptlib.experiments import catalogue, models
-from fptlib.experiments.cost import _run_seconds
+from fptlib.experiments.cost import run_seconds
 from fptlib.experiments.settings import RESUMABLE, RunConfig, check_outputs, profile_notes, store_dir
 from fptlib.train.checkpoint import atomic_save
 from fptlib.train.distributed import context
@@ -89,7 +89,7 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
     dev = env.pick_device(device)
     ensure_pretraining(config, directory=directory, progress=progress, device=device, compile=compile)
     model, task = models.build(config, "cpu", directory)      # the Trainer moves it (under DDP: to this rank's GPU)
-    ckpt_dir = _checkpoint_dir(checkpoint, config, config.key, directory)
+    ckpt_dir = checkpoint_folder(checkpoint, config, config.key, directory)
     tc = train_config(config, device=str(dev), progress=progress, compile=compile,
                       checkpoint_dir=str(ckpt_dir) if ckpt_dir else None)
     notes = []
@@ -103,27 +103,27 @@ def train(config: RunConfig, *, directory=None, progress: bool = True, device: s
         if config.freeze == OUTPUT_ONLY:
             notes.append(FRESH_DATA_NOTE)
         result = Trainer(model, task, tc).fit()
-    record = _stored_record(config, result, model, task, notes=notes, directory=directory, store=store,
+    record = store_record(config, result, model, task, notes=notes, directory=directory, store=store,
                             save_weights=save_weights)
     return record, model
 
 
-# a run estimated longer than this on this machine (``_run_seconds``) keeps a checkpoint by default
+# a run estimated longer than this on this machine (``run_seconds``) keeps a checkpoint by default
 CHECKPOINT_AFTER_SECONDS = 600
 
 
-def _checkpoint_dir(checkpoint, config: RunConfig, name: str, directory) -> Path | None:
+def checkpoint_folder(checkpoint, config: RunConfig, name: str, directory) -> Path | None:
     """``checkpoint``: True for ``results.checkpoint_dir(name)`` (a run key or a pack's name), a
     folder, False, or None (the full profile, and any run estimated longer than
     ``CHECKPOINT_AFTER_SECONDS``: an interrupted one resumes)."""
     if checkpoint is None:
-        checkpoint = config.profile == "full" or _run_seconds(config) > CHECKPOINT_AFTER_SECONDS
+        checkpoint = config.profile == "full" or run_seconds(config) > CHECKPOINT_AFTER_SECONDS
     if isinstance(checkpoint, (str, Path)):
         return Path(checkpoint)
     return results.checkpoint_dir(name, store_dir(config.profile, directory)) if checkpoint else None
 
 
-def _stored_record(config: RunConfig, result, model, task, *, notes=(), directory=None, store: bool = True,
+def store_record(config: RunConfig, result, model, task, *, notes=(), directory=None, store: bool = True,
                    save_weights: bool | None = None) -> dict:
     """The results record of a trained run (``notes`` first); stored (with small trained weights)
     when ``store``. A packed run's record says so, and with which runs (``packed``)."""

@@ -314,7 +314,8 @@ _TABLE1_NAMES = {"FPT": "FPT", "Full transformer": "a fully trained transformer"
 
 # what a claim judged on a run set's records adds to its sentence
 RUN_SET_WORDS = {"tuned_lr": ", each with its learning rate chosen on validation",
-                 "image_epoch": ", trained one epoch on 64-token images"}
+                 "image_epoch": ", trained one epoch on 64-token images",
+                 "second_backbone": ", on a second backbone family (SmolLM2, causal)"}
 
 
 def _paper_claim(name: str, table: str, a: tuple[str, str], b: tuple[str, str], names: tuple[str, str],
@@ -380,6 +381,11 @@ def _generated() -> tuple[PaperClaim, ...]:
         out.append(_paper_claim(f"init-{ra}-vs-{rb}-cifar10-epoch".replace(" ", "-").lower(), "init", (ra, "cifar10"),
                                 (rb, "cifar10"), (na, nb), "(frozen, on CIFAR-10)", "05_images",
                                 run_set="image_epoch"))
+    # the language-vs-random claims on a second backbone family (issue #24, item 7): run set second_backbone
+    for task in ("bit-memory", "bit-xor", "listops"):
+        out.append(_paper_claim(f"init-language-vs-random-{task}-second-backbone", "init", ("language", task),
+                                ("random", task), (init[0][1], init[1][1]), f"(frozen, on {TASK_TITLES[task]})",
+                                "08_pretraining", run_set="second_backbone"))
     for rows, name, names in ((("1 layer", "pretrained"), ("1 layer", "random")),
                               "depth-1", ("one pretrained layer", "one random layer")), \
             ((("6 layers", "pretrained"), ("6 layers", "random")), "depth-6", ("the six-layer pretrained stack", "the six-layer random one")), \

@@ -263,3 +263,15 @@ def test_same_run_is_one_rule_for_every_grouping():
     assert experiments.pack_group(base) == experiments.pack_group(other_lr)      # pretrained, fpt: seeds share
     assert experiments.run_kind(base, "cpu") == experiments.run_kind(experiments.dataclasses.replace(
         base, init="random", seed=3), "cpu")
+
+
+def test_the_second_backbone_run_set_is_smollm2_language_against_random_on_three_tasks():
+    """Issue #24 item 7: a causal backbone of another family, its depth said in every row's setting."""
+    runs = experiments.table("second_backbone", "evidence", backbone="minilm")      # whatever the default
+    assert {c.backbone for c in runs} == {"smollm2"} and {c.layers for c in runs} == {6}
+    assert {(c.row, c.init) for c in runs} == {("language", "pretrained"), ("random", "random")}
+    assert {c.column for c in runs} == {"bit-memory", "bit-xor", "listops"} and {c.seed for c in runs} == {0, 1, 2}
+    assert all("smollm2 (" in c.describe() and "6 layers" in c.describe() for c in runs)
+    for c in runs:      # the column's evidence settings, as the MiniLM rows have them, but backbone and depth
+        twin = experiments.config(c.task, "evidence", "minilm")
+        assert (c.steps, c.batch_size, c.lr, c.task_options) == (twin.steps, twin.batch_size, twin.lr, twin.task_options)

@@ -275,3 +275,14 @@ def test_the_second_backbone_run_set_is_smollm2_language_against_random_on_three
     for c in runs:      # the column's evidence settings, as the MiniLM rows have them, but backbone and depth
         twin = experiments.config(c.task, "evidence", "minilm")
         assert (c.steps, c.batch_size, c.lr, c.task_options) == (twin.steps, twin.batch_size, twin.lr, twin.task_options)
+
+
+def test_the_cost_model_counts_a_wider_backbone_by_its_blocks():
+    """STEP_SECONDS is MiniLM's; SmolLM2's first 6 blocks (576 wide) were measured at about 2x MiniLM's 6."""
+    minilm = experiments.config("bit-memory", "evidence", "minilm")
+    smol = experiments.table("second_backbone", "evidence")[0]
+    assert experiments.cost.block_cost(minilm) == 1.0
+    assert 1.8 < experiments.cost.block_cost(smol) < 2.6
+    assert experiments.run_seconds(smol) > 1.8 * experiments.run_seconds(minilm)
+    one = experiments.dataclasses.replace(minilm, layers=1)
+    assert experiments.cost.block_cost(one) == 0.2          # the input and output layers cost something

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from fptlib import env, results
-from fptlib.backbones.registry import num_layers_of
+from fptlib.backbones.hub import BackboneUnavailable
+from fptlib.backbones.registry import hidden_size_of, num_layers_of
 from fptlib.experiments import catalogue, models
 from fptlib.experiments.settings import RunConfig, same_run, store_dir
 from fptlib.freeze import FreezeSpec
@@ -73,9 +74,25 @@ def run_seconds(c: RunConfig) -> float:
         per_step *= OUTPUT_ONLY_COST
     elif trains_blocks(c):
         per_step *= TRAINED_ALL
-    if c.layers and c.backbone != "lstm":
-        per_step *= max(c.layers / num_layers_of(c.backbone), 0.2)
+    if c.backbone != "lstm":
+        per_step *= block_cost(c)
     return c.steps * per_step * (1 + EVAL_OVERHEAD)
+
+
+# STEP_SECONDS was measured with MiniLM: 6 blocks 384 wide
+REFERENCE_LAYERS, REFERENCE_WIDTH = 6, 384
+
+
+def block_cost(c: RunConfig) -> float:
+    """A step's cost relative to MiniLM's: the blocks kept (at least a fifth: the input and output
+    layers cost something) times the square of the width relative to MiniLM's 384 (a SmolLM2 block
+    576 wide was measured at about 2x a MiniLM block: bench/RESULTS.md). 1 for MiniLM."""
+    try:
+        total, width = num_layers_of(c.backbone), hidden_size_of(c.backbone)
+    except (KeyError, ValueError, BackboneUnavailable):     # a body with no config (scratch rows): as MiniLM
+        total, width = REFERENCE_LAYERS, REFERENCE_WIDTH
+    depth = max(c.layers / REFERENCE_LAYERS, 0.2) if c.layers else total / REFERENCE_LAYERS
+    return depth * (width / REFERENCE_WIDTH) ** 2
 
 
 # -- on this machine: a measured warm-up, and the plan printed before a long cell ---------------

@@ -146,7 +146,8 @@ def test_ctrl_c_on_a_pack_saves_and_says_the_step_and_how_to_resume(tmp_path, si
     assert "interrupted at step 6" in str(err.value) and "resumes from step 6" in str(err.value)
     assert "Ctrl-C: stopping after this step" in capsys.readouterr().err
     said = cli.interrupted_message(err.value, ["reproduce", "table1"])
-    assert said == f"interrupted at step 6; resume with: python -m fptlib reproduce table1 (checkpoint {err.value.checkpoint})"
+    assert said == (f"interrupted at step 6; resume with: python -m fptlib reproduce table1 "
+                    f"(checkpoint {err.value.checkpoint})")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler     # handler restored
     # step 6 is no logging step: the open log window was saved, so even the history is the same
     models, resumed = _pack(task, folder)

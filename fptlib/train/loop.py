@@ -213,8 +213,9 @@ class Loop:
         env.seed_everything(self.c.seed)    # dropout: one generator for the stacked batch, run 0's seed
         self._start()
         e.start(list(self.active), self.step)
-        bar = tqdm(total=max(c.steps for c in self.configs), initial=min(self.step, max(c.steps for c in self.configs)),
-                   desc=e.label, disable=not (e.progress and e.dist.is_main), dynamic_ncols=True, leave=True)
+        total = max(c.steps for c in self.configs)
+        bar = tqdm(total=total, initial=min(self.step, total), desc=e.label,
+                   disable=not (e.progress and e.dist.is_main), dynamic_ncols=True, leave=True)
         interrupt = ckpt.DeferredInterrupt(enabled=not e.dist.enabled).start()
         self.t_start = time.perf_counter() - self.wall_s
         self.t_train = time.perf_counter()
@@ -239,8 +240,7 @@ class Loop:
 
     def _start(self) -> None:
         """A fresh state, or the checkpoint's (records, clock, log window, RNG states)."""
-        e = self.engine
-        self.records, saved = None, None
+        e, saved = self.engine, None
         self.step, self.wall_s, self.train_s, self.resumed_from, self.saved_step = 0, 0.0, 0.0, None, None
         if self.path is not None:
             ckpt.remove_stale_temporaries(self.path.parent)

@@ -184,6 +184,18 @@ def test_a_pack_checkpoint_without_a_log_window_still_resumes(tmp_path):
     _assert_identical(straight_models, straight, models, resumed)
 
 
+def test_a_pack_stops_at_its_time_budget_with_a_checkpoint_and_final_evaluation(tmp_path):
+    task = _bits()
+    configs = [TrainConfig(steps=10**6, seed=s, batch_size=8, eval_every=0, eval_limit=100, time_budget_s=0.5,
+                           device="cpu", progress=False) for s in (0, 1)]
+    models = [FPT.for_task(task, tiny_backbone("gpt2", seed=0, dropout=0.0), dropout=0.0) for _ in configs]
+    results = PackedTrainer(models, task, configs, checkpoint_dir=str(tmp_path)).fit()
+    assert [r.stopped for r in results] == ["time", "time"] and 0 < results[0].steps == results[1].steps < 10**6
+    assert all(r.evals[-1]["step"] == r.steps and r.final["val"]["examples"] == 100 for r in results)
+    saved = ckpt.load(tmp_path / ckpt.CHECKPOINT_NAME, required=PackedTrainer.CHECKPOINT_KEYS)
+    assert saved["step"] == results[0].steps and [run["stopped"] for run in saved["runs"]] == ["time", "time"]
+
+
 # -- a run alone ----------------------------------------------------------------------------------
 def _toy_config(folder, **kw):
     base = dict(steps=30, lr=3e-3, batch_size=8, eval_every=10, checkpoint_every=5, log_every=4, device="cpu",

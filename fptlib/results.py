@@ -149,19 +149,34 @@ def note_pack(folder: str | os.PathLike, keys: Sequence[str]) -> None:
     atomic_write_text(Path(folder) / PACK_RUNS, json.dumps(list(keys)) + "\n")
 
 
+def _packs(directory) -> list[tuple[Path, list[str]]]:
+    """(folder, run keys) of every pack checkpoint folder that names its runs and holds a checkpoint."""
+    found = []
+    for runs in sorted((results_dir(directory) / CHECKPOINTS).glob(f"pack-*/{PACK_RUNS}")):
+        try:
+            held = json.loads(runs.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(held, list) and (runs.parent / CHECKPOINT_NAME).is_file():
+            found.append((runs.parent, [str(k) for k in held]))
+    return found
+
+
+def interrupted_packs(keys: Iterable[str], directory: str | os.PathLike | None = None) -> list[list[str]]:
+    """The run keys (in their pack's order) of every pack checkpoint that holds one of ``keys``."""
+    wanted = set(keys)
+    return [held for _, held in _packs(directory) if wanted & set(held)]
+
+
 def checkpoint_of(key: str, directory: str | os.PathLike | None = None) -> Path | None:
     """The checkpoint file run ``key`` would resume from, alone, on cached features or in a pack
     (any pack whose folder names it); None when there is none."""
     for folder in (checkpoint_dir(key, directory), checkpoint_dir(key, directory, cached=True)):
         if (folder / CHECKPOINT_NAME).is_file():
             return folder / CHECKPOINT_NAME
-    for runs in sorted((results_dir(directory) / CHECKPOINTS).glob(f"pack-*/{PACK_RUNS}")):
-        try:
-            held = json.loads(runs.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            continue
-        if isinstance(held, list) and key in held and (runs.parent / CHECKPOINT_NAME).is_file():
-            return runs.parent / CHECKPOINT_NAME
+    for folder, held in _packs(directory):
+        if key in held:
+            return folder / CHECKPOINT_NAME
     return None
 
 

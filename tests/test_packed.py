@@ -515,3 +515,33 @@ def test_seeds_pack_together_only_where_the_seed_changes_no_frozen_weight():
     assert len(groups(init="pretrained", freeze="+input")) == 1
     assert len(groups(init="pretrained", freeze="+layernorm")) == 3
     assert len(groups(init="random", freeze="fpt")) == 3
+
+
+def test_a_pack_stopped_between_its_record_writes_resumes_as_the_same_pack(tmp_path, monkeypatch):
+    """Issue #25: a pack killed after writing some of its records is not retrained from step 0 as a
+    new pack of the runs left: run_many resumes the same pack from its checkpoint (packs keep one at
+    every profile) and ends where the uninterrupted pack ends; the record written before stays as it was."""
+    from fptlib import experiments
+    from test_train_toy import tiny_config
+    configs = [tiny_config(lr=lr, seed=0, steps=12, eval_every=6) for lr in (1e-3, 2e-3, 3e-3)]
+    whole = experiments.run_many(configs, pack=3, directory=tmp_path / "whole", progress=False, log=lambda s: None)
+    real, written = experiments.many.store_record, []
+
+    def killed_after_one(c, *args, **kwargs):
+        if written:
+            raise KeyboardInterrupt("killed between the pack's record writes")
+        written.append(real(c, *args, **kwargs))
+        return written[-1]
+    monkeypatch.setattr(experiments.many, "store_record", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.run_many(configs, pack=3, directory=tmp_path / "cut", progress=False, log=lambda s: None)
+    monkeypatch.setattr(experiments.many, "store_record", real)
+    assert len(written) == 1 and store.checkpoint_of(configs[1].key, tmp_path / "cut") is not None
+    logs = []
+    again = experiments.run_many(configs, pack=3, directory=tmp_path / "cut", progress=False, log=logs.append)
+    assert any(line.startswith("resuming the pack of 3 runs") for line in logs), logs
+    assert not any(line.startswith("packing") for line in logs), logs          # no new pack from step 0
+    assert again[0]["created_at"] == written[0]["created_at"]
+    timeless = lambda evals: [{k: v for k, v in e.items() if k != "wall_s"} for e in evals]  # noqa: E731
+    for a, w in zip(again, whole):
+        assert a["key"] == w["key"] and a["final"] == w["final"] and timeless(a["evals"]) == timeless(w["evals"])

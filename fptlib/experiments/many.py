@@ -42,10 +42,15 @@ def compatible_groups(configs) -> list[list[RunConfig]]:
 
 def train_pack(configs, *, directory=None, progress: bool = True, device: str = "auto",
                checkpoint: bool | str | None = None, save_weights: bool | None = None,
-               compile: bool | str = "auto", announce: Callable[[], object] | None = None) -> list:
+               compile: bool | str = "auto", announce: Callable[[], object] | None = None,
+               stored: Mapping[str, dict] | None = None) -> list:
     """Always train ``configs`` as one pack; per run its stored record, or its NonFiniteLossError.
-    The pack's checkpoint (``checkpoint`` as in ``train``) is ``results.pack_checkpoint_dir``, which
-    names its runs. ``announce()`` is called once the pack is built (a PackError comes before it)."""
+    The pack's checkpoint is ``results.pack_checkpoint_dir``, which names its runs: kept at every
+    profile (``checkpoint=None``; False: none, or a folder), so that a pack stopped at any point, even
+    between its record writes, resumes as the same pack. ``stored``: records of its runs already
+    written (a pack resumed after such a stop), returned as they are instead of written again.
+    ``announce()`` is called once the pack is built (a PackError comes before it)."""
+    stored = stored or {}
     for c in configs:
         single.ensure_pretraining(c, directory=directory, progress=progress, device=device, compile=compile)
     built, task = [], None
@@ -55,7 +60,8 @@ def train_pack(configs, *, directory=None, progress: bool = True, device: str = 
             share_frozen(built[0], model)
         built.append(model)
     keys = [c.key for c in configs]
-    ckpt_dir = checkpoint_folder(checkpoint, configs[0], results.pack_name(keys), directory)
+    ckpt_dir = checkpoint_folder(True if checkpoint is None else checkpoint, configs[0], results.pack_name(keys),
+                                 directory)
     if ckpt_dir is not None and context().is_main:
         results.note_pack(ckpt_dir, keys)
     tcs = [train_config(c, device=str(env.pick_device(device)), progress=progress, compile=compile) for c in configs]
@@ -63,7 +69,7 @@ def train_pack(configs, *, directory=None, progress: bool = True, device: str = 
     if announce is not None:
         announce()
     outcomes = trainer.fit()
-    return [o if isinstance(o, Exception) else
+    return [o if isinstance(o, Exception) else stored[c.key] if c.key in stored else
             store_record(c, o, m, task, directory=directory, save_weights=save_weights)
             for c, m, o in zip(configs, built, outcomes)]
 
@@ -81,6 +87,7 @@ class _Runs:
         self.errors: list[Exception] = []
         self.deferred: list[RunConfig] = []
         self.claims = results.results_dir(store_dir(configs[0].profile, directory)) if configs else None
+        self.by_key = {c.key: c for c in configs}
 
     def got(self, c: RunConfig, record: dict) -> None:
         self.records[c.key] = record
@@ -154,7 +161,9 @@ class _Runs:
         kw = {k: self.kw[k] for k in ("directory", "progress", "device", "compile")}
         for c in group:                  # the explicit prerequisite, before anything is built
             single.ensure_pretraining(c, **kw)
-        size = self.pack_size(group)
+        self.resume_packs(group)
+        group = [c for c in group if c.key not in self.records]
+        size = self.pack_size(group) if group else 1
         for start in range(0, len(group), size):
             with contextlib.ExitStack() as locks:
                 mine = []
@@ -172,6 +181,29 @@ class _Runs:
                         mine.append(c)
                 if mine:
                     self.train_chunk(mine)
+
+    def resume_packs(self, group: list[RunConfig]) -> None:
+        """A pack stopped after some of its records were written resumes as the same pack (its runs,
+        in its order, from its checkpoint), not as a new pack of the runs left; the records written
+        before the stop are kept as they are."""
+        if self.force or self.claims is None or self.pack in (False, None, 1):
+            return
+        for keys in results.interrupted_packs({c.key for c in group}, self.claims):
+            if not set(keys) <= set(self.by_key):
+                continue        # a pack of runs this call was not asked for: left to the call that was
+            with contextlib.ExitStack() as locks:
+                held = [self.claim(k) for k in keys]
+                for lock in held:
+                    if lock is not None:
+                        locks.enter_context(lock)
+                if any(lock is None for lock in held):
+                    continue    # another process holds one of its runs
+                configs = [self.by_key[k] for k in keys]
+                done = {k: r for k in keys if (r := self.stored(self.by_key[k])) is not None}
+                self.log(f"resuming the pack of {len(keys)} runs {results.pack_name(keys)} from its checkpoint")
+                outcomes = train_pack(configs, **self.kw, stored=done)
+                for c, outcome in zip(configs, outcomes):
+                    (self.failed if isinstance(outcome, Exception) else self.got)(c, outcome)
 
     def take_up_deferred(self) -> None:
         for c in self.deferred:

@@ -222,7 +222,8 @@ def cmd_reproduce(args) -> int:
     profile = _profile(args)
     records = experiments.reproduce(args.table, profile, backbone=args.backbone, directory=args.results_dir,
                                     progress=not args.no_progress, device=args.device,
-                                    compile=_compile(args), pack=_pack(args), **changes)
+                                    compile=_compile(args), pack=_pack(args),
+                                    retrain_weightless=args.retrain_weightless, **changes)
     chosen = sweeps.select_each(records)
     if chosen:
         print("\nlearning rates chosen on validation (mean best-val accuracy over seeds); test at that lr:")
@@ -327,6 +328,9 @@ def register(subparsers) -> None:
                    help="override every run's steps (a shorter smoke run; default: each run's own)")
     p.add_argument("--backbone-override", action="append", metavar="NAME=VALUE",
                    help="backbone config field for every run, e.g. n_layer=2 (random inits; repeatable; default: none)")
+    p.add_argument("--retrain-weightless", action="store_true",
+                   help="also train again the stored runs whose trained weights are not here (a clone holds only the "
+                        "committed ones, e.g. the explorer's seed-0 models), keeping them; their records are replaced")
     _add_common(p)
     _add_compile(p)
     _add_pack(p)

@@ -116,3 +116,23 @@ def test_train_with_mlp_heads_from_the_command_line(store, capsys):
     # a run without heads keeps the key it had before the heads existed (stored results stay valid)
     headless = experiments.RunConfig(task="bit-xor", backbone="gpt2")
     assert not {"in_layers", "out_layers"} & set(headless.identity())
+
+
+def test_reproduce_retrains_only_the_runs_whose_weights_are_missing(store, capsys):
+    argv = ["reproduce", "attention", "--profile", "quick", "--steps", "2", *TINY, "--no-progress"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    weights = sorted((store / "weights").glob("*.pt"))
+    assert len(weights) == len(list(store.glob("*.json"))) >= 2
+    gone = weights[0]
+    gone.unlink()                              # a clone: only some weights were committed
+    stamps = {p.name: p.stat().st_mtime_ns for p in store.glob("*.json")}
+    runs = len(stamps)                         # (offline, the pretrained GPT-2 runs are skipped)
+    assert main(argv) == 0                     # without the flag: a record is enough
+    assert capsys.readouterr().out.count("done already") == runs and not gone.exists()
+    assert main(argv + ["--retrain-weightless"]) == 0
+    out = capsys.readouterr().out
+    assert "1 stored runs have no trained weights here" in out and out.count("done already") == runs - 1
+    assert gone.is_file()                      # trained again, its weights kept
+    changed = [n for n, t in stamps.items() if (store / n).stat().st_mtime_ns != t]
+    assert changed == [f"{gone.stem}.json"]    # only its record was replaced

@@ -261,7 +261,8 @@ def _stored(config: RunConfig, directory, ctx) -> dict | None:
 
 def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None, directory=None,
               progress: bool = True, device: str = "auto", log: Callable[[str], None] = print,
-              compile: bool | str = "auto", pack: bool | int | str = "auto", **changes) -> list[dict]:
+              compile: bool | str = "auto", pack: bool | int | str = "auto", retrain_weightless: bool = False,
+              **changes) -> list[dict]:
     """Run every configuration of a table that the store does not have yet; return all records
     in the table's order, each labelled with its place in THIS table (a run shared with another
     table is stored once, under the label of the table that ran it first). Runs are taken group by
@@ -272,7 +273,9 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
     sittings. At the evidence profile the records go to the tracked ``results/evidence/``
     (``store_dir``) and each run trained here gets a manifest entry (``files.add_to_manifest``:
     command, hardware, wall time, commit, created_at), written atomically as soon as its record is
-    stored (``run_many``'s ``on_record``)."""
+    stored (``run_many``'s ``on_record``). ``retrain_weightless``: also train again the stored runs
+    whose record names trained weights that are not here (a clone holds only the weights that were
+    committed), keeping their weights; each new record replaces the old one (``weightless``)."""
     configs = catalogue.table(name, profile, backbone, **changes)
     check_outputs(configs, directory)
     folder = store_dir(profile, directory)
@@ -283,6 +286,10 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
     log(f"{name}: {len(configs)} configurations, {sum(map(len, groups))} distinct runs "
         f"in {len(groups)} groups (differing in {' or '.join(GROUP_VARIES)} only)")
     stored = {c.key for g in groups for c in g if results.get(c.key, folder) is not None}
+    again = {k for k in stored if weightless(results.get(k, folder), folder)} if retrain_weightless else set()
+    if again:
+        log(f"{len(again)} stored runs have no trained weights here: trained again, keeping them")
+    stored -= again
     if profile == files.EVIDENCE:
         left = [c for g in groups for c in g if c.key not in stored]
         log(f"{len(left)} runs not stored yet: about {sum(map(run_seconds, left)) / 3600:.1f} CPU-hours on a "
@@ -295,15 +302,23 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
             pre = catalogue.pretraining_config(cfg) if cfg.init == "bit-memory" else None
             _add_to_manifest(folder, record, command, pre)
 
-    _reproduce_groups(groups, stored, log, note, pack=pack, directory=directory, progress=progress, device=device,
-                      compile=compile)
+    _reproduce_groups(groups, stored, log, note, again, pack=pack, directory=directory, progress=progress,
+                      device=device, compile=compile)
     return [{**by_key[c.key], "label": {"table": c.table, "row": c.row, "column": c.column}}
             for c in configs if c.key in by_key]
 
 
-def _reproduce_groups(groups, stored: set, log: Callable[[str], None], note, **run_kw) -> None:
+def weightless(record: Mapping | None, directory=None) -> bool:
+    """A stored record that names trained weights which are not in the store (e.g. a clone: only
+    some weights are committed)."""
+    return bool(record and record.get("weights")) and not results.weights_path(record["key"], directory).is_file()
+
+
+def _reproduce_groups(groups, stored: set, log: Callable[[str], None], note, again: set = frozenset(),
+                      **run_kw) -> None:
     """``reproduce``'s loop: each group through ``run_many`` (runs another process holds are
-    taken up after every other group), a group whose task or backbone is not here skipped."""
+    taken up after every other group), a group whose task or backbone is not here skipped; the
+    runs in ``again`` are trained again (forced) with their weights kept."""
     held: list[RunConfig] | None = []           # runs another process is training, taken up at the end
     count, i = sum(map(len, groups)), 0
     for group in groups + [None]:   # one task and backbone per group: available or not together
@@ -317,7 +332,10 @@ def _reproduce_groups(groups, stored: set, log: Callable[[str], None], note, **r
             log(f"[{i}/{count}] " + (f"done already: {cfg.row} / {cfg.column} ({cfg.key})" if cfg.key in stored else
                                      f"running {cfg.row} / {cfg.column}: {cfg.describe()}"))
         try:
-            run_many(group, log=log, held=held, on_record=note, **run_kw)
+            redo = [c for c in group if c.key in again]
+            if redo:
+                run_many(redo, log=log, held=held, on_record=note, force=True, save_weights=True, **run_kw)
+            run_many([c for c in group if c.key not in again], log=log, held=held, on_record=note, **run_kw)
         except (FileNotFoundError, BackboneUnavailable) as err:
             log(f"    skipped {len(group)} run(s) of {group[0].task} / {group[0].backbone}, not available here: {err}")
 

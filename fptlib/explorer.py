@@ -110,8 +110,10 @@ def xor_models(n_bits: int, profile: str = "quick", backbone: str | None = None,
         store = experiments.store_dir(cfg.profile, directory)
         record = None if train else results.get(cfg.key, store)
         if not train and (record is None or not experiments.weights_path(cfg.key, store).is_file()):
-            out.failed[kind] = (f"run {cfg.key} or its trained weights are not in {short_paths(str(results.results_dir(store)))}: "
-                                f"`python -m fptlib reproduce attention --profile {cfg.profile}` produces it")
+            where, command = short_paths(str(results.results_dir(store))), experiments.catalogue.producing_command(cfg)
+            out.failed[kind] = (f"run {cfg.key} is not in {where}: `{command}` produces it" if record is None else
+                                f"the trained weights of run {cfg.key} are not in {where} (its record is): "
+                                f"`{command} --retrain-weightless` trains it again, keeping them")
             continue
         try:
             record = record or experiments.run(cfg, directory=directory, progress=progress, device=device)

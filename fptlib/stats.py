@@ -219,7 +219,7 @@ class Verdict:
         return None
 
 
-def _at_or_below(s: Summary, baselines: Sequence[tuple]) -> tuple | None:
+def at_or_below(s: Summary, baselines: Sequence[tuple]) -> tuple | None:
     """The highest baseline ``s`` does not beat by more than ``FLOOR_MARGIN`` (None: it beats them all)."""
     under = [b for b in baselines if b[1] is not None and s.mean <= b[1] + FLOOR_MARGIN]
     return max(under, key=lambda b: b[1]) if under else None
@@ -232,7 +232,7 @@ def _fitted(b: tuple) -> bool:
 def collapsed(s: Summary, baselines: Sequence[tuple]) -> bool:
     """Every seed gave the same accuracy, at or below a trivial (not fitted) baseline: one constant
     prediction, whatever the input."""
-    return s.constant and _at_or_below(s, [b for b in baselines if not _fitted(b)]) is not None
+    return s.constant and at_or_below(s, [b for b in baselines if not _fitted(b)]) is not None
 
 
 def verdict(claim: Claim, first: Summary | None, second: Summary | None, *, where: str = "",
@@ -260,7 +260,7 @@ def verdict(claim: Claim, first: Summary | None, second: Summary | None, *, wher
     if flat:
         return Verdict(claim, COLLAPSED, f"{claim.text}: no comparison: {' and '.join(flat)} gave the same accuracy "
                        f"on every seed, at or below a trivial baseline: a constant output: {detail}.", "collapsed")
-    under = [(label, s, b) for label, s in sides if (b := _at_or_below(s, baselines))]
+    under = [(label, s, b) for label, s in sides if (b := at_or_below(s, baselines))]
     named = "; ".join(f"{label} {100 * s.mean:.1f}% is at or below the {'fitted' if _fitted(b) else 'trivial'} "
                       f"baseline ({b[0]} {100 * b[1]:.1f}%)" for label, s, b in under)
     if len(under) == 2:

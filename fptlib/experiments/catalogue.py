@@ -415,6 +415,15 @@ def table(name: str, profile: str | None = None, backbone: str | None = None, **
         if changes else configs
 
 
+def producing_command(config: RunConfig) -> str:
+    """The ``reproduce`` command whose table or run set (at the run's profile and backbone)
+    contains ``config``'s run, e.g. SmolLM2's first 6 layers on Bit XOR: ``second_backbone``."""
+    for name in names(run_sets=True):
+        if any(c.key == config.key for c in table(name, config.profile, config.backbone)):
+            backbone = "" if name == "second_backbone" else f" --backbone {config.backbone}"
+            return f"python -m fptlib reproduce {name} --profile {config.profile}{backbone}"
+    return f"no table or run set holds run {config.key}: train it with experiments.run"
+
 
 def pretraining_config(config: RunConfig) -> RunConfig:
     """The Bit Memory pretraining run a ``bit-memory`` init builds on: the same architecture,

@@ -286,3 +286,15 @@ def test_the_cost_model_counts_a_wider_backbone_by_its_blocks():
     assert experiments.run_seconds(smol) > 1.8 * experiments.run_seconds(minilm)
     one = experiments.dataclasses.replace(minilm, layers=1)
     assert experiments.cost.block_cost(one) == 0.2          # the input and output layers cost something
+
+
+def test_the_cost_model_counts_an_images_tokens():
+    """STEP_SECONDS is measured at the evidence settings' 16 tokens; 64-token images (image_epoch)
+    were measured 3.7x slower a step (0.59 s against 0.16 s), and the estimate says so."""
+    short = experiments.config("fashion-mnist", "evidence", "minilm")     # the CIFAR-10 column's stand-in
+    epoch = next(c for c in experiments.table("image_epoch", "evidence", "minilm") if c.row == "language")
+    assert experiments.cost.token_factor(short) == 1.0
+    per_step = [experiments.run_seconds(c) / c.steps for c in (short, epoch)]
+    assert 3.4 < per_step[1] / per_step[0] < 4.0
+    bits = experiments.config("bit-xor", "evidence", "minilm")
+    assert experiments.cost.token_factor(bits) == 1.0      # only image runs change with their patch size

@@ -21,6 +21,8 @@ from fptlib.backbones.registry import hidden_size_of, num_layers_of
 from fptlib.experiments import catalogue, models
 from fptlib.experiments.settings import RunConfig, same_run, store_dir
 from fptlib.freeze import FreezeSpec
+from fptlib.tasks.images import ImageTask, image_tokens
+from fptlib.tasks.registry import TASKS
 from fptlib.train.trainer import TrainConfig, Trainer
 
 # Seconds per training step at batch 16 with MiniLM and the FPT preset at the evidence settings, one
@@ -30,6 +32,10 @@ from fptlib.train.trainer import TrainConfig, Trainer
 STEP_SECONDS = {"bit-xor": 0.13, "bit-memory": 0.34, "listops": 0.40, "mnist-5k": 0.26,
                 "fashion-mnist": 0.26, "digits": 0.60,
                 "japanese-vowels": 0.58}
+# image tasks: the tokens per image at which STEP_SECONDS was measured (the evidence settings), and how a
+# step grows with them: FPT measured 0.16 s at 16 tokens and 0.59 s at 64 (bench/RESULTS.md, image_epoch)
+STEP_TOKENS = {"mnist-5k": 16, "fashion-mnist": 16, "digits": 64}
+TOKEN_EXPONENT = 0.94
 # relative cost of a step: every weight trained, the LSTM, output-only on cached frozen features (one
 # forward pass per example, ``train.features``); evaluation's share (bench/RESULTS.md, same section)
 TRAINED_ALL, LSTM_COST, OUTPUT_ONLY_COST, EVAL_OVERHEAD = 1.5, 0.4, 0.3, 0.25
@@ -66,8 +72,18 @@ def trains_blocks(c: RunConfig) -> bool:
     return bool(FreezeSpec.parse(c.freeze).trained & {"attention", "feedforward"})
 
 
+def token_factor(c: RunConfig) -> float:
+    """How much longer than at ``STEP_TOKENS`` a step of an image run is (1 for other tasks)."""
+    cls, fixed = TASKS.get(c.task, (None, {}))
+    if cls is not ImageTask or c.task not in STEP_TOKENS:
+        return 1.0
+    options = dict(c.task_options)
+    tokens = image_tokens(fixed["dataset"], options.get("patch_size"), options.get("image_size"))
+    return (tokens / STEP_TOKENS[c.task]) ** TOKEN_EXPONENT
+
+
 def run_seconds(c: RunConfig) -> float:
-    per_step = STEP_SECONDS.get(c.task, max(STEP_SECONDS.values())) * c.batch_size / 16
+    per_step = STEP_SECONDS.get(c.task, max(STEP_SECONDS.values())) * c.batch_size / 16 * token_factor(c)
     if c.backbone == "lstm":
         per_step *= LSTM_COST
     elif c.freeze == "output_only":

@@ -326,6 +326,20 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 # ---- the task ---------------------------------------------------------------------------
+def default_sizes(dataset: str, patch_size: int | None = None, image_size: int | None = None) -> tuple[int, int]:
+    """(image size, patch size) of an image task with these options: the set's own where not given
+    (the paper's MNIST is 32x32; the authors' code used 28x28). Loads no data."""
+    spec = IMAGE_SETS[dataset]
+    size = (32 if dataset == "mnist" else spec.size) if image_size is None else image_size
+    return size, spec.patch if patch_size is None else patch_size
+
+
+def image_tokens(dataset: str, patch_size: int | None = None, image_size: int | None = None) -> int:
+    """Tokens of one image, (image size // patch size) squared, without loading the data."""
+    size, patch = default_sizes(dataset, patch_size, image_size)
+    return (size // patch) ** 2
+
+
 class ImageTask(DatasetTask):
     """Classify images from patch tokens: x float [B, (S/p)^2, p*p*C], y long [B]."""
 
@@ -341,11 +355,9 @@ class ImageTask(DatasetTask):
             raise ValueError(f"unknown image dataset {dataset!r}; known: {', '.join(IMAGE_SETS)}")
         spec = self.spec = IMAGE_SETS[dataset]
         self.dataset, self.root = dataset, resolve_data_dir(data_dir)
-        if image_size is None:  # the paper's MNIST is 32x32; the authors' code used 28x28
-            image_size = 32 if dataset == "mnist" else spec.size
         positive("patch_size", patch_size, allow_none=True)     # 0 would silently mean the default
         positive("image_size", image_size, allow_none=True)
-        self.patch = spec.patch if patch_size is None else patch_size
+        image_size, self.patch = default_sizes(dataset, patch_size, image_size)
         if image_size < 1 or self.patch < 1 or image_size % self.patch:
             raise ValueError(f"image_size ({image_size}) must be a positive multiple of patch_size "
                              f"({self.patch}), e.g. image_size={spec.size}, patch_size={spec.patch}")

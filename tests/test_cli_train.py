@@ -126,6 +126,9 @@ def test_reproduce_retrains_only_the_runs_whose_weights_are_missing(store, capsy
     assert len(weights) == len(list(store.glob("*.json"))) >= 2
     gone = weights[0]
     gone.unlink()                              # a clone: only some weights were committed
+    record = store / f"{gone.stem}.json"       # as if another table had run it first: its label stays
+    first = {**json.loads(record.read_text()), "label": {"table": "init", "row": "random", "column": "bit-xor"}}
+    record.write_text(json.dumps(first))
     stamps = {p.name: p.stat().st_mtime_ns for p in store.glob("*.json")}
     runs = len(stamps)                         # (offline, the pretrained GPT-2 runs are skipped)
     assert main(argv) == 0                     # without the flag: a record is enough
@@ -136,3 +139,5 @@ def test_reproduce_retrains_only_the_runs_whose_weights_are_missing(store, capsy
     assert gone.is_file()                      # trained again, its weights kept
     changed = [n for n, t in stamps.items() if (store / n).stat().st_mtime_ns != t]
     assert changed == [f"{gone.stem}.json"]    # only its record was replaced
+    again = json.loads(record.read_text())
+    assert again["label"] == first["label"] and again["weights"] == gone.name

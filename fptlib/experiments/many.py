@@ -4,6 +4,7 @@ evidence manifest written as each run lands (:func:`run_many`, :func:`reproduce`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Callable, Mapping
 
 from fptlib import env, files, results, tasks
@@ -286,10 +287,12 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
     log(f"{name}: {len(configs)} configurations, {sum(map(len, groups))} distinct runs "
         f"in {len(groups)} groups (differing in {' or '.join(GROUP_VARIES)} only)")
     stored = {c.key for g in groups for c in g if results.get(c.key, folder) is not None}
-    again = {k for k in stored if weightless(results.get(k, folder), folder)} if retrain_weightless else set()
+    # the runs trained again keep their record's label (the table that ran them first)
+    again = {k: results.get(k, folder)["label"] for k in stored
+             if retrain_weightless and weightless(results.get(k, folder), folder)}
     if again:
         log(f"{len(again)} stored runs have no trained weights here: trained again, keeping them")
-    stored -= again
+    stored -= set(again)
     if profile == files.EVIDENCE:
         left = [c for g in groups for c in g if c.key not in stored]
         log(f"{len(left)} runs not stored yet: about {sum(map(run_seconds, left)) / 3600:.1f} CPU-hours on a "
@@ -314,11 +317,13 @@ def weightless(record: Mapping | None, directory=None) -> bool:
     return bool(record and record.get("weights")) and not results.weights_path(record["key"], directory).is_file()
 
 
-def _reproduce_groups(groups, stored: set, log: Callable[[str], None], note, again: set = frozenset(),
+def _reproduce_groups(groups, stored: set, log: Callable[[str], None], note, again: Mapping | None = None,
                       **run_kw) -> None:
     """``reproduce``'s loop: each group through ``run_many`` (runs another process holds are
     taken up after every other group), a group whose task or backbone is not here skipped; the
-    runs in ``again`` are trained again (forced) with their weights kept."""
+    runs in ``again`` (key -> their record's label) are trained again (forced) with their weights
+    kept, under the label they had."""
+    again = again or {}
     held: list[RunConfig] | None = []           # runs another process is training, taken up at the end
     count, i = sum(map(len, groups)), 0
     for group in groups + [None]:   # one task and backbone per group: available or not together
@@ -332,7 +337,7 @@ def _reproduce_groups(groups, stored: set, log: Callable[[str], None], note, aga
             log(f"[{i}/{count}] " + (f"done already: {cfg.row} / {cfg.column} ({cfg.key})" if cfg.key in stored else
                                      f"running {cfg.row} / {cfg.column}: {cfg.describe()}"))
         try:
-            redo = [c for c in group if c.key in again]
+            redo = [dataclasses.replace(c, **again[c.key]) for c in group if c.key in again]
             if redo:
                 run_many(redo, log=log, held=held, on_record=note, force=True, save_weights=True, **run_kw)
             run_many([c for c in group if c.key not in again], log=log, held=held, on_record=note, **run_kw)

@@ -282,7 +282,7 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
     folder = store_dir(profile, directory)
     command = f"python -m fptlib reproduce {catalogue.canonical(name)} --profile {profile}" + \
         (f" --backbone {backbone}" if backbone else "")
-    command += "".join(f" [{k}={v}]" for k, v in changes.items())
+    command += "".join(f" [{k}={v}]" for k, v in changes.items()) + (" --retrain-weightless" if retrain_weightless else "")
     groups = compatible_groups(configs)
     log(f"{name}: {len(configs)} configurations, {sum(map(len, groups))} distinct runs "
         f"in {len(groups)} groups (differing in {' or '.join(GROUP_VARIES)} only)")

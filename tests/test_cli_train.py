@@ -141,3 +141,18 @@ def test_reproduce_retrains_only_the_runs_whose_weights_are_missing(store, capsy
     assert changed == [f"{gone.stem}.json"]    # only its record was replaced
     again = json.loads(record.read_text())
     assert again["label"] == first["label"] and again["weights"] == gone.name
+
+
+def test_run_many_weightless_trains_again_only_runs_without_their_weights(store, one_thread):  # noqa: F811
+    from fptlib import experiments
+    from fptlib.experiments.many import WEIGHTLESS
+    configs = [experiments.config("bit-xor", "quick", "gpt2", init="random", steps=2, seed=s,
+                                  backbone_overrides=(("n_layer", 1), ("n_embd", 16), ("n_head", 2))) for s in (0, 1)]
+    first = experiments.run_many(configs, progress=False, log=lambda m: None)
+    (store / "weights" / f"{configs[1].key}.pt").unlink()
+    stamp = (store / f"{configs[0].key}.json").stat().st_mtime_ns
+    again = experiments.run_many(configs, progress=False, log=lambda m: None, force=WEIGHTLESS, save_weights=True)
+    assert (store / f"{configs[0].key}.json").stat().st_mtime_ns == stamp  # its weights are here: read, not trained
+    assert again[0]["created_at"] == first[0]["created_at"]
+    assert (store / "weights" / f"{configs[1].key}.pt").is_file()        # trained again, weights kept
+    assert again[1]["final"]["test"]["accuracy"] == first[1]["final"]["test"]["accuracy"]

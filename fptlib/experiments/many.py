@@ -96,7 +96,14 @@ class _Runs:
             self.on_record(c, record)
 
     def stored(self, c: RunConfig) -> dict | None:
-        return None if self.force else _stored(c, self.directory, self.ctx)
+        """The run's stored record, unless ``force`` (True: always train; "weightless": train when
+        the record's trained weights are not here, checked again as each run is claimed)."""
+        if self.force is True:
+            return None
+        record = _stored(c, self.directory, self.ctx)
+        if self.force == WEIGHTLESS and weightless(record, store_dir(c.profile, self.directory)):
+            return None
+        return record
 
     def claim(self, key: str, wait: bool = False):
         """files.claim_run; under DDP (torchrun) rank 0 claims for all its processes, which train
@@ -216,7 +223,7 @@ class _Runs:
                     self.train_one(c)
 
 
-def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force: bool = False, progress: bool = True,
+def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force: bool | str = False, progress: bool = True,
              device: str = "auto", checkpoint: bool | str | None = None, save_weights: bool | None = None,
              compile: bool | str = "auto", log: Callable[[str], None] = print,
              held: list | None = None, on_record: Callable[[RunConfig, dict], None] | None = None,
@@ -230,7 +237,9 @@ def run_many(configs, *, pack: bool | int | str = "auto", directory=None, force:
     records (the caller takes them up later). A run whose loss became NaN raises its
     NonFiniteLossError after the others are stored. ``on_record(config, record)`` is called for each
     record as soon as it is stored or found (``reproduce`` writes its manifest entry there), so a
-    stop in the middle of a group loses nothing of the runs that finished. With ``on_diverged``, a run
+    stop in the middle of a group loses nothing of the runs that finished. ``force``: True trains
+    every run again; ``"weightless"`` (``WEIGHTLESS``) the stored runs whose trained weights are not
+    here, checked as each run is claimed (another process may have trained it meanwhile). With ``on_diverged``, a run
     whose loss became NaN is passed to it (with its error) instead, and the others go on."""
     check_outputs(configs, directory, checkpoint=checkpoint)
     state = _Runs(configs, pack=pack, directory=directory, force=force, log=log, on_record=on_record,
@@ -311,6 +320,9 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
             for c in configs if c.key in by_key]
 
 
+WEIGHTLESS = "weightless"
+
+
 def weightless(record: Mapping | None, directory=None) -> bool:
     """A stored record that names trained weights which are not in the store (e.g. a clone: only
     some weights are committed)."""
@@ -339,7 +351,7 @@ def _reproduce_groups(groups, stored: set, log: Callable[[str], None], note, aga
         try:
             redo = [dataclasses.replace(c, **again[c.key]) for c in group if c.key in again]
             if redo:
-                run_many(redo, log=log, held=held, on_record=note, force=True, save_weights=True, **run_kw)
+                run_many(redo, log=log, held=held, on_record=note, force=WEIGHTLESS, save_weights=True, **run_kw)
             run_many([c for c in group if c.key not in again], log=log, held=held, on_record=note, **run_kw)
         except (FileNotFoundError, BackboneUnavailable) as err:
             log(f"    skipped {len(group)} run(s) of {group[0].task} / {group[0].backbone}, not available here: {err}")

@@ -119,11 +119,14 @@ def table_rows(m: SeedMeasures) -> list[dict]:
             if not xs:
                 continue
             acc = {k: _summary([x.accuracy[k] for x in xs if k in x.accuracy]) for k in ("none", "top head", "random head")}
+
+            def cell(key: str) -> str:      # a seed at chance is not ablated: say how many seeds were
+                s = acc[key]
+                return _pm(s) + ("" if s.n in (0, len(xs)) else f" ({s.n} of {len(xs)} seeds)")
             rows.append({"n": n, "model": kind, "seeds": len(xs), "top heads": ", ".join(x.top for x in xs),
                          "partner share (%)": _pm(_summary([x.partner for x in xs])),
                          "chance (%)": f"{100 * xs[0].chance:.1f}", "test acc (%)": _pm(acc["none"]),
-                         "top head ablated (%)": _pm(acc["top head"]),
-                         "random head ablated (%)": _pm(acc["random head"])})
+                         "top head ablated (%)": cell("top head"), "random head ablated (%)": cell("random head")})
     return rows
 
 

@@ -360,9 +360,11 @@ def test_committed_evidence_records_load_and_match_the_manifest():
 
 
 def test_the_explorers_committed_models_have_their_weights_and_the_evidence_stays_small():
-    """Notebook 12 at the evidence profile loads the explorer's models (seed 0 of `reproduce
-    attention`): where such a record is committed, its trained parameters are too; everything
-    tracked under results/evidence/ stays below ~20 MB (other runs' weights stay ignored)."""
+    """Notebook 12 loads the explorer's models (every seed of `reproduce attention`, and the Bit XOR
+    runs of `second_backbone`, its causal models): where such a record is committed, its trained
+    parameters are too; everything tracked under results/evidence/ stays below ~30 MB (other runs'
+    weights stay ignored; a MiniLM explorer model's parameters are ~0.84 MB, most of it its 512
+    trained position rows)."""
     import subprocess
     root = files.repo_root()
     if root is None or not (root / ".git").exists():
@@ -370,10 +372,10 @@ def test_the_explorers_committed_models_have_their_weights_and_the_evidence_stay
     folder = root / "results" / files.EVIDENCE
     tracked = subprocess.run(["git", "ls-files", "results/evidence"], cwd=root, capture_output=True, text=True,
                              check=True).stdout.split()
-    for cfg in experiments.table("attention", "evidence", "minilm"):
-        if cfg.seed == 0 and f"results/evidence/{cfg.key}.json" in tracked:
+    for cfg in experiments.catalogue.shipped_weights("evidence", "minilm"):
+        if f"results/evidence/{cfg.key}.json" in tracked:
             assert f"results/evidence/weights/{cfg.key}.pt" in tracked, cfg.key
-    assert sum((root / p).stat().st_size for p in tracked if (root / p).exists()) < 20_000_000
+    assert sum((root / p).stat().st_size for p in tracked if (root / p).exists()) < 30_000_000
     assert not [p for p in tracked if "/checkpoints/" in p or p.endswith(".lock")]
 
 

@@ -76,6 +76,10 @@ def test_table_rows_give_each_seeds_top_head_and_the_spread():
     assert [r["model"] for r in rows] == [PRETRAINED, RANDOM]
     assert rows[0]["top heads"] == "L0 H0, L0 H1, L0 H2" and rows[0]["partner share (%)"] == "80.0 ± 10.0"
     assert rows[0]["chance (%)"] == "10.0" and rows[1]["top head ablated (%)"] == "-"
+    mixed = seeds(5, RANDOM, [0.1] * 3, [0.56, 0.5, 0.5])
+    mixed[0] = es.SeedMeasure(5, RANDOM, 0, "L0 H0", 0.1, 0.1, {"none": 0.56, "top head": 0.53, "random head": 0.55},
+                              1000, "one seed above chance: the only one ablated")
+    assert es.table_rows(measures(mixed))[0]["top head ablated (%)"] == "53.0 (1 of 3 seeds)"
     shares, accuracy = es.plot(measures(seeds(5, PRETRAINED, [0.9, 0.8, 0.7], SOLVED, [0.6] * 3, [0.99] * 3)))
     assert len(shares.axes[0].collections) >= 2 and accuracy.axes[0].get_xlabel() == "Bit XOR test accuracy (%)"
 

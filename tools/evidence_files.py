@@ -1,7 +1,8 @@
 """The files of the committed evidence, for ``git add``: every record with its manifest entry, and the
-manifest, under results/evidence/, and the trained parameters of the explorer's models (seed 0 of ``reproduce
-attention --profile evidence``), which notebook 12 loads. Other runs' weights stay ignored (the
-whole folder must stay under ~20 MB; tests/test_experiments_tables.py checks it).
+manifest, under results/evidence/, and the trained parameters of the models notebook 12 loads
+(``experiments.catalogue.shipped_weights``: every seed of ``reproduce attention --profile evidence`` and the
+Bit XOR runs of ``second_backbone``). Other runs' weights stay ignored (the whole folder must stay under
+~30 MB; tests/test_experiments_tables.py checks it).
 
     git add -f $(.venv/bin/python tools/evidence_files.py)
 """
@@ -23,9 +24,9 @@ def evidence_files(root: Path = ROOT) -> list[Path]:
     entered = set(files.read_manifest(folder))
     out = [p for p in sorted(folder.glob("*.json")) if p.stem in entered]
     out += [p for p in (folder / files.MANIFEST, folder / "README.md") if p.is_file()]
-    for cfg in experiments.table("attention", files.EVIDENCE, experiments.EVIDENCE_BACKBONE):
+    for cfg in experiments.catalogue.shipped_weights(files.EVIDENCE, experiments.EVIDENCE_BACKBONE):
         weights = experiments.weights_path(cfg.key, folder)
-        if cfg.seed == 0 and weights.is_file() and cfg.key in entered:
+        if weights.is_file() and cfg.key in entered:
             out.append(weights)
     return out
 

@@ -415,6 +415,14 @@ def table(name: str, profile: str | None = None, backbone: str | None = None, **
         if changes else configs
 
 
+def shipped_weights(profile: str, backbone: str | None = None) -> list[RunConfig]:
+    """The runs whose trained weights the course commits (and its wheel ships), because notebook 12
+    loads them: every seed of the explorer's models (``attention``) and its causal models (the Bit
+    XOR runs of ``second_backbone``). Other runs' weights stay out of git (size)."""
+    return table("attention", profile, backbone) + [c for c in table("second_backbone", profile, backbone)
+                                                    if c.task == "bit-xor"]
+
+
 def producing_command(config: RunConfig) -> str:
     """The ``reproduce`` command whose table or run set (at the run's profile and backbone)
     contains ``config``'s run, e.g. SmolLM2's first 6 layers on Bit XOR: ``second_backbone``."""

@@ -83,26 +83,28 @@ def test_packaging_check_reads_extras_and_imports_from_the_notebooks(copy):
 
 
 def test_evidence_files_add_only_the_explorers_weights(tmp_path):
-    """tools/evidence_files.py: the records, the manifest and seed 0's weights of the explorer's
-    runs, never the weights of other evidence runs (they would break the ~20 MB limit)."""
+    """tools/evidence_files.py: the records, the manifest and the weights of the runs notebook 12
+    loads (every seed of the explorer's runs, second_backbone's Bit XOR runs), never the weights of
+    other evidence runs (they would break the ~30 MB limit)."""
     from fptlib import experiments, files
     tool = _tool("evidence_files")
     folder = files.evidence_dir(tmp_path / "results")
     (folder / "weights").mkdir(parents=True)
     attention = [c for c in experiments.table("attention", "evidence", experiments.EVIDENCE_BACKBONE) if c.column == "n=16"]
-    explorer_run = next(c for c in attention if c.seed == 0)
-    other_seed = next(c for c in attention if c.seed == 1)
-    other_table = experiments.table("architecture", "evidence", experiments.EVIDENCE_BACKBONE)[0]
-    for cfg in (explorer_run, other_seed, other_table):
+    explorer_runs = [next(c for c in attention if c.seed == s) for s in (0, 1)]
+    causal = next(c for c in experiments.table("second_backbone", "evidence") if c.task == "bit-xor")
+    not_shipped = [experiments.table("architecture", "evidence", experiments.EVIDENCE_BACKBONE)[0],
+                   next(c for c in experiments.table("second_backbone", "evidence") if c.task == "bit-memory")]
+    runs = explorer_runs + [causal] + not_shipped
+    for cfg in runs:
         (folder / f"{cfg.key}.json").write_text("{}")
         (folder / "weights" / f"{cfg.key}.pt").write_bytes(b"w")
-    for cfg in (explorer_run, other_seed, other_table):
         files.add_to_manifest(folder, cfg.key, {"command": "test"})
     unentered = experiments.table("architecture", "evidence", experiments.EVIDENCE_BACKBONE)[1]
     (folder / f"{unentered.key}.json").write_text("{}")      # its group is still running: no entry yet
     listed = {p.relative_to(folder).as_posix() for p in tool.evidence_files(tmp_path)}
-    assert listed == {f"{c.key}.json" for c in (explorer_run, other_seed, other_table)} | {
-        "manifest.json", f"weights/{explorer_run.key}.pt"}
+    assert listed == {f"{c.key}.json" for c in runs} | {"manifest.json"} | {
+        f"weights/{c.key}.pt" for c in explorer_runs + [causal]}
 
 
 def test_packaging_check_installs_what_the_install_cell_adds_without_dependencies(copy):

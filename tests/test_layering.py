@@ -18,7 +18,7 @@ LAYERS = (
     ("results (store and record queries)", ("results", "stats")),
     ("experiments and sweeps", ("experiments", "sweeps")),
     ("report and plots", ("report", "viz", "jupyter_static")),
-    ("notebook, explorer, command line", ("notebook", "explorer", "cli", "commands", "__main__", "__init__")),
+    ("notebook, explorer, command line", ("notebook", "explorer", "explorer_seeds", "cli", "commands", "__main__", "__init__")),
 )
 COMMAND_LINE = len(LAYERS) - 1      # every package's cli.py is a command-line module
 

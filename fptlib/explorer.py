@@ -403,14 +403,15 @@ def bit_accuracy(model, task, split: str = "test", batch_size: int = 256, limit:
 
 
 def head_ablation(model, task, layer: int, top: int, *, random_heads: int = 3, seed: int = 0,
-                  mode: str = "zero", split: str = "test", limit: int | None = None) -> list[dict]:
+                  mode: str = "zero", split: str = "test", limit: int | None = None,
+                  base: float | None = None) -> list[dict]:
     """Bit XOR accuracy with heads of ``layer`` silenced (:func:`fptlib.attention.ablate_heads`).
 
     Rows: nothing ablated; the ``top`` head; ``random_heads`` other heads of the same layer drawn
     with ``seed``, each alone; every head of the layer except ``top``. ``mode`` is "zero" (the
     head's output is set to zero before the output projection) or "mean" (replaced by its mean).
     ``limit`` scores only the split's first ``limit`` examples (a quicker check; the whole split
-    by default).
+    by default). ``base``: the accuracy with nothing ablated, when already measured on that split.
     """
     n_heads = model.backbone.num_heads
     others = [h for h in range(n_heads) if h != top]
@@ -423,7 +424,7 @@ def head_ablation(model, task, layer: int, top: int, *, random_heads: int = 3, s
     rows = []
     for what, heads_text, heads in runs:
         if heads is None:
-            acc = bit_accuracy(model, task, split, limit=limit)
+            acc = bit_accuracy(model, task, split, limit=limit) if base is None else base
         else:
             with ablate_heads(model, layer, heads, mode):
                 acc = bit_accuracy(model, task, split, limit=limit)

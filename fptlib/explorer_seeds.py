@@ -82,7 +82,7 @@ def measure(lengths: Iterable[int], profile: str, backbone: str | None = None, *
                 accuracy = {"none": bit_accuracy(model, trained.task, limit=limit)}
                 if _solved(stats.Summary((accuracy["none"],), n_test=size)):   # else nothing to take away
                     rows = head_ablation(model, trained.task, layer, head, random_heads=random_heads, seed=seed,
-                                         limit=limit)
+                                         limit=limit, base=accuracy["none"])
                     by: dict[str, list[float]] = {}
                     for r in rows[1:]:
                         by.setdefault(r["ablated"], []).append(r["test acc (%)"] / 100)

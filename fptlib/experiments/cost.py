@@ -21,7 +21,7 @@ from fptlib.backbones.registry import hidden_size_of, num_layers_of
 from fptlib.experiments import catalogue, models
 from fptlib.experiments.settings import RunConfig, same_run, store_dir
 from fptlib.freeze import FreezeSpec
-from fptlib.tasks.images import ImageTask, image_tokens
+from fptlib.tasks.images import image_tokens
 from fptlib.tasks.registry import TASKS
 from fptlib.train.trainer import TrainConfig, Trainer
 
@@ -74,11 +74,10 @@ def trains_blocks(c: RunConfig) -> bool:
 
 def token_factor(c: RunConfig) -> float:
     """How much longer than at ``STEP_TOKENS`` a step of an image run is (1 for other tasks)."""
-    cls, fixed = TASKS.get(c.task, (None, {}))
-    if cls is not ImageTask or c.task not in STEP_TOKENS:
+    if c.task not in STEP_TOKENS:       # image tasks only
         return 1.0
     options = dict(c.task_options)
-    tokens = image_tokens(fixed["dataset"], options.get("patch_size"), options.get("image_size"))
+    tokens = image_tokens(TASKS[c.task][1]["dataset"], options.get("patch_size"), options.get("image_size"))
     return (tokens / STEP_TOKENS[c.task]) ** TOKEN_EXPONENT
 
 

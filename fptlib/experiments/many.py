@@ -297,8 +297,8 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
         f"in {len(groups)} groups (differing in {' or '.join(GROUP_VARIES)} only)")
     stored = {c.key for g in groups for c in g if results.get(c.key, folder) is not None}
     # the runs trained again keep their record's label (the table that ran them first)
-    again = {k: results.get(k, folder)["label"] for k in stored
-             if retrain_weightless and weightless(results.get(k, folder), folder)}
+    records = {k: results.get(k, folder) for k in stored} if retrain_weightless else {}
+    again = {k: r["label"] for k, r in records.items() if weightless(r, folder)}
     if again:
         log(f"{len(again)} stored runs have no trained weights here: trained again, keeping them")
     stored -= set(again)

@@ -104,6 +104,8 @@ def test_truncating_layers():
     backbone = load_backbone("minilm", layers=2)
     assert backbone.num_layers == 2 and len(backbone.model.encoder.layer) == 2
     assert any("first 2 layers" in n for n in backbone.notes)
+    whole = load_backbone("minilm", layers=6)                # all of its layers: no "truncated" note
+    assert whole.num_layers == 6 and not any("truncated" in n for n in whole.notes)
     with pytest.raises(ValueError, match="1..6"):
         load_backbone("minilm", layers=7)
 

@@ -3,6 +3,7 @@ in each column or a labelled stand-in, the seeds, the learning-rate grid, the ro
 the profile rule; the evidence store's manifest; and the quick keys the notebooks use."""
 import collections
 import dataclasses
+import json
 
 import pytest
 
@@ -150,11 +151,12 @@ def test_profile_rule():
 
 def fake_run_many(run):
     """experiments.run_many over a fake ``run``: stored records reused, the others 'trained'."""
-    def run_many(configs, *, directory=None, on_record=None, **_):
+    def run_many(configs, *, directory=None, on_record=None, force=None, **_):
         out = []
         for c in configs:
             done = results.get(c.key, experiments.store_dir(c.profile, directory))
-            out.append(done if done is not None else run(c, directory=directory))
+            retrain = force == experiments.many.WEIGHTLESS and experiments.many.weightless(done, directory)
+            out.append(done if done is not None and not retrain else run(c, directory=directory))
             if on_record is not None:
                 on_record(c, out[-1])
         return out
@@ -197,6 +199,14 @@ def test_reproduce_evidence_writes_the_tracked_folder_and_manifest_and_resumes(t
     assert len(calls) == 6 and files.read_manifest(folder) == manifest
     assert any(line.startswith("0 runs not stored yet: about 0.0 CPU-hours") for line in logs)
     assert sum("done already" in line for line in logs) == 6
+    # a record whose trained weights are not here: the estimate counts it apart from the new runs
+    path = folder / f"{configs[0].key}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "weights": f"{configs[0].key}.pt"}))
+    logs.clear()
+    experiments.reproduce("architecture", "evidence", backbone="minilm", directory=tmp_path, log=logs.append,
+                          retrain_weightless=True)
+    assert len(calls) == 7 and calls[-1] == configs[0].key
+    assert any(line.startswith("0 runs not stored yet and 1 trained again: about") for line in logs)
     # the quick profile stays in the store itself
     experiments.reproduce("architecture", "quick", backbone="minilm", directory=tmp_path, log=logs.append)
     assert results.get(experiments.table("architecture", "quick", "minilm")[0].key, tmp_path)

@@ -219,5 +219,7 @@ def test_every_package_of_fptlib_is_listed_for_the_wheel():
     conf = tomllib.loads((files.repo_root() / "pyproject.toml").read_text())["tool"]["setuptools"]
     found = {".".join(p.parent.relative_to(files.PACKAGE_DIR.parent).parts)
              for p in files.PACKAGE_DIR.rglob("__init__.py") if "__pycache__" not in p.parts}
-    assert found | {"fptlib.evidence"} == set(conf["packages"])
+    evidence = {"fptlib.evidence", "fptlib.evidence.weights"}    # data packages: results/evidence/ and its weights/
+    assert found | evidence == set(conf["packages"])
     assert conf["package-dir"]["fptlib.evidence"] == "results/evidence"
+    assert conf["package-data"]["fptlib.evidence.weights"] == ["*.pt"]

@@ -96,6 +96,8 @@ class HFBackbone(Backbone):
         if not 1 <= k <= len(layers):
             raise ValueError(f"cannot keep {k} layers of a {len(layers)}-layer {self.family} "
                              f"backbone; choose 1..{len(layers)}")
+        if k == len(layers):        # the whole model: nothing cut, nothing to note
+            return
         del layers[k:]
         self.num_layers = k
         self.model.config.num_hidden_layers = k

@@ -291,10 +291,10 @@ def _image_epoch(profile, bb):
     for row, init, preset in IMAGE_EPOCH_ROWS:
         if row == "Full LSTM":
             cfg = _lstm(base, freeze="full")
+        elif row == "Full transformer":
+            cfg = dataclasses.replace(base, init=init, freeze=preset, layers=FULL_TRANSFORMER_LAYERS["cifar10"])
         else:
             cfg = dataclasses.replace(base, init=init, freeze=preset)
-        if row == "Full transformer":
-            cfg = dataclasses.replace(cfg, layers=FULL_TRANSFORMER_LAYERS["cifar10"])
         out.append(_label(cfg, "image_epoch", row, "cifar10"))
         if row == "language":        # the same run is Table 1's FPT row
             out.append(_label(cfg, "image_epoch", "FPT", "cifar10"))

@@ -304,8 +304,7 @@ def reproduce(name: str, profile: str = "quick", *, backbone: str | None = None,
     stored -= set(again)
     if profile == files.EVIDENCE:
         left = [c for g in groups for c in g if c.key not in stored]
-        new = sum(c.key not in again for c in left)
-        runs = f"{new} runs not stored yet" + (f" and {len(left) - new} trained again" if again else "")
+        runs = f"{len(left) - len(again)} runs not stored yet" + (f" and {len(again)} trained again" if again else "")
         log(f"{runs}: about {sum(map(run_seconds, left)) / 3600:.1f} CPU-hours on a "
             f"2-core CPU like the one that measured experiments.STEP_SECONDS (one process per core)")
     by_key: dict[str, dict] = {}
